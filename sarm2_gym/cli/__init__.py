@@ -1,0 +1,14 @@
+"""The ``sarm2`` command line.
+
+Each command group lives in its own module and registers itself on :data:`app`; importing this
+package imports them all.
+"""
+
+from __future__ import annotations
+
+from sarm2_gym.cli._app import app
+
+# Command modules register their commands on ``app`` at import time.
+from sarm2_gym.cli import data_commands  # noqa: E402,F401  isort: skip
+
+__all__ = ["app"]

@@ -1,0 +1,3 @@
+"""Data commands: ``collect`` and ``make-benchmark``."""
+
+from __future__ import annotations

@@ -1,0 +1,411 @@
+"""Scripted experts: closed-loop waypoint controllers with quality knobs and primitive labels.
+
+A task's expert turns the current stage (from the task's stage machine, so a dropped object
+sends it back to re-grasp) into a short plan of :class:`Waypoint` s, each tagged with the action
+primitive it performs. :class:`ScriptedExpert` executes the plan with bounded per-step motion and
+degrades it on purpose through :class:`ExpertQuality`: speed, action noise, hesitation pauses,
+mistakes followed by recovery, and abandoning the task (partial or failed episodes), so datasets
+mix good, slow, clumsy and failed demonstrations as the method needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from sarm2_gym.envs.core.embodiment import ARMS
+from sarm2_gym.envs.core.primitives import DUMMY, primitive_index
+
+if TYPE_CHECKING:
+    from sarm2_gym.envs.core.task_env import TaskEnv
+
+__all__ = [
+    "QUALITY_PRESETS",
+    "ArmTarget",
+    "ExpertQuality",
+    "ExpertStep",
+    "ScriptedExpert",
+    "Waypoint",
+    "resolve_quality",
+]
+
+Vec = np.ndarray | Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExpertQuality:
+    """Knobs that degrade a scripted expert.
+
+    Args:
+        name: Preset name recorded in datasets.
+        speed: Fraction of the maximum per-step motion used, in (0, 1].
+        action_noise: Std of Gaussian noise added to the normalised arm motion.
+        hesitation: Probability per step of starting a pause (labelled ``dummy``).
+        hesitation_steps: Inclusive range of a pause's length in steps.
+        mistake: Probability, per stage, of one mistake (a wrong detour or dropping what is
+            held) that the closed-loop expert then recovers from.
+        abandon_stage: Stage at which the expert gives up (``None``: never). Negative values are
+            drawn per episode: ``-1`` a random stage after the first, ``-2`` the first stage.
+        abandon_fraction: With ``abandon_stage`` set, the fraction of that stage's plan carried out
+            before giving up (``None``: drawn uniformly in [0, 0.6]).
+    """
+
+    name: str = "custom"
+    speed: float = 1.0
+    action_noise: float = 0.0
+    hesitation: float = 0.0
+    hesitation_steps: tuple[int, int] = (3, 8)
+    mistake: float = 0.0
+    abandon_stage: int | None = None
+    abandon_fraction: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.speed <= 1.0:
+            raise ValueError(f"speed must be in (0, 1], got {self.speed}")
+        for knob in ("action_noise", "hesitation", "mistake"):
+            value = getattr(self, knob)
+            if value < 0 or (knob != "action_noise" and value > 1):
+                raise ValueError(f"{knob} must be a probability/non-negative, got {value}")
+        lo, hi = self.hesitation_steps
+        if not 1 <= lo <= hi:
+            raise ValueError(f"hesitation_steps must satisfy 1 <= lo <= hi, got {self.hesitation_steps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able knobs (recorded with every episode)."""
+        return asdict(self)
+
+
+QUALITY_PRESETS: Final[dict[str, ExpertQuality]] = {
+    "expert": ExpertQuality(name="expert"),
+    "slow": ExpertQuality(name="slow", speed=0.45, hesitation=0.03),
+    "clumsy": ExpertQuality(name="clumsy", speed=0.8, action_noise=0.3, hesitation=0.04),
+    "mistake": ExpertQuality(name="mistake", speed=0.9, action_noise=0.05, mistake=0.7),
+    "partial": ExpertQuality(name="partial", speed=0.9, abandon_stage=-1),
+    "failed": ExpertQuality(name="failed", speed=0.9, action_noise=0.1, abandon_stage=-2),
+}
+"""Named quality presets; ``"mixed"`` draws one of them per episode (see :func:`resolve_quality`)."""
+
+MIXED_WEIGHTS: Final[dict[str, float]] = {
+    "expert": 0.35,
+    "slow": 0.15,
+    "clumsy": 0.15,
+    "mistake": 0.15,
+    "partial": 0.1,
+    "failed": 0.1,
+}
+
+
+def resolve_quality(quality: str | ExpertQuality, rng: np.random.Generator) -> ExpertQuality:
+    """Turn a preset name (or ``"mixed"``) into knobs for one episode.
+
+    Raises:
+        ValueError: For an unknown preset name; the message lists the valid ones.
+    """
+    if isinstance(quality, ExpertQuality):
+        return quality
+    if quality == "mixed":
+        names = list(MIXED_WEIGHTS)
+        probs = np.array([MIXED_WEIGHTS[n] for n in names])
+        return QUALITY_PRESETS[names[int(rng.choice(len(names), p=probs / probs.sum()))]]
+    if quality not in QUALITY_PRESETS:
+        raise ValueError(
+            f"unknown expert quality {quality!r}; expected one of {[*QUALITY_PRESETS, 'mixed']}"
+        )
+    return QUALITY_PRESETS[quality]
+
+
+@dataclass
+class ArmTarget:
+    """Where one arm should go. Positions may be callables, re-evaluated every step.
+
+    Args:
+        pos: TCP position target (world frame) or a callable returning it.
+        rpy: Orientation target relative to the home pose (``None``: keep the current one).
+        gripper: Gripper command, -1 open, +1 closed (``None``: keep the current one).
+    """
+
+    pos: Vec | None = None
+    rpy: Vec | None = None
+    gripper: float | None = None
+
+
+@dataclass
+class Waypoint:
+    """One step of a plan.
+
+    Args:
+        primitive: Primitive label of the frames spent on this waypoint.
+        targets: Per-arm targets; arms not named keep their commanded pose.
+        tol: Position tolerance (metres) for "reached".
+        rot_tol: Orientation tolerance (radians).
+        hold: Steps to stay once reached (e.g. to let fingers close).
+        until: Optional extra completion condition, checked after reaching.
+        max_steps: Steps after which the waypoint is abandoned (a stuck motion never deadlocks).
+    """
+
+    primitive: str
+    targets: dict[str, ArmTarget] = field(default_factory=dict)
+    tol: float = 0.008
+    rot_tol: float = 0.05
+    hold: int = 0
+    until: Callable[[], bool] | None = None
+    max_steps: int = 80
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertStep:
+    """What the expert does this step."""
+
+    action: np.ndarray
+    primitive: int
+    gave_up: bool
+
+
+class ScriptedExpert:
+    """Executes a task-specific plan of waypoints with the quality knobs applied.
+
+    Subclasses implement :meth:`plan_stage` (and may override :meth:`mistake_waypoints`).
+
+    Args:
+        quality: A preset name, ``"mixed"`` (drawn per episode) or explicit knobs.
+    """
+
+    def __init__(self, quality: str | ExpertQuality = "expert") -> None:
+        if isinstance(quality, str):
+            resolve_quality(quality, np.random.default_rng(0))  # validate the name early
+        self._quality_spec = quality
+        self.quality = ExpertQuality()
+        self.env: TaskEnv | None = None
+        self._rng = np.random.default_rng(0)
+        self._plan: list[Waypoint] = []
+        self._plan_stage = -1
+        self._wp_steps = 0
+        self._wp_held = 0
+        self._pause = 0
+        self._stage_len = 0
+        self._stage_done_wps = 0
+        self._abandon_stage: int | None = None
+        self._abandon_after = 0
+        self._gave_up = False
+        self._mistake_stages: set[int] = set()
+        self._pending_mistake = False
+        self._abandon_frac = 0.0
+        self._idle_target: dict[str, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ public API
+    def reset(self, env: TaskEnv, seed: int | None = None) -> None:
+        """Prepare for an episode of ``env`` (already reset)."""
+        self.env = env
+        self._rng = np.random.default_rng(seed)
+        self.quality = resolve_quality(self._quality_spec, self._rng)
+        n = env.stage_machine.n_stages
+        q = self.quality
+        self._abandon_stage = None
+        if q.abandon_stage is not None:
+            if q.abandon_stage == -1:
+                self._abandon_stage = int(self._rng.integers(1, n)) if n > 1 else 0
+            elif q.abandon_stage == -2:
+                self._abandon_stage = 0
+            else:
+                self._abandon_stage = int(np.clip(q.abandon_stage, 0, n - 1))
+        frac = q.abandon_fraction
+        self._abandon_frac = float(self._rng.uniform(0.0, 0.6) if frac is None else frac)
+        self._mistake_stages = {k for k in range(n) if self._rng.random() < q.mistake}
+        self._plan, self._plan_stage = [], -1
+        self._pause = 0
+        self._gave_up = False
+
+    @property
+    def gave_up(self) -> bool:
+        """Whether the expert has abandoned the task this episode."""
+        return self._gave_up
+
+    def act(self) -> ExpertStep:
+        """Next action (normalised, (14,)) and its primitive label."""
+        env = self._require_env()
+        q = self.quality
+        if self._gave_up:
+            return ExpertStep(self._idle_action(), DUMMY, True)
+        if self._pause > 0:
+            self._pause -= 1
+            return ExpertStep(self._hold_action(), DUMMY, False)
+        if q.hesitation and self._rng.random() < q.hesitation:
+            lo, hi = q.hesitation_steps
+            self._pause = int(self._rng.integers(lo, hi + 1)) - 1
+            return ExpertStep(self._hold_action(), DUMMY, False)
+
+        stage = env.status.stage
+        if stage != self._plan_stage or not self._plan:
+            self._start_stage(stage)
+        if self._should_abandon(stage):
+            self._gave_up = True
+            self._idle_target = {a: self._commanded_pos(a) + np.array([-0.08, 0.0, 0.1]) for a in ARMS}
+            return ExpertStep(self._idle_action(), DUMMY, True)
+
+        wp = self._plan[0]
+        action = self._track(wp)
+        if self._reached(wp):
+            self._wp_held += 1
+            if self._wp_held > wp.hold and (wp.until is None or wp.until()):
+                self._advance()
+        self._wp_steps += 1
+        if self._wp_steps >= wp.max_steps and self._plan and self._plan[0] is wp:
+            self._advance()
+        if q.action_noise:
+            noise = self._rng.normal(0.0, q.action_noise, action.shape)
+            noise[6::7] = 0.0  # gripper commands stay clean: noise there is a different mistake
+            action = np.clip(action + noise, -1.0, 1.0)
+        return ExpertStep(action.astype(np.float32), primitive_index(wp.primitive), False)
+
+    # ------------------------------------------------------------------ for subclasses
+    def plan_stage(self, stage: int) -> list[Waypoint]:
+        """Waypoints that accomplish ``stage`` from the current state."""
+        raise NotImplementedError
+
+    def mistake_waypoints(self, stage: int) -> list[Waypoint]:
+        """A mistake to insert into ``stage``'s plan (default: a wrong detour, or a drop).
+
+        The expert is closed-loop over stages, so after a drop the stage machine falls back and
+        the expert re-plans the grasp: that is the recovery.
+        """
+        env = self._require_env()
+        arm = self._busy_arm()
+        if env.robot.holding(arm) >= 0 or env.robot.holding_cloth(arm):
+            pos = self._commanded_pos(arm)
+            return [
+                Waypoint("dummy", {arm: ArmTarget(pos=pos, gripper=-1.0)}, hold=3, max_steps=6),
+                Waypoint("dummy", {arm: ArmTarget(pos=pos + np.array([0, 0, 0.06]))}, max_steps=10),
+            ]
+        offset = self._rng.uniform(-1, 1, 3) * np.array([0.12, 0.12, 0.04])
+        offset[2] = abs(offset[2]) + 0.03
+        wrong = np.clip(self._commanded_pos(arm) + offset, [-0.3, -0.4, 0.05], [0.4, 0.4, 0.4])
+        primitive = env.stages[stage].primitive
+        return [Waypoint(primitive, {arm: ArmTarget(pos=wrong)}, tol=0.02, max_steps=15)]
+
+    def _busy_arm(self) -> str:
+        """The arm the current plan moves (mistakes are made with it)."""
+        for wp in self._plan:
+            if wp.targets:
+                return next(iter(wp.targets))
+        return "right"
+
+    def _require_env(self) -> TaskEnv:
+        if self.env is None:
+            raise RuntimeError("call expert.reset(env) before expert.act()")
+        return self.env
+
+    def _commanded_pos(self, arm: str) -> np.ndarray:
+        return self._require_env().robot.arms[arm].target_pos.copy()
+
+    def _commanded_rpy(self, arm: str) -> np.ndarray:
+        return self._require_env().robot.arms[arm].target_rpy.copy()
+
+    # ------------------------------------------------------------------ internals
+    def _start_stage(self, stage: int) -> None:
+        plan = self.plan_stage(stage)
+        if stage in self._mistake_stages and plan:
+            self._mistake_stages.discard(stage)  # one mistake per chosen stage
+            cut = int(self._rng.integers(1, len(plan) + 1)) if len(plan) > 1 else 1
+            self._plan = plan[:cut]
+            self._pending_mistake = True  # see _advance
+        else:
+            self._plan = plan
+            self._pending_mistake = False
+        self._plan_stage = stage
+        self._stage_len = len(plan)
+        self._stage_done_wps = 0
+        self._wp_steps = self._wp_held = 0
+
+    def _advance(self) -> None:
+        self._plan.pop(0)
+        self._stage_done_wps += 1
+        self._wp_steps = self._wp_held = 0
+        if not self._plan and self._pending_mistake:
+            # The truncated plan is done: make the mistake now. Once its waypoints are done the
+            # plan is empty again and act() re-plans the same stage from the new state, which is
+            # the recovery.
+            self._pending_mistake = False
+            self._plan = self.mistake_waypoints(self._plan_stage)
+
+    def _should_abandon(self, stage: int) -> bool:
+        if self._abandon_stage is None or stage < self._abandon_stage:
+            return False
+        if stage > self._abandon_stage:
+            return True
+        return self._stage_done_wps >= self._abandon_frac * max(self._stage_len, 1)
+
+    def _track(self, wp: Waypoint) -> np.ndarray:
+        env = self._require_env()
+        lim = env.robot.limits
+        action = np.zeros(14)
+        for i, arm in enumerate(ARMS):
+            st = env.robot.arms[arm]
+            tgt = wp.targets.get(arm)
+            action[7 * i + 6] = st.gripper_cmd
+            if tgt is None:
+                continue
+            if tgt.pos is not None:
+                delta = _value(tgt.pos) - st.target_pos
+                step = delta / lim.max_translation
+                action[7 * i : 7 * i + 3] = _limit(step, self.quality.speed)
+            if tgt.rpy is not None:
+                drpy = _wrap(_value(tgt.rpy) - st.target_rpy)
+                action[7 * i + 3 : 7 * i + 6] = _limit(drpy / lim.max_rotation, self.quality.speed)
+            if tgt.gripper is not None:
+                action[7 * i + 6] = tgt.gripper
+        return action
+
+    def _reached(self, wp: Waypoint) -> bool:
+        env = self._require_env()
+        for arm, tgt in wp.targets.items():
+            st = env.robot.arms[arm]
+            if tgt.pos is not None and np.linalg.norm(_value(tgt.pos) - st.target_pos) > wp.tol:
+                return False
+            if tgt.rpy is not None and np.max(np.abs(_wrap(_value(tgt.rpy) - st.target_rpy))) > wp.rot_tol:
+                return False
+        return True
+
+    def _hold_action(self) -> np.ndarray:
+        env = self._require_env()
+        action = np.zeros(14, dtype=np.float32)
+        for i, arm in enumerate(ARMS):
+            action[7 * i + 6] = env.robot.arms[arm].gripper_cmd
+        return action
+
+    def _idle_action(self) -> np.ndarray:
+        """Drift back and hover: what an operator sees when a policy stalls.
+
+        The gripper keeps its command: letting go of a held object could finish the task by
+        accident (an eraser dropped above its tray), which a stalled policy does not do.
+        """
+        env = self._require_env()
+        action = self._hold_action()
+        for i, arm in enumerate(ARMS):
+            tgt = self._idle_target.get(arm)
+            if tgt is None:
+                continue
+            delta = (tgt - env.robot.arms[arm].target_pos) / env.robot.limits.max_translation
+            action[7 * i : 7 * i + 3] = _limit(delta, 0.4) + self._rng.normal(0, 0.05, 3)
+        return np.clip(action, -1, 1).astype(np.float32)
+
+
+def _value(v: Vec) -> np.ndarray:
+    return np.asarray(v() if callable(v) else v, dtype=np.float64)
+
+
+def _limit(step: np.ndarray, speed: float) -> np.ndarray:
+    """Scale a desired normalised step so its largest component is at most ``speed``."""
+    peak = float(np.max(np.abs(step))) if step.size else 0.0
+    return step * (speed / peak) if peak > speed else step
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2 * np.pi) - np.pi
+
+
+def with_name(quality: ExpertQuality, name: str) -> ExpertQuality:
+    """A copy of ``quality`` carrying another preset name."""
+    return replace(quality, name=name)

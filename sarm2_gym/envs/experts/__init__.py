@@ -1,0 +1,1 @@
+"""One scripted expert per benchmark task."""

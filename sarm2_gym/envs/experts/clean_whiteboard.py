@@ -1,0 +1,120 @@
+"""Scripted expert for ``SARM2-CleanWhiteboard-v0`` (right arm; the tray is on the right)."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import numpy as np
+
+from sarm2_gym.envs.core.expert import ArmTarget, ScriptedExpert, Waypoint
+from sarm2_gym.envs.tasks.clean_whiteboard import (
+    BOARD_TOP,
+    ERASER_HALF,
+    TRAY_BASE,
+    CleanWhiteboardEnv,
+)
+
+__all__ = ["CleanWhiteboardExpert"]
+
+ARM = "right"
+HOVER = 0.09  # clearance above a target before descending (m)
+GRASP_DEPTH = 0.012  # TCP this far below the eraser's top face when grasping
+PRESS = 0.003  # felt face commanded this far into the board, so it stays in contact
+WIPE_REACH = 0.012  # "reached" tolerance while chasing the nearest ink cell
+
+
+class CleanWhiteboardExpert(ScriptedExpert):
+    """Grasp the eraser from above, wipe the nearest remaining ink until none is left, put it back.
+
+    Args:
+        quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
+    """
+
+    @property
+    def task(self) -> CleanWhiteboardEnv:
+        """The task being demonstrated."""
+        return cast(CleanWhiteboardEnv, self._require_env())
+
+    def _grasp_yaw(self) -> float:
+        """Yaw that puts the fingers across the eraser's short side (either of two symmetric)."""
+        _, mat = self.task.eraser_pose()
+        yaw = float(np.arctan2(mat[1, 0], mat[0, 0]))
+        return float((yaw + np.pi / 2) % np.pi - np.pi / 2)
+
+    def _eraser_top(self) -> np.ndarray:
+        pos, _ = self.task.eraser_pose()
+        return pos + np.array([0.0, 0.0, ERASER_HALF[2]])
+
+    def _felt_z(self) -> float:
+        """Height of the eraser's felt face now."""
+        pos, _ = self.task.eraser_pose()
+        return float(pos[2] - ERASER_HALF[2])
+
+    def _tcp_for_felt_at(self, z: float) -> float:
+        """TCP height that puts the held eraser's felt face at height ``z``."""
+        return float(self._commanded_pos(ARM)[2] + (z - self._felt_z()))
+
+    def plan_stage(self, stage: int) -> list[Waypoint]:
+        """Waypoints for pick_grab (0), erase (1), place (2)."""
+        task = self.task
+        if stage == 0:
+            if task.eraser_held():  # held but not yet lifted clear: just lift
+                return [self._lift(0.12, "pick_grab")]
+            yaw = self._grasp_yaw()
+            rpy = np.array([0.0, 0.0, yaw])
+            return [
+                Waypoint("pick_grab", {ARM: ArmTarget(pos=lambda: self._eraser_top() + [0, 0, HOVER], rpy=rpy, gripper=-1.0)}, tol=0.01),
+                Waypoint("pick_grab", {ARM: ArmTarget(pos=lambda: self._eraser_top() - [0, 0, GRASP_DEPTH], rpy=rpy)}, tol=0.004),
+                Waypoint("pick_grab", {ARM: ArmTarget(gripper=1.0)}, hold=2, until=task.eraser_held, max_steps=12),
+                self._lift(0.12, "pick_grab"),
+            ]
+        if stage == 1:
+            if not task.eraser_held():
+                return self.plan_stage(0)
+            return [
+                Waypoint("erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015),
+                Waypoint(
+                    "erase",
+                    {ARM: ArmTarget(pos=self._wipe_target, rpy=lambda: self._commanded_rpy(ARM) * [0, 0, 1])},
+                    tol=WIPE_REACH,
+                    until=lambda: len(task.remaining_ink()) == 0,
+                    max_steps=220,
+                ),
+            ]
+        # stage 2: place (re-grasp first if the eraser was dropped after erasing)
+        if not task.eraser_held():
+            return self.plan_stage(0)
+        tray = task.tray_center()
+        above_tray = lambda: np.array([tray[0], tray[1], self._tcp_for_felt_at(TRAY_BASE + 0.08)])  # noqa: E731
+        return [
+            self._lift(0.13, "place"),
+            Waypoint("place", {ARM: ArmTarget(pos=above_tray, rpy=np.zeros(3))}, tol=0.01),
+            Waypoint("place", {ARM: ArmTarget(pos=lambda: np.array([tray[0], tray[1], self._tcp_for_felt_at(TRAY_BASE + 0.006)]))}, tol=0.004),
+            Waypoint("place", {ARM: ArmTarget(gripper=-1.0)}, hold=3),
+            Waypoint("dummy", {ARM: ArmTarget(pos=lambda: self._commanded_pos(ARM) + [0, 0, 0.08])}, tol=0.01),
+        ]
+
+    def _lift(self, height: float, primitive: str) -> Waypoint:
+        """Straight up to ``height`` (TCP z) from wherever the arm is."""
+        start = self._commanded_pos(ARM)
+        return Waypoint(primitive, {ARM: ArmTarget(pos=np.array([start[0], start[1], height]))}, tol=0.01)
+
+    def _nearest_ink(self) -> np.ndarray:
+        ink = self.task.remaining_ink()
+        pos, _ = self.task.eraser_pose()
+        if len(ink) == 0:
+            return pos[:2]
+        return ink[int(np.argmin(np.linalg.norm(ink - pos[:2], axis=1)))]
+
+    def _above_nearest_ink(self, clearance: float) -> np.ndarray:
+        xy = self._nearest_ink() + self._tcp_offset_xy()
+        return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP + clearance)])
+
+    def _wipe_target(self) -> np.ndarray:
+        xy = self._nearest_ink() + self._tcp_offset_xy()
+        return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP - PRESS)])
+
+    def _tcp_offset_xy(self) -> np.ndarray:
+        """Horizontal offset from the eraser centre to the TCP (the grasp is not centred)."""
+        pos, _ = self.task.eraser_pose()
+        return self._commanded_pos(ARM)[:2] - pos[:2]

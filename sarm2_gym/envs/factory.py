@@ -1,0 +1,38 @@
+"""Entry point behind every ``SARM2-<Task>-v0`` id: builds the task env and its reward.
+
+``gym.make(id, reward=...)`` passes ``reward`` here: ``"sparse"`` (default) is the env's own
+success reward; ``"sarm2"`` wraps the env with the packaged SARM2 reward model and
+``"sarm2:<dir>"`` with a checkpoint directory (see :mod:`sarm2_gym.wrappers`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+
+from sarm2_gym.envs.registry import env_class
+
+__all__ = ["make_task_env"]
+
+
+def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
+    """Build the env of ``task`` with the requested reward.
+
+    Args:
+        task: Gymnasium id of the task.
+        reward: ``"sparse"``, ``"sarm2"`` or ``"sarm2:<checkpoint dir>"``.
+        **kwargs: Forwarded to the task env (``obs_mode``, ``image_size``, ``render_mode``, ...).
+
+    Raises:
+        ValueError: For an unknown reward specification.
+    """
+    env: gym.Env = env_class(task)(**kwargs)
+    if reward == "sparse":
+        return env
+    if reward == "sarm2" or reward.startswith("sarm2:"):
+        from sarm2_gym.wrappers import wrap_with_sarm2  # lazy: pulls in torch
+
+        checkpoint = reward.partition(":")[2] or None
+        return wrap_with_sarm2(env, checkpoint=checkpoint)
+    raise ValueError(f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}")
