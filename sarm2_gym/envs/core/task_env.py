@@ -205,6 +205,10 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         """Control steps since reset."""
         return self._elapsed
 
+    def privileged_state(self) -> np.ndarray:
+        """The task's privileged object state (``env_state``), float32, whatever the obs mode."""
+        return np.clip(self._env_state(), -STATE_BOUND, STATE_BOUND).astype(np.float32)
+
     def render_cameras(self, size: int | None = None) -> dict[str, np.ndarray]:
         """Render all three cameras now (at ``size``, default the observation size)."""
         size = size or self.image_size
@@ -231,8 +235,7 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     def _get_obs(self) -> dict[str, np.ndarray]:
         state = self.robot.state(self.data)
         if self.obs_mode == "state":
-            env_state = np.clip(self._env_state(), -STATE_BOUND, STATE_BOUND).astype(np.float32)
-            return {"state": state, "env_state": env_state}
+            return {"state": state, "env_state": self.privileged_state()}
         return {**self.render_cameras(), "state": state}
 
     def _info(self, status: TaskStatus, reward: float) -> dict[str, Any]:

@@ -36,6 +36,8 @@ LIFT_HEIGHT: Final[float] = 0.03  # eraser raised this far above its tray rest =
 ERASER_FLAT_COS: Final[float] = 0.9  # felt face within ~25 deg of the board to erase
 IN_TRAY_MARGIN: Final[float] = 0.008  # slack (m) on "eraser lies inside the tray, on its base"
 SETTLED_SPEED: Final[float] = 0.05  # m/s: an eraser moving slower than this is at rest
+ERASE_APPROACH_SHARE: Final[float] = 0.15  # share of the erase stage spent bringing the felt to ink
+APPROACH_SCALE: Final[float] = 0.3  # metres from the ink at which the approach share starts
 STROKES: Final[tuple[int, int]] = (2, 3)
 STROKE_RADIUS: Final[float] = 0.016  # ink half-width around the stroke centre line
 
@@ -239,11 +241,24 @@ class CleanWhiteboardEnv(TaskEnv):
         w_pick = 0.7 + 0.3 * np.clip(lift / LIFT_HEIGHT, 0, 1) if held else 0.7 * (1 - np.clip(tcp_dist / 0.35, 0, 1))
         tray_dist = float(np.linalg.norm(pos[:2] - self.data.xpos[self._tray, :2]))
         w_place = 0.85 * (1 - np.clip(tray_dist / 0.4, 0, 1)) + (0.15 if not held else 0.0)
+        # Carrying the eraser to the ink is part of erasing: a small share before wiping starts.
+        approach = 1.0 - np.clip(self._distance_to_ink(pos) / APPROACH_SCALE, 0, 1)
+        w_erase = ERASE_APPROACH_SHARE * (approach if erased == 0 else 1.0)
+        w_erase += (1 - ERASE_APPROACH_SHARE) * erased
         return sequential_status(
             done=[picked or erase_done, erase_done, placed],
-            within=[float(w_pick), erased, float(w_place)],
+            within=[float(w_pick), float(w_erase), float(w_place)],
             metrics={"ink_left": float(left), "erased_fraction": erased, "tray_dist": tray_dist},
         )
+
+    def _distance_to_ink(self, eraser_pos: np.ndarray) -> float:
+        """Distance from the felt face to the nearest remaining ink cell (0 when none is left)."""
+        ink = self.remaining_ink()
+        if len(ink) == 0:
+            return 0.0
+        felt = eraser_pos - np.array([0.0, 0.0, ERASER_HALF[2]])
+        cells = np.c_[ink, np.full(len(ink), BOARD_TOP)]
+        return float(np.min(np.linalg.norm(cells - felt, axis=1)))
 
     def _env_state(self) -> np.ndarray:
         pos, mat = self.eraser_pose()

@@ -1,0 +1,271 @@
+"""Generating datasets from the benchmark's scripted experts: ``collect`` and ``make-benchmark``.
+
+Episodes are produced by a pool of worker processes (one env per task per worker) and written by
+the parent in a fixed order, so a run is reproducible whatever the number of workers. Every
+writer call is atomic per episode; a rerun reads what is on disk and continues with the seeds
+not yet used, which is how an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from tqdm.auto import tqdm
+
+from sarm2_gym.data.episode import Episode
+from sarm2_gym.data.recording import OUTCOMES, record_episode
+from sarm2_gym.data.writer import LeRobotDatasetWriter
+from sarm2_gym.envs.core.expert import resolve_quality
+from sarm2_gym.envs.core.task_env import CONTROL_HZ
+from sarm2_gym.envs.registry import TASKS, implemented_tasks, task_by_id
+
+__all__ = [
+    "BenchmarkSizes",
+    "Job",
+    "collect",
+    "make_benchmark",
+    "resolve_tasks",
+]
+
+# Seed ranges keep the splits disjoint: a held-out episode never shares a scene with training.
+SPLIT_SEED_BASE: Final[dict[str, int]] = {
+    "train": 0,
+    "heldout_demos": 1_000_000,
+    "heldout_rollouts": 2_000_000,
+}
+# Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
+_SUCCESS_PRESETS: Final[tuple[str, ...]] = ("slow", "clumsy", "mistake")
+_OUTCOME_PRESET: Final[dict[str, tuple[str, ...]]] = {
+    "success": _SUCCESS_PRESETS,
+    "partial": ("partial",),
+    "failed": ("failed",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One episode to record."""
+
+    env_id: str
+    seed: int
+    quality: str
+    image_size: int = 96
+
+
+def resolve_tasks(task: str) -> list[str]:
+    """``"all"`` -> every implemented task id in the paper's order, else the one task's id."""
+    if task == "all":
+        return [t.env_id for t in implemented_tasks()]
+    return [task_by_id(task).env_id]
+
+
+# ---------------------------------------------------------------------------- workers
+_ENVS: dict[tuple[str, int], Any] = {}
+
+
+def _run_job(job: Job) -> Episode:
+    import gymnasium as gym
+
+    import sarm2_gym  # noqa: F401  (registers the envs, picks the GL backend)
+    from sarm2_gym.envs.registry import expert_for
+
+    key = (job.env_id, job.image_size)
+    if key not in _ENVS:
+        _ENVS[key] = gym.make(job.env_id, obs_mode="rgb", image_size=job.image_size)
+    return record_episode(_ENVS[key], expert_for(job.env_id, job.quality), job.seed, env_id=job.env_id)
+
+
+def _episodes(jobs: Sequence[Job], num_workers: int) -> Iterator[Episode]:
+    """Record ``jobs`` in order, in ``num_workers`` processes (in this one for 1)."""
+    if num_workers <= 1:
+        for job in jobs:
+            yield _run_job(job)
+        return
+    # forkserver: MuJoCo GL contexts and torch threads do not survive a plain fork.
+    ctx = mp.get_context("forkserver")
+    with ctx.Pool(num_workers, maxtasksperchild=200) as pool:
+        yield from pool.imap(_run_job, jobs, chunksize=1)
+
+
+def _task_index(env_id: str) -> int:
+    return next(i for i, t in enumerate(TASKS) if t.env_id == env_id)
+
+
+def _open_writer(root: Path) -> LeRobotDatasetWriter:
+    return LeRobotDatasetWriter(root, fps=CONTROL_HZ)
+
+
+def _done_seeds(writer: LeRobotDatasetWriter) -> dict[str, set[int]]:
+    done: dict[str, set[int]] = {}
+    for meta in writer.episodes_meta:
+        done.setdefault(str(meta["env_id"]), set()).add(int(meta["seed"]))
+    return done
+
+
+# ---------------------------------------------------------------------------- collect
+def collect(
+    tasks: Sequence[str],
+    episodes_per_task: int,
+    out: str | Path,
+    *,
+    quality: str = "mixed",
+    seed: int = 0,
+    image_size: int = 96,
+    num_workers: int = 1,
+    progress: bool = True,
+) -> Path:
+    """Record ``episodes_per_task`` expert episodes of each task into one dataset at ``out``.
+
+    Episode ``i`` of a task uses reset seed ``seed + i``; the dataset's ``task_index`` is the
+    task's position in the paper's order. Rerunning with the same arguments finishes an
+    interrupted run; asking for more episodes appends them.
+
+    Raises:
+        ValueError: Unknown task or quality preset, or ``out`` holding a different dataset.
+    """
+    resolve_quality(quality, __import__("numpy").random.default_rng(0))  # validate early
+    for env_id in tasks:
+        task_by_id(env_id)
+    root = Path(out)
+    with _open_writer(root) as writer:
+        done = _done_seeds(writer)
+        jobs = [
+            Job(env_id, seed + i, quality, image_size)
+            for env_id in tasks
+            for i in range(episodes_per_task)
+            if seed + i not in done.get(env_id, set())
+        ]
+        bar = tqdm(total=len(jobs), desc=f"collect -> {root}", unit="ep", disable=not progress)
+        for episode in _episodes(jobs, num_workers):
+            writer.add_episode(episode, task_index=_task_index(episode.env_id))
+            bar.update(1)
+            bar.set_postfix(task=episode.env_id.removeprefix("SARM2-"), ok=episode.success)
+        bar.close()
+    return root
+
+
+# ---------------------------------------------------------------------------- benchmark
+@dataclass(frozen=True, slots=True)
+class BenchmarkSizes:
+    """Episodes per task in each split of the standard benchmark data.
+
+    Args:
+        train: Mixed-quality training episodes.
+        heldout_demos: Expert demonstrations on unseen seeds.
+        rollouts_per_outcome: Held-out rollouts per outcome (success / partial / failed).
+    """
+
+    train: int = 60
+    heldout_demos: int = 10
+    rollouts_per_outcome: int = 12
+
+    def __post_init__(self) -> None:
+        if min(self.train, self.heldout_demos, self.rollouts_per_outcome) < 0:
+            raise ValueError(f"split sizes must be non-negative, got {self}")
+
+
+@dataclass
+class _Quota:
+    """Outcome quotas of one task in the rollout split."""
+
+    want: int
+    have: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    next_seed: int = 0
+
+    def missing(self) -> dict[str, int]:
+        return {o: self.want - n for o, n in self.have.items() if n < self.want}
+
+
+def make_benchmark(
+    out: str | Path,
+    *,
+    tasks: Sequence[str] | None = None,
+    sizes: BenchmarkSizes | None = None,
+    image_size: int = 96,
+    num_workers: int = 2,
+    progress: bool = True,
+    max_rounds: int = 25,
+) -> dict[str, Path]:
+    """Build the standard benchmark data under ``out``: three multi-task datasets.
+
+    * ``train/``: per task ``sizes.train`` episodes of mixed quality;
+    * ``heldout_demos/``: per task ``sizes.heldout_demos`` expert episodes on other seeds;
+    * ``heldout_rollouts/``: per task ``sizes.rollouts_per_outcome`` successful, partial and
+      failed episodes from degraded experts (outcome from privileged progress).
+
+    Resumable: rerunning continues where an interrupted run stopped.
+
+    Returns:
+        Split name -> dataset directory.
+    """
+    sizes = sizes or BenchmarkSizes()
+    env_ids = list(tasks) if tasks else [t.env_id for t in implemented_tasks()]
+    root = Path(out)
+    paths = {split: root / split for split in SPLIT_SEED_BASE}
+    total = len(env_ids) * (sizes.train + sizes.heldout_demos + 3 * sizes.rollouts_per_outcome)
+    bar = tqdm(total=total, desc=f"benchmark -> {root}", unit="ep", disable=not progress)
+
+    def fixed_split(split: str, per_task: int, quality: str) -> None:
+        with _open_writer(paths[split]) as writer:
+            done = _done_seeds(writer)
+            bar.update(sum(min(len(done.get(e, ())), per_task) for e in env_ids))
+            base = SPLIT_SEED_BASE[split]
+            jobs = [
+                Job(e, base + i, quality, image_size)
+                for e in env_ids
+                for i in range(per_task)
+                if base + i not in done.get(e, set())
+            ]
+            for episode in _episodes(jobs, num_workers):
+                writer.add_episode(episode, task_index=_task_index(episode.env_id))
+                bar.update(1)
+
+    fixed_split("train", sizes.train, "mixed")
+    fixed_split("heldout_demos", sizes.heldout_demos, "expert")
+    _rollout_split(paths["heldout_rollouts"], env_ids, sizes, image_size, num_workers, bar.update, max_rounds)
+    bar.close()
+    return paths
+
+
+def _rollout_split(
+    path: Path,
+    env_ids: Sequence[str],
+    sizes: BenchmarkSizes,
+    image_size: int,
+    num_workers: int,
+    tick: Callable[[int], Any],
+    max_rounds: int,
+) -> None:
+    base = SPLIT_SEED_BASE["heldout_rollouts"]
+    with _open_writer(path) as writer:
+        quotas = {e: _Quota(sizes.rollouts_per_outcome, next_seed=base) for e in env_ids}
+        for meta in writer.episodes_meta:
+            q = quotas.get(str(meta["env_id"]))
+            if q is None:
+                continue
+            q.have[meta["meta"]["outcome"]] += 1
+            q.next_seed = max(q.next_seed, int(meta["seed"]) + 1)
+        tick(sum(min(n, q.want) for q in quotas.values() for n in q.have.values()))
+        for _ in range(max_rounds):
+            jobs: list[Job] = []
+            for e, q in quotas.items():
+                for outcome, n in q.missing().items():
+                    presets = _OUTCOME_PRESET[outcome]
+                    for k in range(n):
+                        jobs.append(Job(e, q.next_seed, presets[k % len(presets)], image_size))
+                        q.next_seed += 1
+            if not jobs:
+                return
+            for episode in _episodes(jobs, num_workers):
+                q = quotas[episode.env_id]
+                outcome = episode.meta["outcome"]
+                if q.have[outcome] < q.want:  # keep any outcome whose quota is still open
+                    writer.add_episode(episode, task_index=_task_index(episode.env_id))
+                    q.have[outcome] += 1
+                    tick(1)
+        short = {e: q.missing() for e, q in quotas.items() if q.missing()}
+        raise RuntimeError(f"could not fill the rollout quotas after {max_rounds} rounds: {short}")

@@ -1,0 +1,148 @@
+"""Record scripted-expert episodes from the benchmark envs into :class:`Episode` s.
+
+Rows follow LeRobot: row ``t`` holds observation ``o_t``, the action ``a_t`` taken from it and
+the reward / done / success that followed. One extra final row holds the last observation ``o_T``
+(with a hold-still action and ``next.done``), so the state the episode ended in — a finished fold,
+a dropped eraser — is in the data: a reward model must see the end of the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from sarm2_gym.data.episode import ACTION_KEY, ENV_STATE_KEY, STATE_KEY, Episode, image_key
+from sarm2_gym.envs.core.task_env import CAMERAS, CONTROL_HZ
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from sarm2_gym.envs.core.expert import ScriptedExpert
+
+__all__ = ["OUTCOMES", "PARTIAL_MIN_PROGRESS", "classify_outcome", "record_episode"]
+
+OUTCOMES: Final[tuple[str, ...]] = ("success", "partial", "failed")
+PARTIAL_MIN_PROGRESS: Final[float] = 0.25
+"""An unsuccessful episode that ends at or above this privileged progress is ``partial``."""
+GIVE_UP_GRACE_STEPS: Final[int] = 15
+"""Steps recorded after the expert gives up, as an operator would watch before stopping."""
+
+
+def classify_outcome(success: bool, final_progress: float) -> str:
+    """``"success"``, ``"partial"`` (ended at >= 25 % progress) or ``"failed"``."""
+    if success:
+        return "success"
+    return "partial" if final_progress >= PARTIAL_MIN_PROGRESS else "failed"
+
+
+@dataclass
+class _Rows:
+    images: dict[str, list[np.ndarray]]
+    state: list[np.ndarray]
+    env_state: list[np.ndarray]
+    action: list[np.ndarray]
+    reward: list[float]
+    done: list[bool]
+    success: list[bool]
+    act_pri: list[int]
+    stage: list[int]
+    progress: list[float]
+
+    @classmethod
+    def empty(cls, cameras: tuple[str, ...]) -> _Rows:
+        return cls({c: [] for c in cameras}, [], [], [], [], [], [], [], [], [])
+
+
+def record_episode(
+    env: gym.Env[Any, Any],
+    expert: ScriptedExpert,
+    seed: int,
+    *,
+    env_id: str = "",
+    max_steps: int | None = None,
+) -> Episode:
+    """Roll out ``expert`` in ``env`` from ``reset(seed=seed)`` and return the episode.
+
+    Args:
+        env: A benchmark env (``gym.make`` output; ``obs_mode="rgb"`` records images).
+        expert: The task's scripted expert (its quality knobs decide the episode's character).
+        seed: Reset seed; also seeds the expert's own randomness.
+        env_id: Stored in the episode.
+        max_steps: Step cap (default: the env's TimeLimit).
+
+    Returns:
+        The episode, with ``meta`` holding seed, quality preset and knobs, outcome, final
+        progress and whether the expert gave up.
+    """
+    task = env.unwrapped
+    obs, info = env.reset(seed=seed)
+    expert.reset(task, seed=seed)  # type: ignore[arg-type]
+    cameras = tuple(c for c in CAMERAS if c in obs)
+    rows = _Rows.empty(cameras)
+    limit = max_steps or (env.spec.max_episode_steps if env.spec else None) or 10_000
+    grace = 0
+    label = 21
+    for _ in range(limit):
+        step = expert.act()
+        label = step.primitive
+        _append_obs(rows, task, obs, info)
+        rows.action.append(np.asarray(step.action, dtype=np.float32))
+        rows.act_pri.append(label)
+        obs, reward, terminated, truncated, info = env.step(step.action)
+        rows.reward.append(float(reward))
+        rows.done.append(bool(terminated or truncated))
+        rows.success.append(bool(info["is_success"]))
+        grace += int(expert.gave_up)
+        if terminated or truncated or grace > GIVE_UP_GRACE_STEPS:
+            break
+    # Final row: the observation the episode ended in, with a hold-still action.
+    _append_obs(rows, task, obs, info)
+    hold = np.zeros(14, dtype=np.float32)
+    hold[6::7] = rows.action[-1][6::7]
+    rows.action.append(hold)
+    rows.act_pri.append(label)
+    rows.reward.append(0.0)
+    rows.done.append(True)
+    rows.success.append(bool(info["is_success"]))
+
+    success = bool(info["is_success"])
+    final_progress = float(info["progress"])
+    frames: dict[str, np.ndarray] = {
+        STATE_KEY: np.stack(rows.state),
+        ENV_STATE_KEY: np.stack(rows.env_state),
+        ACTION_KEY: np.stack(rows.action),
+        "next.reward": np.asarray(rows.reward, dtype=np.float32),
+        "next.done": np.asarray(rows.done, dtype=np.bool_),
+        "next.success": np.asarray(rows.success, dtype=np.bool_),
+        "act_pri": np.asarray(rows.act_pri, dtype=np.int64),
+        "stage": np.asarray(rows.stage, dtype=np.int64),
+        "progress": np.asarray(rows.progress, dtype=np.float32),
+    }
+    for cam in cameras:
+        frames[image_key(cam)] = np.stack(rows.images[cam])
+    return Episode(
+        task=task.instruction,  # type: ignore[attr-defined]
+        env_id=env_id,
+        frames=frames,
+        success=success,
+        fps=CONTROL_HZ,
+        meta={
+            "seed": int(seed),
+            "quality": expert.quality.name,
+            "quality_knobs": expert.quality.to_dict(),
+            "outcome": classify_outcome(success, final_progress),
+            "final_progress": final_progress,
+            "gave_up": bool(expert.gave_up),
+        },
+    )
+
+
+def _append_obs(rows: _Rows, task: Any, obs: dict[str, np.ndarray], info: dict[str, Any]) -> None:
+    for cam in rows.images:
+        rows.images[cam].append(obs[cam])
+    rows.state.append(np.asarray(obs["state"], dtype=np.float32))
+    rows.env_state.append(task.privileged_state())
+    rows.stage.append(int(info["stage"]))
+    rows.progress.append(float(info["progress"]))
