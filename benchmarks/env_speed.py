@@ -56,7 +56,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/results/env_speed.md"))
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core, as the target says
+        os.sched_setaffinity(
+            0, {sorted(os.sched_getaffinity(0))[0]}
+        )  # one core, as the target says
 
     rows = []
     for env_id in resolve_tasks(args.tasks):
@@ -76,13 +78,14 @@ def main() -> None:
         f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, Python {sys.version.split()[0]}. "
         "Expert-driven episodes; rgb = three 96x96 cameras rendered every control step (10 Hz).",
         "",
-        "| task | rgb steps/s | state steps/s | physics+control share (rgb) | rendering share (rgb) | target rgb | meets |",
+        "| task | rgb steps/s | state steps/s | physics+control share (rgb) "
+        "| rendering share (rgb) | target rgb | meets |",
         "|---|---|---|---|---|---|---|",
     ]
     for env_id, rgb_sps, state_sps, phys, rend, target in rows:
         lines.append(
-            f"| {env_id} | {rgb_sps:.1f} | {state_sps:.1f} | {phys:.0%} | {rend:.0%} | >= {target:.0f} "
-            f"| {'yes' if rgb_sps >= target else 'NO'} |"
+            f"| {env_id} | {rgb_sps:.1f} | {state_sps:.1f} | {phys:.0%} | {rend:.0%} "
+            f"| >= {target:.0f} | {'yes' if rgb_sps >= target else 'NO'} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

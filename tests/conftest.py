@@ -7,7 +7,7 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import sarm2_gym  # noqa: E402,F401  (selects the headless GL backend before mujoco loads)
+import sarm2_gym  # noqa: F401  (selects the headless GL backend before mujoco loads)
 
 
 @pytest.fixture(autouse=True, scope="session")

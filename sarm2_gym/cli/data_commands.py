@@ -13,7 +13,9 @@ __all__ = ["collect_command", "make_benchmark_command"]
 
 @app.command("collect")
 def collect_command(
-    task: str = typer.Option(..., "--task", help="Task id (SARM2-FoldShorts-v0), short name, or 'all'."),
+    task: str = typer.Option(
+        ..., "--task", help="Task id (SARM2-FoldShorts-v0), short name, or 'all'."
+    ),
     out: Path = typer.Option(..., "--out", help="Dataset directory (created, or resumed)."),
     episodes: int = typer.Option(
         10, "--episodes", "--episodes-per-task", min=1, help="Episodes per task."
@@ -33,7 +35,13 @@ def collect_command(
     try:
         tasks = resolve_tasks(task)
         root = collect(
-            tasks, episodes, out, quality=quality, seed=seed, image_size=image_size, num_workers=num_workers
+            tasks,
+            episodes,
+            out,
+            quality=quality,
+            seed=seed,
+            image_size=image_size,
+            num_workers=num_workers,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -46,11 +54,18 @@ def collect_command(
 
 @app.command("make-benchmark")
 def make_benchmark_command(
-    out: Path = typer.Option(..., "--out", help="Output folder (train/, heldout_demos/, heldout_rollouts/)."),
-    train: int = typer.Option(60, "--train", min=0, help="Mixed-quality training episodes per task."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (train/, heldout_demos/, heldout_rollouts/)."
+    ),
+    train: int = typer.Option(
+        60, "--train", min=0, help="Mixed-quality training episodes per task."
+    ),
     heldout_demos: int = typer.Option(10, "--heldout-demos", min=0, help="Expert demos per task."),
     rollouts: int = typer.Option(
-        12, "--rollouts-per-outcome", min=0, help="Held-out success/partial/failed rollouts per task, each."
+        12,
+        "--rollouts-per-outcome",
+        min=0,
+        help="Held-out success/partial/failed rollouts per task, each.",
     ),
     task: str = typer.Option("all", "--task", help="Task id or 'all'."),
     image_size: int = typer.Option(96, "--image-size", min=16, max=512),
@@ -63,7 +78,9 @@ def make_benchmark_command(
         paths = make_benchmark(
             out,
             tasks=resolve_tasks(task),
-            sizes=BenchmarkSizes(train=train, heldout_demos=heldout_demos, rollouts_per_outcome=rollouts),
+            sizes=BenchmarkSizes(
+                train=train, heldout_demos=heldout_demos, rollouts_per_outcome=rollouts
+            ),
             image_size=image_size,
             num_workers=num_workers,
         )

@@ -25,7 +25,12 @@ def run_demo(task: str, *, episodes: int, out: str | Path, seed: int = 0) -> Pat
     env_id = resolve_tasks(task)[0]
     root = collect([env_id], episodes, out / "dataset", quality="expert", seed=seed)
     ds = LeRobotDataset(root)
-    lines = [f"# {env_id}: {ds.num_episodes} expert episodes", "", "| episode | frames | success | video | plot |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {env_id}: {ds.num_episodes} expert episodes",
+        "",
+        "| episode | frames | success | video | plot |",
+        "|---|---|---|---|---|",
+    ]
     for i in range(ds.num_episodes):
         ep = ds.episode(i)
         frames = [

@@ -86,7 +86,9 @@ def plot_progress(
         band_ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
     axes[-1].set_xlabel("time (s)")
     handles = [Patch(color=PRIMITIVE_COLORS[p], label=PRIMITIVES[p]) for p in sorted(used)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.legend(
+        handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ _BAR_H = 14
 
 def _bar(width: int, value: float, color: tuple[float, ...], background: int = 40) -> np.ndarray:
     bar = np.full((_BAR_H, width, 3), background, dtype=np.uint8)
-    filled = int(round(np.clip(value, 0.0, 1.0) * width))
+    filled = round(float(np.clip(value, 0.0, 1.0)) * width)
     bar[2:-2, :filled] = (np.asarray(color[:3]) * 255).astype(np.uint8)
     return bar
 
@@ -60,7 +60,9 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, fps: int = 10) -
     codec = "libvpx-vp9" if out.suffix == ".webm" else "libx264"
     # imageio already asks for yuv420p (the pixel format browsers decode).
     params = ["-b:v", "0", "-crf", "32"] if codec == "libvpx-vp9" else []
-    with imageio.get_writer(out, fps=fps, codec=codec, macro_block_size=1, ffmpeg_params=params) as writer:
+    with imageio.get_writer(
+        out, fps=fps, codec=codec, macro_block_size=1, ffmpeg_params=params
+    ) as writer:
         for frame in frames:
-            writer.append_data(frame)
+            writer.append_data(frame)  # type: ignore[attr-defined]
     return out

@@ -76,7 +76,9 @@ def _run_job(job: Job) -> Episode:
     key = (job.env_id, job.image_size)
     if key not in _ENVS:
         _ENVS[key] = gym.make(job.env_id, obs_mode="rgb", image_size=job.image_size)
-    return record_episode(_ENVS[key], expert_for(job.env_id, job.quality), job.seed, env_id=job.env_id)
+    return record_episode(
+        _ENVS[key], expert_for(job.env_id, job.quality), job.seed, env_id=job.env_id
+    )
 
 
 def _episodes(jobs: Sequence[Job], num_workers: int) -> Iterator[Episode]:
@@ -226,7 +228,9 @@ def make_benchmark(
 
     fixed_split("train", sizes.train, "mixed")
     fixed_split("heldout_demos", sizes.heldout_demos, "expert")
-    _rollout_split(paths["heldout_rollouts"], env_ids, sizes, image_size, num_workers, bar.update, max_rounds)
+    _rollout_split(
+        paths["heldout_rollouts"], env_ids, sizes, image_size, num_workers, bar.update, max_rounds
+    )
     bar.close()
     return paths
 

@@ -35,4 +35,6 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
 
         checkpoint = reward.partition(":")[2] or None
         return wrap_with_sarm2(env, checkpoint=checkpoint)
-    raise ValueError(f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}")
+    raise ValueError(
+        f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}"
+    )

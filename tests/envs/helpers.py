@@ -23,14 +23,23 @@ class Rollout:
 
 
 def run_expert(
-    env_id: str, seed: int, quality: str = "expert", obs_mode: str = "state", idle_after_give_up: int = 5
+    env_id: str,
+    seed: int,
+    quality: str = "expert",
+    obs_mode: str = "state",
+    idle_after_give_up: int = 5,
 ) -> Rollout:
     env = gym.make(env_id, obs_mode=obs_mode)
     try:
         _, info = env.reset(seed=seed)
         expert = expert_for(env_id, quality)
         expert.reset(env.unwrapped, seed=seed)
-        progress, labels, stages, prims = [info["progress"]], [], [info["stage"]], [info["primitive"]]
+        progress, labels, stages, prims = (
+            [info["progress"]],
+            [],
+            [info["stage"]],
+            [info["primitive"]],
+        )
         idle = 0
         unstable = False
         while True:

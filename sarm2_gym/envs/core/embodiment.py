@@ -35,9 +35,9 @@ __all__ = [
     "ArmState",
     "BimanualRobot",
     "ControlLimits",
+    "grasp_equalities_xml",
     "gripper_actuators_xml",
     "gripper_body_xml",
-    "grasp_equalities_xml",
 ]
 
 ARMS: Final[tuple[str, ...]] = ("left", "right")
@@ -182,8 +182,12 @@ class BimanualRobot:
             a: [int(model.jnt_qposadr[_id(obj.mjOBJ_JOINT, f"{a}_finger_{s}")]) for s in "ab"]
             for a in ARMS
         }
-        self._actuators = {a: [_id(obj.mjOBJ_ACTUATOR, f"{a}_finger_{s}") for s in "ab"] for a in ARMS}
-        self._finger_geoms = {a: [_id(obj.mjOBJ_GEOM, f"{a}_finger_{s}") for s in "ab"] for a in ARMS}
+        self._actuators = {
+            a: [_id(obj.mjOBJ_ACTUATOR, f"{a}_finger_{s}") for s in "ab"] for a in ARMS
+        }
+        self._finger_geoms = {
+            a: [_id(obj.mjOBJ_GEOM, f"{a}_finger_{s}") for s in "ab"] for a in ARMS
+        }
         self._weld_eq = {a: _id(obj.mjOBJ_EQUALITY, f"{a}_grasp_weld") for a in ARMS}
         self._cloth_eq = {
             a: [_id(obj.mjOBJ_EQUALITY, f"{a}_grasp_cloth_{k}") for k in range(CLOTH_SLOTS)]
@@ -233,8 +237,12 @@ class BimanualRobot:
             st = self.arms[arm]
             st.start_pos = data.mocap_pos[self._mocap[arm]].copy()
             st.start_quat = data.mocap_quat[self._mocap[arm]].copy()
-            st.target_pos = np.clip(st.target_pos + a[:3] * lim.max_translation, self._ws_low, self._ws_high)
-            st.target_rpy = np.clip(st.target_rpy + a[3:6] * lim.max_rotation, self._rpy_low, self._rpy_high)
+            st.target_pos = np.clip(
+                st.target_pos + a[:3] * lim.max_translation, self._ws_low, self._ws_high
+            )
+            st.target_rpy = np.clip(
+                st.target_rpy + a[3:6] * lim.max_rotation, self._rpy_low, self._rpy_high
+            )
             st.gripper_cmd = float(a[6])
             ctrl = (st.gripper_cmd + 1.0) * 0.5 * FINGER_TRAVEL
             for act in self._actuators[arm]:
@@ -264,7 +272,10 @@ class BimanualRobot:
                 body = self._pinched_rigid_body(data, arm)
                 if body >= 0:
                     self._attach_rigid(data, arm, body)
-                elif self.cloth_vertex_bodies.size and self.closure(data, arm) > GRIPPER_CLOSED_THRESHOLD:
+                elif (
+                    self.cloth_vertex_bodies.size
+                    and self.closure(data, arm) > GRIPPER_CLOSED_THRESHOLD
+                ):
                     self._attach_cloth(data, arm)
 
     # ------------------------------------------------------------------ readouts
@@ -288,9 +299,13 @@ class BimanualRobot:
 
     def state(self, data: mujoco.MjData) -> np.ndarray:
         """The (14,) proprioceptive state: per arm [x, y, z, roll, pitch, yaw, gripper]."""
-        parts = []
+        parts: list[np.ndarray] = []
         for arm in ARMS:
-            parts += [self.tcp_pos(data, arm), self.rpy(data, arm), [self.closure(data, arm)]]
+            parts += [
+                self.tcp_pos(data, arm),
+                self.rpy(data, arm),
+                np.array([self.closure(data, arm)]),
+            ]
         return np.concatenate(parts).astype(np.float32)
 
     def holding(self, arm: str) -> int:
@@ -327,7 +342,10 @@ class BimanualRobot:
         eq = self._weld_eq[arm]
         ee = self._ee_body[arm]
         rel_p, rel_q = rel_pose(
-            data.xpos[ee], data.xmat[ee].reshape(3, 3), data.xpos[body], data.xmat[body].reshape(3, 3)
+            data.xpos[ee],
+            data.xmat[ee].reshape(3, 3),
+            data.xpos[body],
+            data.xmat[body].reshape(3, 3),
         )
         self.model.eq_obj2id[eq] = body
         self.model.eq_data[eq, 0:3] = 0.0

@@ -71,7 +71,9 @@ class ExpertQuality:
                 raise ValueError(f"{knob} must be a probability/non-negative, got {value}")
         lo, hi = self.hesitation_steps
         if not 1 <= lo <= hi:
-            raise ValueError(f"hesitation_steps must satisfy 1 <= lo <= hi, got {self.hesitation_steps}")
+            raise ValueError(
+                f"hesitation_steps must satisfy 1 <= lo <= hi, got {self.hesitation_steps}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able knobs (recorded with every episode)."""
@@ -86,7 +88,7 @@ QUALITY_PRESETS: Final[dict[str, ExpertQuality]] = {
     "partial": ExpertQuality(name="partial", speed=0.9, abandon_stage=-1),
     "failed": ExpertQuality(name="failed", speed=0.9, action_noise=0.1, abandon_stage=-2),
 }
-"""Named quality presets; ``"mixed"`` draws one of them per episode (see :func:`resolve_quality`)."""
+"""Named quality presets; ``"mixed"`` draws one per episode (see :func:`resolve_quality`)."""
 
 MIXED_WEIGHTS: Final[dict[str, float]] = {
     "expert": 0.35,
@@ -242,7 +244,9 @@ class ScriptedExpert:
             self._start_stage(stage)
         if self._should_abandon(stage):
             self._gave_up = True
-            self._idle_target = {a: self._commanded_pos(a) + np.array([-0.08, 0.0, 0.1]) for a in ARMS}
+            self._idle_target = {
+                a: self._commanded_pos(a) + np.array([-0.08, 0.0, 0.1]) for a in ARMS
+            }
             return ExpertStep(self._idle_action(), DUMMY, True)
 
         wp = self._plan[0]
@@ -364,7 +368,10 @@ class ScriptedExpert:
             st = env.robot.arms[arm]
             if tgt.pos is not None and np.linalg.norm(_value(tgt.pos) - st.target_pos) > wp.tol:
                 return False
-            if tgt.rpy is not None and np.max(np.abs(_wrap(_value(tgt.rpy) - st.target_rpy))) > wp.rot_tol:
+            if (
+                tgt.rpy is not None
+                and np.max(np.abs(_wrap(_value(tgt.rpy) - st.target_rpy))) > wp.rot_tol
+            ):
                 return False
         return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import weakref
 from collections.abc import Sequence
 
@@ -46,7 +47,7 @@ class MultiCameraRenderer:
         import mujoco
 
         self._mujoco = mujoco
-        self._renderer = mujoco.Renderer(model, height=height, width=width)  # type: ignore[arg-type]
+        self._renderer = mujoco.Renderer(model, height=height, width=width)
         flags = self._renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
         flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
@@ -60,19 +61,18 @@ class MultiCameraRenderer:
         """Render each camera; returns fresh ``(H, W, 3)`` uint8 arrays keyed by camera name."""
         out: dict[str, np.ndarray] = {}
         for cam in cameras:
-            self._renderer.update_scene(data, camera=cam)  # type: ignore[arg-type]
+            self._renderer.update_scene(data, camera=cam)
             out[cam] = self._renderer.render().copy()
         return out
 
     def close(self) -> None:
         """Release the GL context (explicitly, so interpreter teardown stays quiet)."""
         renderer = getattr(self, "_renderer", None)
-        self._renderer = None  # type: ignore[assignment]
+        self._renderer = None
         if renderer is not None:
             renderer.close()
 
     def __del__(self) -> None:
-        try:
+        # Teardown order at interpreter exit is not ours to fix; never raise from __del__.
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:  # noqa: S110  teardown order at interpreter exit is not ours to fix
-            pass

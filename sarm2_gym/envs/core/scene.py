@@ -12,9 +12,9 @@ import numpy as np
 
 from sarm2_gym.envs.core.embodiment import (
     ARMS,
+    grasp_equalities_xml,
     gripper_actuators_xml,
     gripper_body_xml,
-    grasp_equalities_xml,
 )
 from sarm2_gym.envs.core.geometry import look_at_xyaxes
 
@@ -126,7 +126,7 @@ class SceneBuilder:
     <texture name="table_tex" type="2d" builtin="checker" width="64" height="64"
              rgb1="0.62 0.55 0.46" rgb2="0.58 0.51 0.42"/>
     <material name="table_mat" texture="table_tex" texrepeat="6 6" specular="0" shininess="0"/>
-    {''.join(self.assets)}
+    {"".join(self.assets)}
   </asset>
   <worldbody>
     <light name="key" pos="0.2 0.3 1.6" dir="-0.1 -0.2 -1" directional="true" castshadow="false"
@@ -135,10 +135,10 @@ class SceneBuilder:
           friction="0.9 0.01 0.001" contype="1" conaffinity="1"/>
     <camera name="top" pos="{eye}" xyaxes="{top_axes}" fovy="58"/>
     {robot_bodies}
-    {''.join(self.bodies)}
+    {"".join(self.bodies)}
   </worldbody>
-  <equality>{robot_eqs}{''.join(self.equalities)}</equality>
-  <actuator>{robot_acts}{''.join(self.actuators)}</actuator>
+  <equality>{robot_eqs}{"".join(self.equalities)}</equality>
+  <actuator>{robot_acts}{"".join(self.actuators)}</actuator>
   {contacts}
   {sensors}
 </mujoco>"""

@@ -52,7 +52,7 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         render_camera: Camera shown by :meth:`render`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}  # noqa: RUF012
 
     # ---- described by each task subclass
     name: ClassVar[str]
@@ -98,7 +98,7 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.stage_machine = StageMachine(self.stages)
         self.n_substeps = max(1, round(1.0 / CONTROL_HZ / self.model.opt.timestep))
         self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
-        self.observation_space = self._make_observation_space()
+        self.observation_space = self._make_observation_space()  # type: ignore[assignment]
         self._obs_renderer: MultiCameraRenderer | None = None
         self._view_renderer: MultiCameraRenderer | None = None
         self._status = TaskStatus(0, 0.0, False)
@@ -179,7 +179,9 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if self.render_mode != "rgb_array":
             return None
         if self._view_renderer is None:
-            self._view_renderer = MultiCameraRenderer(self.model, self.render_size, self.render_size)
+            self._view_renderer = MultiCameraRenderer(
+                self.model, self.render_size, self.render_size
+            )
         return self._view_renderer.render(self.data, (self.render_camera,))[self.render_camera]
 
     def close(self) -> None:
@@ -230,7 +232,7 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             env_state = spaces.Box(-STATE_BOUND, STATE_BOUND, (self.env_state_dim,), np.float32)
             return spaces.Dict({"state": state, "env_state": env_state})
         img = spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
-        return spaces.Dict({**{cam: img for cam in CAMERAS}, "state": state})
+        return spaces.Dict({**dict.fromkeys(CAMERAS, img), "state": state})
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         state = self.robot.state(self.data)

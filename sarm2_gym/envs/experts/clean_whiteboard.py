@@ -63,19 +63,50 @@ class CleanWhiteboardExpert(ScriptedExpert):
             yaw = self._grasp_yaw()
             rpy = np.array([0.0, 0.0, yaw])
             return [
-                Waypoint("pick_grab", {ARM: ArmTarget(pos=lambda: self._eraser_top() + [0, 0, HOVER], rpy=rpy, gripper=-1.0)}, tol=0.01),
-                Waypoint("pick_grab", {ARM: ArmTarget(pos=lambda: self._eraser_top() - [0, 0, GRASP_DEPTH], rpy=rpy)}, tol=0.004),
-                Waypoint("pick_grab", {ARM: ArmTarget(gripper=1.0)}, hold=2, until=task.eraser_held, max_steps=12),
+                Waypoint(
+                    "pick_grab",
+                    {
+                        ARM: ArmTarget(
+                            pos=lambda: self._eraser_top() + np.array([0, 0, HOVER]),
+                            rpy=rpy,
+                            gripper=-1.0,
+                        )
+                    },
+                    tol=0.01,
+                ),
+                Waypoint(
+                    "pick_grab",
+                    {
+                        ARM: ArmTarget(
+                            pos=lambda: self._eraser_top() - np.array([0, 0, GRASP_DEPTH]), rpy=rpy
+                        )
+                    },
+                    tol=0.004,
+                ),
+                Waypoint(
+                    "pick_grab",
+                    {ARM: ArmTarget(gripper=1.0)},
+                    hold=2,
+                    until=task.eraser_held,
+                    max_steps=12,
+                ),
                 self._lift(0.12, "pick_grab"),
             ]
         if stage == 1:
             if not task.eraser_held():
                 return self.plan_stage(0)
             return [
-                Waypoint("erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015),
+                Waypoint(
+                    "erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015
+                ),
                 Waypoint(
                     "erase",
-                    {ARM: ArmTarget(pos=self._wipe_target, rpy=lambda: self._commanded_rpy(ARM) * [0, 0, 1])},
+                    {
+                        ARM: ArmTarget(
+                            pos=self._wipe_target,
+                            rpy=lambda: self._commanded_rpy(ARM) * np.array([0, 0, 1]),
+                        )
+                    },
                     tol=WIPE_REACH,
                     until=lambda: len(task.remaining_ink()) == 0,
                     max_steps=220,
@@ -89,15 +120,31 @@ class CleanWhiteboardExpert(ScriptedExpert):
         return [
             self._lift(0.13, "place"),
             Waypoint("place", {ARM: ArmTarget(pos=above_tray, rpy=np.zeros(3))}, tol=0.01),
-            Waypoint("place", {ARM: ArmTarget(pos=lambda: np.array([tray[0], tray[1], self._tcp_for_felt_at(TRAY_BASE + 0.006)]))}, tol=0.004),
+            Waypoint(
+                "place",
+                {
+                    ARM: ArmTarget(
+                        pos=lambda: np.array(
+                            [tray[0], tray[1], self._tcp_for_felt_at(TRAY_BASE + 0.006)]
+                        )
+                    )
+                },
+                tol=0.004,
+            ),
             Waypoint("place", {ARM: ArmTarget(gripper=-1.0)}, hold=3),
-            Waypoint("dummy", {ARM: ArmTarget(pos=lambda: self._commanded_pos(ARM) + [0, 0, 0.08])}, tol=0.01),
+            Waypoint(
+                "dummy",
+                {ARM: ArmTarget(pos=lambda: self._commanded_pos(ARM) + np.array([0, 0, 0.08]))},
+                tol=0.01,
+            ),
         ]
 
     def _lift(self, height: float, primitive: str) -> Waypoint:
         """Straight up to ``height`` (TCP z) from wherever the arm is."""
         start = self._commanded_pos(ARM)
-        return Waypoint(primitive, {ARM: ArmTarget(pos=np.array([start[0], start[1], height]))}, tol=0.01)
+        return Waypoint(
+            primitive, {ARM: ArmTarget(pos=np.array([start[0], start[1], height]))}, tol=0.01
+        )
 
     def _nearest_ink(self) -> np.ndarray:
         ink = self.task.remaining_ink()

@@ -123,7 +123,11 @@ class CleanWhiteboardEnv(TaskEnv):
         self._eraser_geom = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, "eraser")
         nx, ny = INK_GRID
         self._ink_geoms = np.array(
-            [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, f"ink_{i}_{j}") for i in range(nx) for j in range(ny)]
+            [
+                mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, f"ink_{i}_{j}")
+                for i in range(nx)
+                for j in range(ny)
+            ]
         )
         self._ink_local = np.array([self._cell_local(i, j) for i in range(nx) for j in range(ny)])
         self._ink_rgba = m.geom_rgba[self._ink_geoms].copy()
@@ -199,7 +203,9 @@ class CleanWhiteboardEnv(TaskEnv):
     # ------------------------------------------------------------------ status
     def eraser_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """Eraser centre position and rotation matrix."""
-        return self.data.xpos[self._eraser].copy(), self.data.xmat[self._eraser].reshape(3, 3).copy()
+        return self.data.xpos[self._eraser].copy(), self.data.xmat[self._eraser].reshape(
+            3, 3
+        ).copy()
 
     def board_center(self) -> np.ndarray:
         """World position of the board's top-face centre."""
@@ -237,8 +243,14 @@ class CleanWhiteboardEnv(TaskEnv):
         erase_done = left == 0
         placed = erase_done and not held and self._eraser_in_tray()
 
-        tcp_dist = min(np.linalg.norm(self.robot.tcp_pos(self.data, a) - pos) for a in ("left", "right"))
-        w_pick = 0.7 + 0.3 * np.clip(lift / LIFT_HEIGHT, 0, 1) if held else 0.7 * (1 - np.clip(tcp_dist / 0.35, 0, 1))
+        tcp_dist = min(
+            np.linalg.norm(self.robot.tcp_pos(self.data, a) - pos) for a in ("left", "right")
+        )
+        w_pick = (
+            0.7 + 0.3 * np.clip(lift / LIFT_HEIGHT, 0, 1)
+            if held
+            else 0.7 * (1 - np.clip(tcp_dist / 0.35, 0, 1))
+        )
         tray_dist = float(np.linalg.norm(pos[:2] - self.data.xpos[self._tray, :2]))
         w_place = 0.85 * (1 - np.clip(tray_dist / 0.4, 0, 1)) + (0.15 if not held else 0.0)
         # Carrying the eraser to the ink is part of erasing: a small share before wiping starts.
@@ -280,4 +292,3 @@ class CleanWhiteboardEnv(TaskEnv):
 def eraser_yaw(mat: np.ndarray) -> float:
     """Yaw of the eraser's long axis in the world."""
     return float(np.arctan2(mat[1, 0], mat[0, 0]))
-
