@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from tqdm.auto import tqdm
 
-from sarm2_gym.data.episode import Episode
+from sarm2_gym.data.episode import Episode, image_key
 from sarm2_gym.data.recording import OUTCOMES, record_episode
 from sarm2_gym.data.writer import LeRobotDatasetWriter
 from sarm2_gym.envs.core.expert import resolve_quality
@@ -97,8 +97,17 @@ def _task_index(env_id: str) -> int:
     return next(i for i, t in enumerate(TASKS) if t.env_id == env_id)
 
 
-def _open_writer(root: Path) -> LeRobotDatasetWriter:
-    return LeRobotDatasetWriter(root, fps=CONTROL_HZ)
+def _open_writer(root: Path, image_size: int) -> LeRobotDatasetWriter:
+    writer = LeRobotDatasetWriter(root, fps=CONTROL_HZ)
+    # A resumed dataset must get frames like the ones it holds; say so before any work is done.
+    stored = writer.features.get(image_key("top"), {}).get("shape")
+    if stored is not None and list(stored)[:2] != [image_size, image_size]:
+        writer.close()
+        raise ValueError(
+            f"{root} holds a different dataset: observation.images.top has shape {list(stored)}, "
+            f"but --image-size {image_size} was asked for"
+        )
+    return writer
 
 
 def _done_seeds(writer: LeRobotDatasetWriter) -> dict[str, set[int]]:
@@ -133,7 +142,7 @@ def collect(
     for env_id in tasks:
         task_by_id(env_id)
     root = Path(out)
-    with _open_writer(root) as writer:
+    with _open_writer(root, image_size) as writer:
         done = _done_seeds(writer)
         jobs = [
             Job(env_id, seed + i, quality, image_size)
@@ -212,7 +221,7 @@ def make_benchmark(
     bar = tqdm(total=total, desc=f"benchmark -> {root}", unit="ep", disable=not progress)
 
     def fixed_split(split: str, per_task: int, quality: str) -> None:
-        with _open_writer(paths[split]) as writer:
+        with _open_writer(paths[split], image_size) as writer:
             done = _done_seeds(writer)
             bar.update(sum(min(len(done.get(e, ())), per_task) for e in env_ids))
             base = SPLIT_SEED_BASE[split]
@@ -245,7 +254,7 @@ def _rollout_split(
     max_rounds: int,
 ) -> None:
     base = SPLIT_SEED_BASE["heldout_rollouts"]
-    with _open_writer(path) as writer:
+    with _open_writer(path, image_size) as writer:
         quotas = {e: _Quota(sizes.rollouts_per_outcome, next_seed=base) for e in env_ids}
         for meta in writer.episodes_meta:
             q = quotas.get(str(meta["env_id"]))
