@@ -174,7 +174,7 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             return self._get_obs(), 0.0, False, True, info
         return self._get_obs(), reward, self._status.success, False, info
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """The ``render_camera`` view at ``render_size`` (``render_mode="rgb_array"``)."""
         if self.render_mode != "rgb_array":
             return None
