@@ -45,7 +45,13 @@ _T = "sarm2_gym.envs.tasks"
 _E = "sarm2_gym.envs.experts"
 
 TASKS: Final[tuple[TaskInfo, ...]] = (
-    TaskInfo("SARM2-PlatesIntoBin-v0", "pick and place plates into bin", None, None, 400),
+    TaskInfo(
+        "SARM2-PlatesIntoBin-v0",
+        "pick and place plates into bin",
+        f"{_T}.plates_into_bin:PlatesIntoBinEnv",
+        f"{_E}.plates_into_bin:PlatesIntoBinExpert",
+        400,
+    ),
     TaskInfo(
         "SARM2-CleanWhiteboard-v0",
         "clean whiteboard WITH whiteboard eraser",
@@ -55,12 +61,20 @@ TASKS: Final[tuple[TaskInfo, ...]] = (
     ),
     TaskInfo("SARM2-FoldShorts-v0", "folding shorts", None, None, 400),
     TaskInfo("SARM2-FoldTShirt-v0", "folding the t-shirt", None, None, 500),
-    TaskInfo("SARM2-PlatesIntoDishRack-v0", "pick and place plates into dish rack", None, None, 400),
+    TaskInfo(
+        "SARM2-PlatesIntoDishRack-v0", "pick and place plates into dish rack", None, None, 300
+    ),
     TaskInfo("SARM2-SweepScraps-v0", "sweep paper scraps WITH broom", None, None, 400),
     TaskInfo("SARM2-CoilHeadphones-v0", "coil and wrap headphones", None, None, 400),
     TaskInfo("SARM2-PullPlug-v0", "pull plug off the socket", None, None, 300),
-    TaskInfo("SARM2-PutAwayUmbrella-v0", "put away an umbrella", None, None, 300),
-    TaskInfo("SARM2-SetDinnerTable-v0", "set dinner table", None, None, 500),
+    TaskInfo("SARM2-PutAwayUmbrella-v0", "put away an umbrella", None, None, 200),
+    TaskInfo(
+        "SARM2-SetDinnerTable-v0",
+        "set dinner table",
+        f"{_T}.set_dinner_table:SetDinnerTableEnv",
+        f"{_E}.set_dinner_table:SetDinnerTableExpert",
+        500,
+    ),
 )
 """All ten tasks, in the paper's order (= dataset ``task_index``)."""
 
