@@ -62,12 +62,22 @@ TASKS: Final[tuple[TaskInfo, ...]] = (
     TaskInfo("SARM2-FoldShorts-v0", "folding shorts", None, None, 400),
     TaskInfo("SARM2-FoldTShirt-v0", "folding the t-shirt", None, None, 500),
     TaskInfo(
-        "SARM2-PlatesIntoDishRack-v0", "pick and place plates into dish rack", None, None, 300
+        "SARM2-PlatesIntoDishRack-v0",
+        "pick and place plates into dish rack",
+        f"{_T}.plates_into_dish_rack:PlatesIntoDishRackEnv",
+        f"{_E}.plates_into_dish_rack:PlatesIntoDishRackExpert",
+        300,
     ),
     TaskInfo("SARM2-SweepScraps-v0", "sweep paper scraps WITH broom", None, None, 400),
     TaskInfo("SARM2-CoilHeadphones-v0", "coil and wrap headphones", None, None, 400),
     TaskInfo("SARM2-PullPlug-v0", "pull plug off the socket", None, None, 300),
-    TaskInfo("SARM2-PutAwayUmbrella-v0", "put away an umbrella", None, None, 200),
+    TaskInfo(
+        "SARM2-PutAwayUmbrella-v0",
+        "put away an umbrella",
+        f"{_T}.put_away_umbrella:PutAwayUmbrellaEnv",
+        f"{_E}.put_away_umbrella:PutAwayUmbrellaExpert",
+        200,
+    ),
     TaskInfo(
         "SARM2-SetDinnerTable-v0",
         "set dinner table",
