@@ -11,7 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from sarm2_gym.envs.registry import env_class
+from sarm2_gym.envs.registry import env_class, task_by_id
 
 __all__ = ["make_task_env"]
 
@@ -33,6 +33,9 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
     if reward == "sarm2" or reward.startswith("sarm2:"):
         from sarm2_gym.wrappers import wrap_with_sarm2  # lazy: pulls in torch
 
+        # gym.make puts its TimeLimit outside this env; the reward wrapper must see the
+        # truncation to score the last frame, so the same limit also goes inside it.
+        env = gym.wrappers.TimeLimit(env, task_by_id(task).max_episode_steps)
         checkpoint = reward.partition(":")[2] or None
         return wrap_with_sarm2(env, checkpoint=checkpoint)
     raise ValueError(

