@@ -9,6 +9,11 @@ from __future__ import annotations
 from sarm2_gym.cli._app import app
 
 # Command modules register their commands on ``app`` at import time.
-from sarm2_gym.cli import data_commands, demo_command, real_commands  # noqa: F401  isort: skip
+from sarm2_gym.cli import (  # noqa: F401  isort: skip
+    data_commands,
+    demo_command,
+    policy_commands,
+    real_commands,
+)
 
 __all__ = ["app"]

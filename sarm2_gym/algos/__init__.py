@@ -1,0 +1,1 @@
+"""Policy learning: TinyVLA + behaviour cloning (``vla``), SPIRAL (``spiral``), PPO/BC baselines."""

@@ -1,0 +1,96 @@
+"""What every comparison run shares: held-out seeds, eval envs, and a JSON result record.
+
+Seed ranges never overlap: demonstrations use reset seeds ``0, 1, ...`` (``sarm2 collect``),
+SPIRAL rounds use ``seed * 100_000 + 1_000 * round + env index`` and PPO its own seeded envs, while
+evaluation uses :data:`EVAL_SEED_START` onwards, so no method is evaluated on a scene it trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import gymnasium as gym
+
+from sarm2_gym.algos.common.evaluation import EvalResult, Predictor, evaluate_success
+from sarm2_gym.algos.common.io import atomic_write_json
+
+__all__ = [
+    "EVAL_SEED_START",
+    "RESULT_FILE",
+    "RunResult",
+    "eval_seeds",
+    "evaluate_on_task",
+    "load_result",
+]
+
+EVAL_SEED_START: Final[int] = 1_000_000
+RESULT_FILE: Final[str] = "result.json"
+
+
+def eval_seeds(n: int = 50) -> list[int]:
+    """The ``n`` held-out evaluation seeds."""
+    return list(range(EVAL_SEED_START, EVAL_SEED_START + n))
+
+
+@dataclass
+class RunResult:
+    """One method x task x seed run.
+
+    Attributes:
+        method: ``"bc"``, ``"rabc"``, ``"spiral"``, ``"spiral_alpha0"``, ``"ppo_sparse"``, ...
+        task: Env id.
+        seed: Run seed.
+        env_steps: Environment steps used for training (evaluation excluded).
+        demos: Demonstrations used.
+        success_rate: Success on the held-out seeds at the end.
+        wall_seconds: Training + evaluation wall-clock of the whole run (all calls).
+        curve: Per round/checkpoint ``{"env_steps", "rollouts", "success_rate"}`` (if any).
+        eval: The final :class:`EvalResult` as a dict.
+        extra: Method-specific details.
+    """
+
+    method: str
+    task: str
+    seed: int
+    env_steps: int
+    demos: int
+    success_rate: float
+    wall_seconds: float
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    eval: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, out: str | Path) -> RunResult:
+        """Write ``out/result.json`` atomically; returns the record as read back (JSON types)."""
+        atomic_write_json(Path(out) / RESULT_FILE, asdict(self))
+        saved = load_result(out)
+        assert saved is not None
+        return saved
+
+
+def load_result(out: str | Path) -> RunResult | None:
+    """The result of a finished run in ``out``, or ``None`` (not finished)."""
+    path = Path(out) / RESULT_FILE
+    if not path.is_file():
+        return None
+    return RunResult(**json.loads(path.read_text()))
+
+
+def evaluate_on_task(
+    predictor: Predictor,
+    task: str,
+    seeds: list[int],
+    *,
+    image_size: int = 96,
+    obs_mode: str = "rgb",
+    n_envs: int = 2,
+    max_episode_steps: int | None = None,
+) -> EvalResult:
+    """Success of ``predictor`` on ``task`` from the given reset seeds (sparse-reward env)."""
+    kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
+    return evaluate_success(predictor, lambda: gym.make(task, **kwargs), seeds, n_envs=n_envs)

@@ -1,0 +1,210 @@
+"""Resumable comparison runs of BC, RA-BC and SPIRAL (and its alpha ablations) on one task.
+
+Every runner writes into its own output folder and can be re-run after being killed: BC resumes
+from its last snapshot, SPIRAL from its last finished round (the per-round evaluations already
+recorded in ``curve.json`` are kept), and a folder with ``result.json`` is a finished run that is
+returned as is. A benchmark script loops over tasks x methods x seeds calling these.
+
+Budgets: BC and RA-BC use demonstrations only (0 env steps). SPIRAL variants start from the same
+BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`) gets the same
+``timesteps``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+from stable_baselines3.common.env_util import make_vec_env
+
+from sarm2_gym.algos.baselines.common import RunResult, eval_seeds, evaluate_on_task, load_result
+from sarm2_gym.algos.common.io import atomic_write_json, read_json
+from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
+from sarm2_gym.algos.spiral.labeling import RolloutLabeler
+from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
+
+__all__ = [
+    "SPIRALRunConfig",
+    "run_bc",
+    "run_spiral",
+    "spiral_method_name",
+    "task_instruction",
+    "with_alpha",
+]
+
+
+def run_bc(
+    config: BCConfig,
+    task: str,
+    *,
+    eval_episodes: int = 50,
+    image_size: int = 96,
+    n_eval_envs: int = 2,
+    text_encoder: Any = None,
+    progress_bar: bool = False,
+) -> RunResult:
+    """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds."""
+    done = load_result(config.out)
+    if done is not None:
+        return done
+    start = time.perf_counter()
+    out = train_bc(config, resume=True, text_encoder=text_encoder, progress_bar=progress_bar)
+    policy = TinyVLA.from_pretrained(out)
+    controller = VLAController(policy, task_instruction(task, policy), seed=config.seed)
+    result = evaluate_on_task(
+        controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs
+    )
+    summary = read_json(Path(out) / "bc_summary.json", "BC summary")
+    run = RunResult(
+        method="rabc" if config.rabc else "bc",
+        task=task,
+        seed=config.seed,
+        env_steps=0,
+        demos=int(summary["episodes"]),
+        success_rate=result.success_rate,
+        wall_seconds=time.perf_counter() - start,
+        eval=result.to_dict(),
+        extra={"bc": summary, "rabc": config.rabc},
+    )
+    return run.save(config.out)
+
+
+def task_instruction(task: str, policy: TinyVLA) -> str:
+    """The instruction of ``task``: the policy's only one, else read from the env."""
+    if len(policy.instructions) == 1:
+        return policy.instructions[0]
+    env = gym.make(task, obs_mode="state")
+    try:
+        return str(env.unwrapped.instruction)  # type: ignore[attr-defined]
+    finally:
+        env.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SPIRALRunConfig:
+    """A SPIRAL comparison run.
+
+    Args:
+        task: Env id.
+        base_policy: TinyVLA checkpoint (the BC policy every variant starts from).
+        out: Output folder (``checkpoints/``, ``tb/``, ``curve.json``, ``result.json``).
+        timesteps: Env-step budget of all rounds together.
+        spiral: SPIRAL hyper-parameters (``mc_weight`` 0 / 1 give the dense-only and sparse-only
+            ablations).
+        seed: Run seed.
+        n_envs: Parallel rollout envs.
+        image_size: Camera size of the envs.
+        offline_data: Demonstrations for an offline phase before the first round (stage 2b).
+        offline_steps: Updates of the offline phase (default: the config's ``gradient_steps``).
+        eval_episodes: Held-out evaluation episodes after every round.
+        n_eval_envs: Envs of the evaluation.
+    """
+
+    task: str
+    base_policy: str
+    out: str
+    timesteps: int
+    spiral: SPIRALConfig = field(default_factory=SPIRALConfig)
+    seed: int = 0
+    n_envs: int = 2
+    image_size: int = 96
+    offline_data: str | None = None
+    offline_steps: int | None = None
+    eval_episodes: int = 50
+    n_eval_envs: int = 2
+
+
+def spiral_method_name(config: SPIRALConfig) -> str:
+    """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations."""
+    return "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
+
+
+def run_spiral(
+    config: SPIRALRunConfig, labeler: RolloutLabeler, progress_bar: bool = False
+) -> RunResult:
+    """Run (or resume) SPIRAL round by round, evaluating on held-out seeds after every round.
+
+    Round 0 of the curve is the base policy's success as SPIRAL deploys it before any update.
+    """
+    done = load_result(config.out)
+    if done is not None:
+        return done
+    out = Path(config.out)
+    curve_path = out / "curve.json"
+    state: dict[str, Any] = {"curve": [], "wall_seconds": 0.0}
+    if curve_path.is_file():
+        state = read_json(curve_path, "curve")
+    start = time.perf_counter() - float(state["wall_seconds"])
+    env = make_vec_env(
+        config.task,
+        n_envs=config.n_envs,
+        seed=config.seed,
+        env_kwargs={"image_size": config.image_size},
+    )
+    ckpt = out / "checkpoints"
+    if (ckpt / "latest.json").is_file():
+        model = SPIRAL.load(
+            ckpt,
+            env=env,
+            reward_model=labeler,
+            checkpoint_dir=ckpt,
+            tensorboard_log=str(out / "tb"),
+        )
+    else:
+        model = SPIRAL(
+            config.base_policy, env, labeler, config=config.spiral, seed=config.seed,
+            checkpoint_dir=ckpt, tensorboard_log=str(out / "tb"),
+        )  # fmt: skip
+    seeds = eval_seeds(config.eval_episodes)
+
+    def evaluate() -> None:
+        if any(p["round"] == model.round for p in state["curve"]):
+            return  # evaluated before the run was killed
+        res = evaluate_on_task(
+            model, config.task, seeds, image_size=config.image_size, n_envs=config.n_eval_envs
+        )
+        rollouts = sum(1 for e in model.replay.episodes if e.get("source") == "rollout")
+        state["curve"].append(
+            {
+                "round": model.round,
+                "env_steps": model.num_timesteps,
+                "rollouts": rollouts,
+                "success_rate": res.success_rate,
+            }
+        )
+        state["wall_seconds"] = time.perf_counter() - start
+        atomic_write_json(curve_path, state)
+
+    if config.offline_data and model.offline_updates == 0 and model.round == 0:
+        model.add_demonstrations(config.offline_data)
+        model.learn_offline(config.offline_steps)
+    evaluate()
+    name = spiral_method_name(config.spiral)
+    while model.num_timesteps < config.timesteps:
+        model.learn(
+            config.timesteps - model.num_timesteps, reset_num_timesteps=False, max_rounds=1,
+            tb_log_name=name, progress_bar=progress_bar,
+        )  # fmt: skip
+        evaluate()
+    env.close()
+    final = state["curve"][-1]
+    run = RunResult(
+        method=name,
+        task=config.task,
+        seed=config.seed,
+        env_steps=model.num_timesteps,
+        demos=sum(1 for e in model.replay.episodes if e.get("source") == "demo"),
+        success_rate=float(final["success_rate"]),
+        wall_seconds=time.perf_counter() - start,
+        curve=list(state["curve"]),
+        extra={"spiral": config.spiral.to_dict(), "history": model.history},
+    )
+    return run.save(out)
+
+
+def with_alpha(config: SPIRALRunConfig, alpha: float, out: str) -> SPIRALRunConfig:
+    """The same run with ``mc_weight = alpha`` into another folder (the alpha ablations)."""
+    return replace(config, spiral=replace(config.spiral, mc_weight=alpha), out=out)

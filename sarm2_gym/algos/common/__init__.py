@@ -1,0 +1,1 @@
+"""Helpers shared by the policy-learning code: checkpoint I/O, chunk execution, evaluation."""

@@ -1,0 +1,168 @@
+"""Success rate of any SB3-style predictor on fixed, held-out reset seeds.
+
+Every episode starts from ``env.reset(seed=s)`` for a seed from the given list, so two methods
+evaluated on the same seeds face the same initial scenes. Several envs run side by side and the
+predictor sees their observations as one batch (one policy forward per control step); the
+``state`` returned by ``predict`` (recurrent state, or a chunk queue) is kept per env.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = ["EvalResult", "Predictor", "evaluate_success"]
+
+
+class Predictor(Protocol):
+    """The SB3 ``predict`` signature (``BaseAlgorithm``, ``BasePolicy``, chunk controllers)."""
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        """Actions for a batch of observations, and the next state."""
+        ...
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Outcome of :func:`evaluate_success`.
+
+    Attributes:
+        success_rate: Fraction of episodes that ended in task success.
+        seeds: Reset seed of each episode.
+        successes: Per-episode success.
+        lengths: Per-episode control steps.
+        final_progress: Per-episode privileged progress at the end (``nan`` if not reported).
+        env_steps: Control steps taken in total.
+        wall_seconds: Wall-clock time of the evaluation.
+    """
+
+    success_rate: float
+    seeds: list[int]
+    successes: list[bool]
+    lengths: list[int]
+    final_progress: list[float]
+    env_steps: int
+    wall_seconds: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps_per_second(self) -> float:
+        """Control steps per wall-clock second (policy included)."""
+        return self.env_steps / max(self.wall_seconds, 1e-9)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return {**asdict(self), "steps_per_second": self.steps_per_second}
+
+
+def _slice_state(state: Any, index: np.ndarray) -> Any:
+    if state is None:
+        return None
+    return tuple(np.asarray(s)[index] for s in state)
+
+
+def _merge_state(old: Any, new: Any, index: np.ndarray, n: int) -> Any:
+    if new is None:
+        return None
+    if old is None:
+        old = tuple(np.zeros((n, *np.asarray(s).shape[1:]), dtype=np.asarray(s).dtype) for s in new)
+    merged = []
+    for o, s in zip(old, new, strict=True):
+        o = np.array(o)
+        o[index] = s
+        merged.append(o)
+    return tuple(merged)
+
+
+def evaluate_success(
+    predictor: Predictor,
+    make_env: Callable[[], gym.Env[Any, Any]],
+    seeds: Sequence[int],
+    *,
+    n_envs: int = 1,
+    deterministic: bool = True,
+) -> EvalResult:
+    """Run one episode per seed and report the success rate.
+
+    Args:
+        predictor: Anything with SB3's ``predict``.
+        make_env: Builds one env (with its TimeLimit, e.g. ``lambda: gym.make(task, ...)``).
+        seeds: One episode per seed.
+        n_envs: Envs stepped side by side (batched policy calls).
+        deterministic: Passed to ``predict``.
+    """
+    if not seeds:
+        raise ValueError("need at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct (one episode per seed)")
+    start = time.perf_counter()
+    envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
+    pending = list(seeds)[::-1]
+    slot_seed: list[int | None] = [None] * len(envs)
+    obs: list[dict[str, np.ndarray] | None] = [None] * len(envs)
+    lengths = [0] * len(envs)
+    starts = np.ones(len(envs), dtype=bool)
+    state: Any = None
+    results: dict[int, tuple[bool, int, float]] = {}
+    env_steps = 0
+    try:
+        for i, env in enumerate(envs):
+            slot_seed[i] = pending.pop()
+            obs[i], _ = env.reset(seed=slot_seed[i])
+        while True:
+            active = np.array([s is not None for s in slot_seed])
+            if not active.any():
+                break
+            idx = np.flatnonzero(active)
+            current = [obs[i] for i in idx]
+            batch = {
+                k: np.stack([o[k] for o in current if o is not None]) for k in current[0] or {}
+            }
+            actions, new_state = predictor.predict(
+                batch,
+                state=_slice_state(state, idx),
+                episode_start=starts[idx],
+                deterministic=deterministic,
+            )
+            state = _merge_state(state, new_state, idx, len(envs))
+            starts[idx] = False
+            for j, i in enumerate(idx):
+                o, _, terminated, truncated, info = envs[i].step(np.asarray(actions[j]))
+                lengths[i] += 1
+                env_steps += 1
+                obs[i] = o
+                if terminated or truncated:
+                    seed = slot_seed[i]
+                    assert seed is not None
+                    progress = float(info.get("progress", float("nan")))
+                    results[seed] = (bool(info.get("is_success", False)), lengths[i], progress)
+                    lengths[i] = 0
+                    starts[i] = True
+                    slot_seed[i] = pending.pop() if pending else None
+                    if slot_seed[i] is not None:
+                        obs[i], _ = envs[i].reset(seed=slot_seed[i])
+    finally:
+        for env in envs:
+            env.close()
+    ordered = [results[s] for s in seeds]
+    successes = [r[0] for r in ordered]
+    return EvalResult(
+        success_rate=float(np.mean(successes)),
+        seeds=[int(s) for s in seeds],
+        successes=successes,
+        lengths=[r[1] for r in ordered],
+        final_progress=[r[2] for r in ordered],
+        env_steps=env_steps,
+        wall_seconds=time.perf_counter() - start,
+    )

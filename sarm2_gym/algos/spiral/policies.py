@@ -1,0 +1,165 @@
+"""``ResidualChunkPolicy``: frozen base chunk policy + residual actor + critic ensemble.
+
+Executed chunk (spec §2.2): ``a = clip(pi_VLA(s, z) + s_theta(s, z), -1, 1)``. Deployment is
+best-of-kappa: draw ``kappa`` latents, form their total chunks, execute the one with the highest
+ensemble-min Q. The base policy is held outside the module tree (never trained, never in this
+policy's ``state_dict``; saved separately), and is always in eval mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import PyTorchObs
+
+from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
+from sarm2_gym.algos.spiral.config import SPIRALConfig
+from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
+from sarm2_gym.algos.vla.policy import ChunkPolicy
+
+__all__ = ["ResidualChunkPolicy"]
+
+
+class _Frozen:
+    """Keeps the base policy out of ``nn.Module`` registration."""
+
+    def __init__(self, policy: ChunkPolicy) -> None:
+        self.policy = policy
+        if isinstance(policy, torch.nn.Module):
+            policy.eval()
+            policy.requires_grad_(False)
+
+
+class ResidualChunkPolicy(BasePolicy):
+    """SPIRAL's policy: base + residual actor, critic ensemble and its Polyak target.
+
+    Args:
+        observation_space: Env observation space (``Dict`` of cameras + ``state``).
+        action_space: Env action space (``Box(-1, 1, (A,))``).
+        lr_schedule: SB3 schedule (unused: SPIRAL's learning rates are constants of the preset).
+        base: The frozen base chunk policy.
+        instruction: Task instruction given to the base policy.
+        config: SPIRAL hyper-parameters.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any = None,
+        *,
+        base: ChunkPolicy,
+        instruction: str,
+        config: SPIRALConfig,
+    ) -> None:
+        super().__init__(observation_space, action_space)
+        if not isinstance(action_space, spaces.Box) or action_space.shape != (base.action_dim,):
+            raise ValueError(f"action space must be Box(({base.action_dim},)), got {action_space}")
+        if instruction not in base.instructions:
+            raise ValueError(
+                f"the base policy has no embedding for {instruction!r}; "
+                f"it knows {list(base.instructions)}"
+            )
+        self._base = _Frozen(base)
+        self.instruction = instruction
+        self.config = config
+        h, a, f = base.chunk_size, base.action_dim, base.feature_dim
+        self.actor = ResidualActor(f, h, a, config.actor_hidden, config.actor_output_scale)
+        self.critic = CriticEnsemble(config.n_critics, f, h, a, config.critic_hidden)
+        self.critic_target = CriticEnsemble(config.n_critics, f, h, a, config.critic_hidden)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.critic_target.requires_grad_(False)
+        self.actor_optimizer = torch.optim.AdamW(
+            self.actor.parameters(),
+            lr=config.actor_lr,
+            weight_decay=config.weight_decay,
+            foreach=True,
+        )
+        self.critic_optimizer = torch.optim.AdamW(
+            self.critic.parameters(),
+            lr=config.critic_lr,
+            weight_decay=config.weight_decay,
+            foreach=True,
+        )
+        self.rng = torch.Generator().manual_seed(0)  # latents of stochastic deployment
+        self.n_action_steps = config.n_action_steps or h
+
+    @property
+    def base(self) -> ChunkPolicy:
+        """The frozen base policy."""
+        return self._base.policy
+
+    @property
+    def chunk_shape(self) -> tuple[int, int]:
+        """``(H, A)``."""
+        return self.base.chunk_size, self.base.action_dim
+
+    def set_training_mode(self, mode: bool) -> None:
+        """Train/eval mode of the actor and critics (the base stays in eval mode)."""
+        self.actor.train(mode)
+        self.critic.train(mode)
+        self.training = mode
+
+    # ------------------------------------------------------------------ acting
+    def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
+        """Base-policy features ``(n, F)`` of a batched observation."""
+        return self.base.encode(observation, self.instruction)
+
+    @torch.no_grad()
+    def candidates(
+        self, features: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Total chunks ``(n, k, H, A)`` for latents ``(n, k, H, A)`` and their min-Q ``(n, k)``."""
+        n, k = noise.shape[:2]
+        f = features.repeat_interleave(k, dim=0)
+        z = noise.reshape(n * k, *noise.shape[2:])
+        chunks = (self.base.sample_actions(f, z) + self.actor(f, z)).clamp(-1.0, 1.0)
+        q = self.critic.min_q(f, z, chunks)
+        return chunks.view(n, k, *chunks.shape[1:]), q.view(n, k)
+
+    def plan_from_features(
+        self, features: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """Best-of-kappa chunks ``(n, H, A)`` for features ``(n, F)``."""
+        noise = torch.randn(
+            (features.shape[0], self.config.kappa, *self.chunk_shape), generator=generator
+        )
+        chunks, q = self.candidates(features, noise)
+        return best_of_kappa(q, chunks)[0]
+
+    def plan(self, observation: Mapping[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        """Best-of-kappa chunks for a batched observation (deterministic: fixed latent seed)."""
+        gen = torch.Generator().manual_seed(self.config.deploy_seed) if deterministic else self.rng
+        return self.plan_from_features(self.encode(observation), gen).cpu().numpy()
+
+    def predict(  # type: ignore[override]
+        self,
+        observation: Mapping[str, np.ndarray],
+        state: ChunkState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, ChunkState]:
+        """SB3 ``predict``: the next action of each env's current chunk (queue in ``state``).
+
+        Called with ``state=None`` on every step, the policy replans every step and executes
+        the first action of each best-of-kappa chunk.
+        """
+        self.set_training_mode(False)
+        return chunked_predict(
+            self, observation, state, episode_start, deterministic, self.n_action_steps
+        )
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        """First action of the best-of-kappa chunk (replans every call)."""
+        assert isinstance(observation, dict)
+        gen = torch.Generator().manual_seed(self.config.deploy_seed) if deterministic else self.rng
+        return self.plan_from_features(self.encode(observation), gen)[:, 0]
+
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
+        """Same as :meth:`_predict`."""
+        return self._predict(obs, deterministic)

@@ -1,0 +1,105 @@
+"""``TinyVLAConfig``: sizes of the CPU-sized vision-language-action policy."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Final
+
+from sarm2_gym.data.episode import CAMERA_NAMES
+
+__all__ = ["IMAGE_ENCODERS", "TinyVLAConfig"]
+
+IMAGE_ENCODERS: Final[tuple[str, ...]] = ("cnn", "efficientnet_lite0")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TinyVLAConfig:
+    """Architecture of :class:`~sarm2_gym.algos.vla.tiny_vla.TinyVLA`.
+
+    Args:
+        chunk_size: Actions per chunk ``H``. 10 steps = 1 s at the benchmark's 10 Hz, the same
+            wall-clock span as pi0's 50-step chunks at 50 Hz.
+        action_dim: Action width (14 = 2 arms x [dxyz, drpy, gripper]).
+        state_dim: Robot state width.
+        cameras: Camera names, in token order.
+        image_encoder: ``"cnn"`` (a small spatial-softmax CNN trained with the policy, then frozen
+            with it) or ``"efficientnet_lite0"`` (the frozen ImageNet backbone the reward model
+            uses; per-frame features are cached during training).
+        image_size: Side of the square frames the encoder sees (frames are resized to it).
+        cnn_channels: Channels of the CNN's three convolutions.
+        image_feature_dim: Width of a camera's feature (CNN output; 1280 for EfficientNet).
+        text_dim: Width of the frozen sentence embedding of the instruction.
+        d_model: Transformer trunk width.
+        n_heads: Attention heads.
+        n_layers: Trunk layers.
+        ff_dim: Trunk feed-forward width.
+        flow_hidden: Width of the flow-matching velocity network.
+        flow_layers: Residual blocks of the velocity network.
+        flow_steps: Euler steps ``K`` of the sampler (pi0 and the SPIRAL preset use 10).
+        flow_time_alpha: Training flow times are ``Beta(alpha, 1)`` (pi0: 1.5).
+        instructions: Instructions whose embeddings the checkpoint stores.
+    """
+
+    chunk_size: int = 10
+    action_dim: int = 14
+    state_dim: int = 14
+    cameras: tuple[str, ...] = CAMERA_NAMES
+    image_encoder: str = "cnn"
+    image_size: int = 64
+    cnn_channels: tuple[int, int, int] = (16, 32, 32)
+    image_feature_dim: int = 64
+    text_dim: int = 384
+    d_model: int = 128
+    n_heads: int = 4
+    n_layers: int = 2
+    ff_dim: int = 256
+    flow_hidden: int = 256
+    flow_layers: int = 3
+    flow_steps: int = 10
+    flow_time_alpha: float = 1.5
+    instructions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.image_encoder not in IMAGE_ENCODERS:
+            raise ValueError(
+                f"image_encoder must be one of {IMAGE_ENCODERS}, got {self.image_encoder!r}"
+            )
+        if self.image_encoder == "efficientnet_lite0" and self.image_feature_dim != 1280:
+            raise ValueError("efficientnet_lite0 gives 1280-d features: set image_feature_dim=1280")
+        for name in ("chunk_size", "action_dim", "state_dim", "d_model", "n_layers", "flow_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16, got {self.image_size}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if not self.cameras:
+            raise ValueError("need at least one camera")
+        if len(set(self.instructions)) != len(self.instructions):
+            raise ValueError("instructions must be distinct")
+        if self.flow_time_alpha <= 0:
+            raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the features given to SPIRAL: trunk readout + normalised state."""
+        return self.d_model + self.state_dim
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TinyVLAConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: Naming unknown fields.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown TinyVLAConfig fields {unknown}")
+        tuples = {"cameras", "cnn_channels", "instructions"}
+        kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
+        return cls(**kwargs)

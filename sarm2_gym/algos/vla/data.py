@@ -1,0 +1,166 @@
+"""Demonstrations in memory for behaviour cloning: every frame starts one action-chunk sample.
+
+Episodes of one or more LeRobot datasets are read once. Camera frames are resized to the
+policy's input size on load (through the same :func:`~sarm2_gym.algos.vla.vision.resize_frames`
+the policy applies online) or, with a frozen encoder, replaced by cached per-frame features.
+A sample at frame ``t`` of an episode ending at ``e`` holds the actions ``t .. t+H-1``; steps past
+``e - 1`` repeat the last action and are flagged as padding (LeRobot's ``action_is_pad``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sarm2_gym.algos.vla.policy import ChunkBatch
+from sarm2_gym.algos.vla.vision import resize_frames
+from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode, image_key
+from sarm2_gym.data.reader import LeRobotDataset
+
+__all__ = ["DemoData", "load_demos"]
+
+
+@dataclass
+class DemoData:
+    """Frames of many episodes, concatenated.
+
+    Attributes:
+        inputs: Camera name -> uint8 ``(N, S, S, 3)``, or ``"image_features"`` -> float32
+            ``(N, n_cameras, D)``.
+        state: ``(N, S)`` robot state.
+        actions: ``(N, A)`` actions.
+        task_ids: ``(N,)`` index into :attr:`instructions`.
+        episode_index: ``(N,)`` running episode number.
+        episode_end: ``(N,)`` exclusive end (global frame index) of each frame's episode.
+        progress: ``(N,)`` privileged progress (``nan`` where the data has none).
+        instructions: Task instructions.
+        episodes: Per episode ``(dataset root, episode index, start, length, success)``.
+    """
+
+    inputs: dict[str, np.ndarray]
+    state: np.ndarray
+    actions: np.ndarray
+    task_ids: np.ndarray
+    episode_index: np.ndarray
+    episode_end: np.ndarray
+    progress: np.ndarray
+    instructions: tuple[str, ...]
+    episodes: list[tuple[str, int, int, int, bool]] = field(default_factory=list)
+
+    @property
+    def num_frames(self) -> int:
+        """Frames (= samples)."""
+        return int(self.state.shape[0])
+
+    def episode_slices(self) -> list[slice]:
+        """Global frame range of every episode."""
+        return [slice(start, start + length) for _, _, start, length, _ in self.episodes]
+
+    def chunk_indices(self, index: np.ndarray, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame indices ``(B, H)`` of each sample's actions and the padding mask ``(B, H)``."""
+        raw = index[:, None] + np.arange(chunk_size)[None]
+        last = self.episode_end[index][:, None] - 1
+        return np.minimum(raw, last), raw > last
+
+    def batch(self, index: np.ndarray, chunk_size: int) -> ChunkBatch:
+        """The samples starting at global frames ``index``."""
+        act_idx, pad = self.chunk_indices(index, chunk_size)
+        inputs = {k: torch.from_numpy(v[index]) for k, v in self.inputs.items()}
+        inputs["state"] = torch.from_numpy(self.state[index])
+        return ChunkBatch(
+            inputs=inputs,
+            task_ids=torch.from_numpy(self.task_ids[index]),
+            actions=torch.from_numpy(self.actions[act_idx]),
+            action_pad=torch.from_numpy(pad),
+        )
+
+    def statistics(self) -> dict[str, np.ndarray]:
+        """Mean and std of state and actions (for the policy's normalisation buffers)."""
+        return {
+            "state_mean": self.state.mean(0),
+            "state_std": self.state.std(0),
+            "action_mean": self.actions.mean(0),
+            "action_std": self.actions.std(0),
+        }
+
+
+def _episode_inputs(
+    ep: Episode, cameras: Sequence[str], image_size: int, feature_fn: Any, root: str, index: int
+) -> dict[str, np.ndarray]:
+    missing = [c for c in cameras if image_key(c) not in ep.frames]
+    if missing:
+        raise ValueError(f"episode {index} of {root} lacks cameras {missing}")
+    if feature_fn is None:
+        return {
+            c: resize_frames(torch.from_numpy(ep.frames[image_key(c)]), image_size).numpy()
+            for c in cameras
+        }
+    return {"image_features": np.asarray(feature_fn(root, index, ep), dtype=np.float32)}
+
+
+def load_demos(
+    roots: Sequence[str | Path],
+    *,
+    cameras: Sequence[str],
+    image_size: int,
+    max_episodes: int | None = None,
+    feature_fn: Any = None,
+    instructions: Sequence[str] = (),
+) -> DemoData:
+    """Read the episodes of one or more datasets into memory.
+
+    Args:
+        roots: LeRobot dataset directories.
+        cameras: Cameras to load, in policy order.
+        image_size: Frames are resized to this side.
+        max_episodes: Use at most this many episodes per dataset (the first ones), e.g. to limit
+            the demonstrations a base policy learns from.
+        feature_fn: ``(root, episode index, episode) -> (T, n_cameras, D)`` frozen features;
+            frames are not kept then.
+        instructions: Instructions to index first (e.g. an existing policy's), others follow.
+
+    Raises:
+        ValueError: If there are no episodes or a camera is missing.
+    """
+    names: list[str] = list(instructions)
+    parts: list[dict[str, np.ndarray]] = []
+    episodes: list[tuple[str, int, int, int, bool]] = []
+    start = 0
+    for root in roots:
+        ds = LeRobotDataset(root)
+        count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
+        for i in range(count):
+            ep = ds.episode(i)
+            if ep.task not in names:
+                names.append(ep.task)
+            n = ep.length
+            part = _episode_inputs(ep, cameras, image_size, feature_fn, str(root), i)
+            part["state"] = ep.frames[STATE_KEY].astype(np.float32)
+            part["actions"] = ep.frames[ACTION_KEY].astype(np.float32)
+            part["task_ids"] = np.full(n, names.index(ep.task), np.int64)
+            part["episode_index"] = np.full(n, len(episodes), np.int64)
+            part["episode_end"] = np.full(n, start + n, np.int64)
+            part["progress"] = ep.frames.get("progress", np.full(n, np.nan)).astype(np.float32)
+            parts.append(part)
+            episodes.append((str(root), i, start, n, bool(ep.success)))
+            start += n
+    if not parts:
+        raise ValueError(f"no episodes in {[str(r) for r in roots]}")
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    special = ("state", "actions", "task_ids", "episode_index", "episode_end", "progress")
+    return DemoData(
+        inputs={k: v for k, v in cat.items() if k not in special},
+        state=cat["state"],
+        actions=cat["actions"],
+        task_ids=cat["task_ids"],
+        episode_index=cat["episode_index"],
+        episode_end=cat["episode_end"],
+        progress=cat["progress"],
+        instructions=tuple(names),
+        episodes=episodes,
+    )

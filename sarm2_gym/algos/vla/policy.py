@@ -1,0 +1,108 @@
+"""The ``ChunkPolicy`` protocol: what SPIRAL needs from a base vision-language-action policy.
+
+A chunk policy maps an observation and a language instruction to an action chunk ``(H, A)``.
+Its sampler is a deterministic function of explicit latent noise ``z`` (``(H, A)``, standard
+normal), as pi0's flow-matching head is: SPIRAL's residual actor and critic take ``z`` as an input
+(spec §2.2) and best-of-kappa deployment scores several latents for the same observation. The
+policy also exposes a frozen per-observation feature vector, the input of the residual actor and
+critic (spec §2.2 "Features"), and sampling from those features so that a replay buffer can store
+features once instead of images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+__all__ = ["ChunkBatch", "ChunkPolicy", "Observation"]
+
+Observation = Mapping[str, np.ndarray | torch.Tensor]
+"""Batched env observation: camera name -> uint8 ``(B, H, W, 3)``, ``"state"`` -> ``(B, 14)``."""
+
+
+@dataclass(frozen=True)
+class ChunkBatch:
+    """A batch of behaviour-cloning samples.
+
+    Attributes:
+        inputs: Model inputs: camera name -> uint8 ``(B, H, W, 3)`` frames, or ``"image_features"``
+            -> ``(B, n_cameras, D)`` cached frozen-encoder features; and ``"state"`` -> ``(B, S)``.
+        task_ids: ``(B,)`` index of each sample's instruction in the policy's instruction list.
+        actions: ``(B, H, A)`` demonstrated chunk, in env action units.
+        action_pad: ``(B, H)`` True where the chunk runs past the episode end (excluded from
+            the loss, like LeRobot's ``action_is_pad``).
+    """
+
+    inputs: Mapping[str, torch.Tensor]
+    task_ids: torch.Tensor
+    actions: torch.Tensor
+    action_pad: torch.Tensor
+
+    def __post_init__(self) -> None:
+        b, h = self.actions.shape[:2]
+        if self.action_pad.shape != (b, h):
+            raise ValueError(f"action_pad must be {(b, h)}, got {tuple(self.action_pad.shape)}")
+        if self.task_ids.shape != (b,):
+            raise ValueError(f"task_ids must be ({b},), got {tuple(self.task_ids.shape)}")
+
+
+@runtime_checkable
+class ChunkPolicy(Protocol):
+    """A base policy that samples action chunks from explicit latent noise.
+
+    Attributes:
+        chunk_size: Chunk length ``H`` (control steps).
+        action_dim: Action width ``A``.
+        feature_dim: Width ``F`` of :meth:`encode`'s features.
+        instructions: The instructions the policy knows (embeddings stored in its checkpoint).
+    """
+
+    @property
+    def chunk_size(self) -> int:
+        """Chunk length H."""
+        ...
+
+    @property
+    def action_dim(self) -> int:
+        """Action width A."""
+        ...
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature width F."""
+        ...
+
+    @property
+    def instructions(self) -> tuple[str, ...]:
+        """Known instructions."""
+        ...
+
+    def encode(self, observation: Observation, instruction: str | Sequence[str]) -> torch.Tensor:
+        """Frozen features ``(B, F)`` of a batch of observations (no gradient)."""
+        ...
+
+    def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Chunks ``(B, H, A)`` in env action units from features and latent noise ``(B, H, A)``.
+
+        Deterministic: the same features and noise give the same chunk.
+        """
+        ...
+
+    def sample_chunk(
+        self, observation: Observation, instruction: str | Sequence[str], noise: torch.Tensor
+    ) -> torch.Tensor:
+        """``sample_actions(encode(observation, instruction), noise)``."""
+        ...
+
+    def bc_loss(self, batch: ChunkBatch, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Behaviour-cloning loss; with ``weights`` ``(B,)``: ``sum(w*l) / (sum(w) + eps)``."""
+        ...
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` to ``directory``."""
+        ...

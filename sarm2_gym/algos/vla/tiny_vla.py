@@ -1,0 +1,349 @@
+r"""TinyVLA: a CPU-sized vision-language-action policy with a pi0-style flow-matching chunk head.
+
+Architecture (one observation -> one chunk of ``H`` actions)::
+
+    cameras --(shared image encoder)--> 1 token each  \\
+    state (normalised) ---------------> 1 token         >-- transformer trunk --> readout token r
+    instruction (frozen MiniLM, stored) -> 1 token     /
+    readout (learned query) ----------> 1 token        /
+    features c = [LayerNorm(r), normalised state]                                   (B, F)
+    chunk = unnormalise(Euler-integrate v(x, t | c) from x_1 = z to t = 0)          (B, H, A)
+
+The instruction embedding is computed once per task with the frozen sentence encoder and stored
+in the checkpoint (no text model at run time). Actions and state are normalised with dataset
+mean/std stored as buffers; chunks come out in env units, clipped to the action box [-1, 1].
+The features ``c`` are what SPIRAL's residual actor and critic read (spec §2.2 uses pooled frozen
+image features + state the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from sarm2_gym.algos.vla.config import TinyVLAConfig
+from sarm2_gym.algos.vla.flow import FlowHead, sample_flow_times
+from sarm2_gym.algos.vla.policy import ChunkBatch, Observation
+from sarm2_gym.algos.vla.vision import SpatialSoftmaxCNN, resize_frames
+
+__all__ = ["TinyVLA"]
+
+_EPS = 1e-6
+_STD_FLOOR = 1e-2  # constant action/state dims (e.g. unused rotations) must not blow up
+
+
+def _tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    arr = np.asarray(value)
+    # torch warns on read-only arrays (e.g. memory-mapped dataset columns): copy those only
+    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
+
+
+class TinyVLA(nn.Module):
+    """CPU-sized VLA implementing :class:`~sarm2_gym.algos.vla.policy.ChunkPolicy`.
+
+    Args:
+        config: Architecture.
+        instruction_embeddings: ``(len(config.instructions), text_dim)`` frozen sentence
+            embeddings; zeros when ``None`` (filled by loading a checkpoint).
+
+    Example:
+        >>> cfg = TinyVLAConfig(image_size=32, cnn_channels=(4, 8, 8), image_feature_dim=8,
+        ...                     text_dim=4, d_model=16, n_heads=2, n_layers=1, ff_dim=16,
+        ...                     flow_hidden=16, flow_layers=1, instructions=("wipe",))
+        >>> vla = TinyVLA(cfg)
+        >>> obs = {c: np.zeros((2, 32, 32, 3), np.uint8) for c in cfg.cameras}
+        >>> obs["state"] = np.zeros((2, 14), np.float32)
+        >>> vla.sample_chunk(obs, "wipe", torch.zeros(2, 10, 14)).shape
+        torch.Size([2, 10, 14])
+    """
+
+    instruction_embeddings: torch.Tensor
+    state_mean: torch.Tensor
+    state_std: torch.Tensor
+    action_mean: torch.Tensor
+    action_std: torch.Tensor
+
+    def __init__(
+        self, config: TinyVLAConfig, instruction_embeddings: np.ndarray | None = None
+    ) -> None:
+        super().__init__()
+        self.config = config
+        d = config.d_model
+        n_tasks = len(config.instructions)
+        emb = (
+            np.zeros((n_tasks, config.text_dim), np.float32)
+            if instruction_embeddings is None
+            else instruction_embeddings
+        )
+        if emb.shape != (n_tasks, config.text_dim):
+            raise ValueError(
+                f"instruction_embeddings must be {(n_tasks, config.text_dim)}, got {emb.shape}"
+            )
+        self.register_buffer(
+            "instruction_embeddings", torch.as_tensor(emb, dtype=torch.float32).clone()
+        )
+        for name, dim in (("state", config.state_dim), ("action", config.action_dim)):
+            self.register_buffer(f"{name}_mean", torch.zeros(dim))
+            self.register_buffer(f"{name}_std", torch.ones(dim))
+        self.cnn = (
+            SpatialSoftmaxCNN(config.image_size, config.cnn_channels, config.image_feature_dim)
+            if config.image_encoder == "cnn"
+            else None
+        )
+        self._frozen_encoder: Any = (
+            None  # EfficientNet lives outside the module tree (never trained)
+        )
+        self.camera_proj = nn.Linear(config.image_feature_dim, d)
+        self.state_proj = nn.Linear(config.state_dim, d)
+        self.text_proj = nn.Linear(config.text_dim, d)
+        n_tokens = len(config.cameras) + 3
+        self.token_embed = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
+        layer = nn.TransformerEncoderLayer(
+            d,
+            config.n_heads,
+            config.ff_dim,
+            dropout=0.0,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.trunk = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
+        self.readout_norm = nn.LayerNorm(d)
+        self.head = FlowHead(
+            config.chunk_size,
+            config.action_dim,
+            config.feature_dim,
+            config.flow_hidden,
+            config.flow_layers,
+        )
+
+    # ------------------------------------------------------------------ protocol attributes
+    @property
+    def chunk_size(self) -> int:
+        """Chunk length H."""
+        return self.config.chunk_size
+
+    @property
+    def action_dim(self) -> int:
+        """Action width A."""
+        return self.config.action_dim
+
+    @property
+    def feature_dim(self) -> int:
+        """Feature width F = d_model + state_dim."""
+        return self.config.feature_dim
+
+    @property
+    def instructions(self) -> tuple[str, ...]:
+        """Instructions with stored embeddings."""
+        return self.config.instructions
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights."""
+        return self.token_embed.device
+
+    # ------------------------------------------------------------------ construction helpers
+    @classmethod
+    def build(cls, config: TinyVLAConfig, text_encoder: Any = None) -> TinyVLA:
+        """A fresh model with the instruction embeddings computed by a frozen sentence encoder.
+
+        Args:
+            config: Architecture (``config.instructions`` are embedded).
+            text_encoder: Object with ``encode(list[str]) -> (N, D)``; defaults to the packaged
+                MiniLM (:class:`~sarm2_gym.reward.encoders.text.SentenceTextEncoder`).
+        """
+        if text_encoder is None:
+            from sarm2_gym.reward.encoders.text import SentenceTextEncoder
+
+            text_encoder = SentenceTextEncoder()
+        emb = np.asarray(text_encoder.encode(list(config.instructions)), dtype=np.float32)
+        return cls(config, emb.reshape(len(config.instructions), -1))
+
+    def set_normalization(
+        self,
+        state_mean: np.ndarray,
+        state_std: np.ndarray,
+        action_mean: np.ndarray,
+        action_std: np.ndarray,
+    ) -> None:
+        """Store dataset statistics (std floored at 1e-2 so constant dims stay finite)."""
+        for name, value in (
+            ("state_mean", state_mean),
+            ("state_std", np.maximum(state_std, _STD_FLOOR)),
+            ("action_mean", action_mean),
+            ("action_std", np.maximum(action_std, _STD_FLOOR)),
+        ):
+            buf: torch.Tensor = getattr(self, name)
+            buf.copy_(torch.as_tensor(np.asarray(value, dtype=np.float32)))
+
+    def task_ids(self, instruction: str | Sequence[str], n: int) -> torch.Tensor:
+        """Indices ``(n,)`` of instructions (one string for all, or one per sample).
+
+        Raises:
+            ValueError: For an instruction the checkpoint has no embedding for.
+        """
+        texts = [instruction] * n if isinstance(instruction, str) else list(instruction)
+        if len(texts) != n:
+            raise ValueError(f"got {len(texts)} instructions for {n} observations")
+        known = {t: i for i, t in enumerate(self.config.instructions)}
+        missing = sorted({t for t in texts if t not in known})
+        if missing:
+            raise ValueError(f"unknown instructions {missing}; the policy knows {list(known)}")
+        return torch.tensor([known[t] for t in texts], dtype=torch.long, device=self.device)
+
+    # ------------------------------------------------------------------ features
+    def frozen_encoder(self) -> Any:
+        """The frozen EfficientNet-Lite0 (``image_encoder="efficientnet_lite0"`` only)."""
+        if self.config.image_encoder != "efficientnet_lite0":
+            raise ValueError("this TinyVLA trains its own CNN; it has no frozen image encoder")
+        if self._frozen_encoder is None:
+            from sarm2_gym.reward.encoders.efficientnet import EfficientNetLite0Encoder
+
+            self._frozen_encoder = EfficientNetLite0Encoder(
+                self.config.image_size, device=self.device
+            )
+        return self._frozen_encoder
+
+    def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frozen-encoder features ``(N, 1280)`` of uint8 frames ``(N, H, W, 3)`` (cacheable)."""
+        feats: torch.Tensor = self.frozen_encoder().encode(frames.to(self.device))
+        return feats.float()
+
+    def _image_features(
+        self, inputs: Mapping[str, torch.Tensor], shift: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """``(B, n_cameras, D)`` from cached features or from the frames."""
+        if "image_features" in inputs:
+            return inputs["image_features"].to(self.device, torch.float32)
+        cams = self.config.cameras
+        frames = torch.cat([inputs[c] for c in cams]).to(self.device)  # (n_cam*B, H, W, 3)
+        if self.cnn is not None:
+            feats = self.cnn(resize_frames(frames, self.config.image_size), shift, generator)
+        else:
+            feats = self.frame_features(frames)
+        return feats.view(len(cams), -1, feats.shape[-1]).transpose(0, 1)
+
+    def features_from_inputs(
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        task_ids: torch.Tensor,
+        shift: int = 0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Features ``(B, F)`` with gradient (training path)."""
+        state = (inputs["state"].to(self.device, torch.float32) - self.state_mean) / self.state_std
+        cams = self.camera_proj(self._image_features(inputs, shift, generator))  # (B, n_cam, d)
+        b = state.shape[0]
+        tokens = (
+            torch.cat(
+                [
+                    cams,
+                    self.state_proj(state)[:, None],
+                    self.text_proj(self.instruction_embeddings[task_ids])[:, None],
+                    torch.zeros(b, 1, self.config.d_model, device=self.device),
+                ],
+                dim=1,
+            )
+            + self.token_embed[None]
+        )
+        readout = self.readout_norm(self.trunk(tokens)[:, -1])
+        return torch.cat([readout, state], dim=-1)
+
+    def _to_inputs(self, observation: Observation) -> dict[str, torch.Tensor]:
+        missing = [k for k in (*self.config.cameras, "state") if k not in observation]
+        if missing:
+            raise ValueError(f"observation lacks {missing}; it has {sorted(observation)}")
+        return {k: _tensor(observation[k]) for k in (*self.config.cameras, "state")}
+
+    @torch.no_grad()
+    def encode(self, observation: Observation, instruction: str | Sequence[str]) -> torch.Tensor:
+        """Frozen features ``(B, F)`` of a batched observation dict (eval mode, no gradient)."""
+        was_training = self.training
+        self.eval()
+        try:
+            inputs = self._to_inputs(observation)
+            return self.features_from_inputs(
+                inputs, self.task_ids(instruction, inputs["state"].shape[0])
+            )
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ actions
+    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env units -> model units."""
+        return (actions.to(self.device) - self.action_mean) / self.action_std
+
+    def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Chunks ``(B, H, A)`` in env units (clipped to [-1, 1]); deterministic given ``noise``."""
+        expected = (features.shape[0], self.config.chunk_size, self.config.action_dim)
+        if tuple(noise.shape) != expected:
+            raise ValueError(f"noise must be {expected}, got {tuple(noise.shape)}")
+        x = self.head.sample(
+            features.to(self.device), noise.to(self.device), self.config.flow_steps
+        )
+        return (x * self.action_std + self.action_mean).clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def sample_chunk(
+        self, observation: Observation, instruction: str | Sequence[str], noise: torch.Tensor
+    ) -> torch.Tensor:
+        """Chunks ``(B, H, A)`` for a batched observation and latent noise ``(B, H, A)``."""
+        return self.sample_actions(self.encode(observation, instruction), noise)
+
+    def bc_loss(
+        self,
+        batch: ChunkBatch,
+        weights: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+        shift: int = 0,
+    ) -> torch.Tensor:
+        """Flow-matching behaviour-cloning loss (padded steps excluded).
+
+        With ``weights`` (RA-BC, spec §3.6) the per-sample losses ``l_i`` are combined as
+        ``sum(w_i l_i) / (sum(w_i) + 1e-6)``; otherwise they are averaged.
+
+        Args:
+            batch: Samples.
+            weights: ``(B,)`` non-negative sample weights, or ``None``.
+            generator: RNG of the flow noise, times and image shifts.
+            shift: Random-shift augmentation in pixels.
+        """
+        feats = self.features_from_inputs(
+            batch.inputs, batch.task_ids.to(self.device), shift, generator
+        )
+        target = self.normalize_actions(batch.actions)
+        b = target.shape[0]
+        noise = torch.randn(target.shape, generator=generator).to(self.device)
+        t = sample_flow_times(b, self.config.flow_time_alpha, generator).to(self.device)
+        err = self.head.loss(target, feats, noise, t)  # (B, H, A)
+        valid = (~batch.action_pad.to(self.device)).to(err.dtype)[..., None]  # (B, H, 1)
+        per_sample = (err * valid).sum(dim=(1, 2)) / (
+            valid.sum(dim=(1, 2)) * err.shape[-1]
+        ).clamp_min(1.0)
+        if weights is None:
+            return per_sample.mean()
+        w = weights.to(self.device, per_sample.dtype)
+        return (w * per_sample).sum() / (w.sum() + _EPS)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` (atomic; see :mod:`.checkpoint`)."""
+        from sarm2_gym.algos.vla.checkpoint import save_vla
+
+        return save_vla(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> TinyVLA:
+        """Load a checkpoint written by :meth:`save_pretrained` (strict; never unpickles)."""
+        from sarm2_gym.algos.vla.checkpoint import load_vla
+
+        return load_vla(directory, device=device)

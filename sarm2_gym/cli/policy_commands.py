@@ -1,0 +1,199 @@
+"""Policy commands: ``bc`` (TinyVLA BC / RA-BC), ``spiral``, ``ppo`` and ``eval-policy``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from sarm2_gym.cli._app import app
+
+__all__ = ["bc_command", "eval_policy_command", "ppo_command", "spiral_command"]
+
+
+@app.command("bc")
+def bc_command(
+    data: list[Path] = typer.Option(..., "--data", help="LeRobot dataset dir (repeatable)."),
+    out: Path = typer.Option(..., "--out", help="Output checkpoint folder."),
+    rabc: str | None = typer.Option(
+        None,
+        "--rabc",
+        help="RA-BC progress source: a SARM2 reward-model dir, 'sarm_progress' (each dataset's "
+        "sarm_progress.parquet) or 'privileged' (oracle ablation). Default: plain BC.",
+    ),
+    steps: int = typer.Option(10_000, "--steps", min=1),
+    batch_size: int = typer.Option(64, "--batch-size", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    max_episodes: int | None = typer.Option(
+        None, "--max-episodes", help="First N episodes per dataset."
+    ),
+    chunk_size: int = typer.Option(10, "--chunk-size", min=1, help="Actions per chunk (10 = 1 s)."),
+    image_encoder: str = typer.Option("cnn", "--image-encoder", help="cnn or efficientnet_lite0."),
+    image_size: int | None = typer.Option(None, "--image-size", help="Encoder input side."),
+    seed: int = typer.Option(0, "--seed"),
+    save_every: int = typer.Option(500, "--save-every", min=1),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+) -> None:
+    """Train TinyVLA by behaviour cloning (RA-BC with --rabc); resumable with --resume."""
+    from sarm2_gym.algos.common.io import CheckpointError
+    from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig, train_bc
+
+    try:
+        model = TinyVLAConfig(chunk_size=chunk_size, image_encoder=image_encoder)
+        if image_encoder == "efficientnet_lite0":
+            model = replace(model, image_feature_dim=1280, image_size=image_size or 96)
+        elif image_size is not None:
+            model = replace(model, image_size=image_size)
+        config = BCConfig(
+            data=tuple(str(p) for p in data),
+            out=str(out),
+            steps=steps,
+            batch_size=batch_size,
+            lr=lr,
+            max_episodes=max_episodes,
+            rabc=rabc,
+            seed=seed,
+            save_every=save_every,
+            model=model,
+        )
+        path = train_bc(config, resume=resume)
+    except (ValueError, CheckpointError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"policy written to {path}")
+
+
+def _labeler(spec: str) -> object:
+    from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, RewardModelLabeler
+
+    if spec == "privileged":
+        return PrivilegedProgressLabeler()
+    if spec == "sarm2":  # the packaged model, as gym.make(..., reward="sarm2") uses
+        from sarm2_gym.wrappers.factory import load_reward_model
+
+        return RewardModelLabeler(load_reward_model(None))
+    return RewardModelLabeler.from_pretrained(spec)
+
+
+@app.command("spiral")
+def spiral_command(
+    policy: Path = typer.Option(..., "--policy", help="Base TinyVLA checkpoint (from `sarm2 bc`)."),
+    task: str = typer.Option(..., "--task", help="Env id, e.g. SARM2-CleanWhiteboard-v0."),
+    out: Path = typer.Option(..., "--out", help="Run folder (resumed if it holds a run)."),
+    timesteps: int = typer.Option(..., "--timesteps", min=1, help="Env-step budget of all rounds."),
+    labeler: str = typer.Option(
+        ...,
+        "--labeler",
+        help="Reward model: 'sarm2' (packaged), a SARM2 checkpoint dir, or 'privileged' "
+        "(simulator progress: an oracle for ablations, not SARM2).",
+    ),
+    rollouts_per_round: int = typer.Option(100, "--rollouts-per-round", min=1),
+    gradient_steps: int = typer.Option(10_000, "--gradient-steps", min=0),
+    alpha: float = typer.Option(
+        0.5, "--alpha", help="MC weight: 0.5 SPIRAL, 0 dense-only, 1 sparse-only."
+    ),
+    offline_data: Path | None = typer.Option(
+        None, "--offline-data", help="Demos for offline SPIRAL first."
+    ),
+    n_envs: int = typer.Option(2, "--n-envs", min=1),
+    image_size: int = typer.Option(96, "--image-size", min=16),
+    eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Run SPIRAL rounds (collect -> label -> update), evaluating after every round; resumable."""
+    from sarm2_gym.algos.baselines import SPIRALRunConfig, run_spiral
+    from sarm2_gym.algos.spiral import SPIRALConfig
+
+    try:
+        config = SPIRALRunConfig(
+            task=task,
+            base_policy=str(policy),
+            out=str(out),
+            timesteps=timesteps,
+            spiral=SPIRALConfig(
+                mc_weight=alpha,
+                rollouts_per_round=rollouts_per_round,
+                gradient_steps=gradient_steps,
+            ),
+            seed=seed,
+            n_envs=n_envs,
+            image_size=image_size,
+            offline_data=None if offline_data is None else str(offline_data),
+            eval_episodes=eval_episodes,
+        )
+        result = run_spiral(config, _labeler(labeler), progress_bar=True)  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    for point in result.curve:
+        steps, rate = point["env_steps"], point["success_rate"]
+        typer.echo(f"round {point['round']}: {steps} steps, success {rate:.2f}")
+
+
+@app.command("ppo")
+def ppo_command(
+    task: str = typer.Option(..., "--task"),
+    reward: str = typer.Option(
+        "sparse", "--reward", help="sparse, sarm2 or sarm2:<checkpoint dir>."
+    ),
+    timesteps: int = typer.Option(..., "--timesteps", min=1),
+    out: Path = typer.Option(..., "--out"),
+    n_envs: int = typer.Option(2, "--n-envs", min=1),
+    obs_mode: str = typer.Option(
+        "rgb", "--obs-mode", help="rgb (as the VLA) or state (privileged)."
+    ),
+    image_size: int = typer.Option(64, "--image-size", min=36),
+    eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train SB3 PPO with the sparse or the SARM2 dense reward and evaluate it."""
+    from sarm2_gym.algos.baselines import PPORunConfig, run_ppo
+
+    try:
+        config = PPORunConfig(
+            task=task,
+            out=str(out),
+            timesteps=timesteps,
+            reward=reward,
+            seed=seed,
+            n_envs=n_envs,
+            obs_mode=obs_mode,
+            image_size=image_size,
+            eval_episodes=eval_episodes,
+        )
+        result = run_ppo(config, progress_bar=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"{result.method}: success {result.success_rate:.2f} after {result.env_steps} steps")
+
+
+@app.command("eval-policy")
+def eval_policy_command(
+    policy: Path = typer.Option(..., "--policy", help="TinyVLA checkpoint or SPIRAL run folder."),
+    task: str = typer.Option(..., "--task"),
+    episodes: int = typer.Option(50, "--episodes", min=1),
+    image_size: int = typer.Option(96, "--image-size", min=16),
+    n_envs: int = typer.Option(2, "--n-envs", min=1),
+    seed: int = typer.Option(0, "--seed", help="Seed of the policy's latent noise."),
+) -> None:
+    """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds."""
+    from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
+    from sarm2_gym.algos.baselines.runners import task_instruction
+    from sarm2_gym.algos.common.evaluation import Predictor
+    from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
+    from sarm2_gym.algos.vla import TinyVLA, VLAController
+
+    predictor: Predictor
+    if (policy / "config.json").is_file():
+        vla = TinyVLA.from_pretrained(policy)
+        predictor = VLAController(vla, task_instruction(task, vla), seed=seed)
+    else:  # acting needs no labeller; the oracle one only fills the argument
+        predictor = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+    result = evaluate_on_task(
+        predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs
+    )
+    typer.echo(
+        json.dumps(
+            {"success_rate": result.success_rate, "steps_per_second": result.steps_per_second}
+        )
+    )

@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import sarm2_gym.cli.policy_commands  # noqa: F401  (registers the commands)
+from sarm2_gym.algos.baselines import (
+    PPORunConfig,
+    SPIRALRunConfig,
+    eval_seeds,
+    load_result,
+    run_bc,
+    run_ppo,
+    run_spiral,
+    spiral_method_name,
+    with_alpha,
+)
+from sarm2_gym.algos.common.evaluation import evaluate_success
+from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, SPIRALConfig
+from sarm2_gym.algos.vla import BCConfig
+from sarm2_gym.cli import app
+
+from .helpers import REACH_ID, FakeText, ReachEnv, make_reach_env, tiny_vla, tiny_vla_config
+
+TINY_SPIRAL = SPIRALConfig(
+    rollouts_per_round=2, gradient_steps=4, actor_hidden=(16,), critic_hidden=(16,)
+)
+
+
+class Expert:
+    """Scripted reaching expert behind the SB3 ``predict`` signature (reads the goal pixel)."""
+
+    def predict(
+        self,
+        obs: dict[str, np.ndarray],
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        size = obs["top"].shape[1]
+        actions = np.zeros((len(obs["state"]), 14), np.float32)
+        for i, top in enumerate(obs["top"]):
+            rows, cols = np.nonzero(top[:, :, 0])
+            goal = np.array([rows.mean(), cols.mean()]) / (size - 1) * 2 - 1
+            actions[i, :2] = np.clip((goal - obs["state"][i, :2]) / 0.15, -1, 1)
+        return actions, None
+
+
+def test_evaluate_success_runs_one_episode_per_seed() -> None:
+    res = evaluate_success(Expert(), make_reach_env, [5, 6, 7], n_envs=2)
+    assert res.seeds == [5, 6, 7] and res.success_rate == 1.0
+    assert len(res.lengths) == 3 and res.env_steps == sum(res.lengths)
+    still = evaluate_success(_Still(), make_reach_env, [5, 6], n_envs=2)
+    assert still.success_rate == 0.0 and still.lengths == [25, 25]
+    with pytest.raises(ValueError, match="distinct"):
+        evaluate_success(Expert(), make_reach_env, [1, 1])
+    assert eval_seeds(3) == [1_000_000, 1_000_001, 1_000_002]
+
+
+class _Still:
+    def predict(
+        self,
+        obs: dict[str, np.ndarray],
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, None]:
+        return np.zeros((len(obs["state"]), 14), np.float32), None
+
+
+def test_run_bc_trains_evaluates_and_skips_when_finished(
+    tmp_path: Path, reach_demos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = BCConfig(
+        data=(str(reach_demos),),
+        out=str(tmp_path / "bc"),
+        steps=6,
+        batch_size=8,
+        model=tiny_vla_config(),
+    )
+    result = run_bc(cfg, REACH_ID, eval_episodes=2, text_encoder=FakeText())
+    assert result.method == "bc" and result.env_steps == 0 and result.demos == 6
+    assert result.eval["seeds"] == eval_seeds(2) and 0.0 <= result.success_rate <= 1.0
+    import sarm2_gym.algos.baselines.runners as runners
+
+    monkeypatch.setattr(runners, "train_bc", _fail)
+    assert run_bc(cfg, REACH_ID, eval_episodes=2) == result  # finished: not run again
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a finished run must not train again")
+
+
+def _base_policy(tmp_path: Path) -> Path:
+    tiny_vla().save_pretrained(tmp_path / "base")
+    return tmp_path / "base"
+
+
+def test_run_spiral_records_a_curve_per_round(tmp_path: Path) -> None:
+    cfg = SPIRALRunConfig(
+        task=REACH_ID,
+        base_policy=str(_base_policy(tmp_path)),
+        out=str(tmp_path / "s"),
+        timesteps=50,
+        spiral=TINY_SPIRAL,
+        eval_episodes=2,
+        image_size=24,
+    )
+    result = run_spiral(cfg, PrivilegedProgressLabeler())
+    rounds = [p["round"] for p in result.curve]
+    assert rounds == list(range(len(rounds))) and len(rounds) >= 2
+    assert result.curve[0]["env_steps"] == 0 and result.env_steps >= 50
+    assert result.method == "spiral" and load_result(tmp_path / "s") == result
+    curve = json.loads((tmp_path / "s" / "curve.json").read_text())["curve"]
+    assert [p["round"] for p in curve] == rounds
+    assert run_spiral(cfg, PrivilegedProgressLabeler()) == result
+    ablation = with_alpha(cfg, 0.0, str(tmp_path / "a0"))
+    assert (
+        spiral_method_name(ablation.spiral) == "spiral_alpha0" and ablation.spiral.mc_weight == 0.0
+    )
+    assert spiral_method_name(with_alpha(cfg, 1.0, "x").spiral) == "spiral_alpha1"
+
+
+def test_run_ppo_with_the_sparse_reward(tmp_path: Path) -> None:
+    cfg = PPORunConfig(
+        task=REACH_ID, out=str(tmp_path / "ppo"), timesteps=32, n_steps=16, batch_size=16,
+        image_size=36, eval_episodes=2,
+    )  # fmt: skip
+    result = run_ppo(cfg)
+    assert result.method == "ppo_sparse" and result.env_steps == 32
+    assert (tmp_path / "ppo" / "policy.safetensors").is_file()
+    assert list((tmp_path / "ppo" / "tb").glob("ppo_sparse_*"))
+    with pytest.raises(ValueError, match="reward must be"):
+        PPORunConfig(task=REACH_ID, out="x", timesteps=1, reward="dense")
+    assert PPORunConfig(task=REACH_ID, out="x", timesteps=1, reward="sarm2").method == "ppo_sarm2"
+
+
+def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
+    base = _base_policy(tmp_path)
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s"),
+         "--timesteps", "30", "--labeler", "privileged", "--rollouts-per-round", "2",
+         "--gradient-steps", "3", "--eval-episodes", "2", "--image-size", "24", "--n-envs", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "round 0:" in res.output and (tmp_path / "s" / "result.json").is_file()
+    res = runner.invoke(
+        app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert 0.0 <= json.loads(res.output.strip().splitlines()[-1])["success_rate"] <= 1.0
+    res = runner.invoke(
+        app,
+        [
+            "eval-policy",
+            "--policy",
+            str(tmp_path / "s" / "checkpoints"),
+            "--task",
+            REACH_ID,
+            "--episodes",
+            "2",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [
+            "ppo",
+            "--task",
+            REACH_ID,
+            "--reward",
+            "dense",
+            "--timesteps",
+            "4",
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
+    assert res.exit_code != 0 and "reward must be" in res.output
+
+
+def test_cli_bc_with_the_packaged_sentence_encoder(tmp_path: Path, reach_demos: Path) -> None:
+    res = CliRunner().invoke(
+        app,
+        ["bc", "--data", str(reach_demos), "--out", str(tmp_path / "bc"), "--steps", "2",
+         "--batch-size", "4", "--chunk-size", "4", "--image-size", "24", "--max-episodes", "2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from sarm2_gym.algos.vla import TinyVLA
+
+    policy = TinyVLA.from_pretrained(tmp_path / "bc")
+    assert policy.config.text_dim == 384 and policy.instruction_embeddings.abs().sum() > 0
+    assert isinstance(ReachEnv().instruction, str)
+
+
+def test_run_ppo_with_sarm2_dense_rewards_through_the_wrappers(tmp_path: Path) -> None:
+    import torch
+
+    from sarm2_gym.reward import SARM2Config, SARM2RewardModel, TextEmbeddings
+
+    instruction = "clean whiteboard WITH whiteboard eraser"
+    torch.manual_seed(0)
+    cfg = SARM2Config(
+        encoder="cnn", cnn_out_dim=8, image_size=40, d_model=16, n_heads=2, text_dim=4,
+        instructions=(instruction,), expert_hidden=(8,), gate_hidden=8,
+    )  # fmt: skip
+    SARM2RewardModel(cfg, TextEmbeddings.zeros((instruction,), 4)).save_pretrained(tmp_path / "rm")
+    run = PPORunConfig(
+        task="SARM2-CleanWhiteboard-v0", out=str(tmp_path / "ppo"), timesteps=32,
+        reward=f"sarm2:{tmp_path / 'rm'}", n_steps=16, batch_size=16, image_size=40,
+        eval_episodes=2, max_episode_steps=10,
+    )  # fmt: skip
+    result = run_ppo(run)
+    assert result.method == "ppo_sarm2" and result.env_steps == 32
+    assert result.eval["lengths"] == [10, 10] or result.success_rate > 0

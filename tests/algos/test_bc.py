@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sarm2_gym.algos.common.io import CheckpointError
+from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
+from sarm2_gym.algos.vla.bc import learning_rate
+
+from .helpers import FakeText, tiny_vla_config
+
+
+def _config(data: Path, out: Path, **kwargs: object) -> BCConfig:
+    base: dict[str, object] = {
+        "data": (str(data),),
+        "out": str(out),
+        "steps": 12,
+        "batch_size": 8,
+        "warmup_steps": 3,
+        "save_every": 5,
+        "log_every": 2,
+        "random_shift": 2,
+        "model": tiny_vla_config(),
+    }
+    base.update(kwargs)
+    return BCConfig(**base)  # type: ignore[arg-type]
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return TinyVLA.from_pretrained(out).state_dict()
+
+
+def test_bc_writes_a_loadable_checkpoint_and_tensorboard(tmp_path: Path, reach_demos: Path) -> None:
+    out = train_bc(
+        _config(reach_demos, tmp_path / "bc"), text_encoder=FakeText(), progress_bar=False
+    )
+    policy = TinyVLA.from_pretrained(out)
+    assert policy.instructions == ("reach the red dot",)
+    summary = json.loads((out / "bc_summary.json").read_text())
+    assert summary["steps"] == 12 and summary["episodes"] == 6
+    acc = EventAccumulator(str(out / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [2, 4, 6, 8, 10, 12]
+    with pytest.raises(CheckpointError, match="already holds a BC run"):
+        train_bc(_config(reach_demos, tmp_path / "bc"), text_encoder=FakeText(), progress_bar=False)
+
+
+def test_bc_resume_equals_an_uninterrupted_run(tmp_path: Path, reach_demos: Path) -> None:
+    straight = train_bc(
+        _config(reach_demos, tmp_path / "a"), text_encoder=FakeText(), progress_bar=False
+    )
+
+    def kill(step: int, metrics: dict[str, float]) -> None:
+        if step == 8:  # between the snapshots at 5 and 10
+            raise KeyboardInterrupt
+
+    cfg = _config(reach_demos, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        train_bc(cfg, text_encoder=FakeText(), callback=kill, progress_bar=False)
+    assert json.loads((tmp_path / "b" / "train_state" / "latest.json").read_text()) == {
+        "latest": "step_00000005"
+    }
+    resumed = train_bc(cfg, resume=True, progress_bar=False)  # no text encoder needed to resume
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    acc = EventAccumulator(str(tmp_path / "b" / "tb"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("train/loss")] == [2, 4, 6, 8, 10, 12]  # no duplicates
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path, reach_demos: Path) -> None:
+    train_bc(
+        _config(reach_demos, tmp_path / "bc", steps=5), text_encoder=FakeText(), progress_bar=False
+    )
+    with pytest.raises(CheckpointError, match="batch_size"):
+        train_bc(
+            _config(reach_demos, tmp_path / "bc", steps=10, batch_size=4),
+            resume=True,
+            progress_bar=False,
+        )
+    # more steps with everything else equal is a valid continuation
+    train_bc(_config(reach_demos, tmp_path / "bc", steps=7), resume=True, progress_bar=False)
+    assert json.loads((tmp_path / "bc" / "bc_summary.json").read_text())["steps"] == 7
+
+
+def test_rabc_training_uses_progress_weights(tmp_path: Path, reach_demos: Path) -> None:
+    seen: list[float] = []
+    cfg = _config(reach_demos, tmp_path / "rabc", rabc="privileged", steps=4)
+    train_bc(
+        cfg,
+        text_encoder=FakeText(),
+        callback=lambda s, m: seen.append(m["rabc_weight_mean"]),
+        progress_bar=False,
+    )
+    assert len(seen) == 4 and all(0.0 <= w <= 1.0 for w in seen)
+    with pytest.raises(ValueError, match="--rabc must be"):
+        train_bc(
+            _config(reach_demos, tmp_path / "x", rabc="nonsense"),
+            text_encoder=FakeText(),
+            progress_bar=False,
+        )
+
+
+def test_learning_rate_schedule(tmp_path: Path) -> None:
+    cfg = BCConfig(
+        data=("d",), out=str(tmp_path), steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1
+    )
+    assert learning_rate(0, cfg) == pytest.approx(0.1)
+    assert learning_rate(9, cfg) == pytest.approx(1.0)
+    assert learning_rate(10, cfg) == pytest.approx(1.0)
+    assert learning_rate(100, cfg) == pytest.approx(0.1)

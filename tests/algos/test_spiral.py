@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from sarm2_gym.algos.spiral import (
+    SPIRAL,
+    AnnotatedRollout,
+    EpisodeLabels,
+    PrivilegedProgressLabeler,
+    RolloutEpisode,
+    SPIRALConfig,
+)
+
+from .helpers import make_reach_env, tiny_vla
+
+TINY = SPIRALConfig(
+    rollouts_per_round=2, gradient_steps=8, actor_hidden=(16, 16), critic_hidden=(16, 16)
+)
+
+
+def _env(n: int = 2) -> DummyVecEnv:
+    return DummyVecEnv([make_reach_env] * n)
+
+
+def _spiral(tmp: Path | None = None, config: SPIRALConfig = TINY, **kwargs: Any) -> SPIRAL:
+    return SPIRAL(
+        tiny_vla(),
+        _env(),
+        PrivilegedProgressLabeler(),
+        config=config,
+        seed=3,
+        checkpoint_dir=None if tmp is None else tmp / "ckpt",
+        tensorboard_log=None if tmp is None else str(tmp / "tb"),
+        **kwargs,
+    )
+
+
+def _params(model: SPIRAL) -> dict[str, torch.Tensor]:
+    p = model.policy
+    return {
+        **{f"a.{k}": v for k, v in p.actor.state_dict().items()},
+        **{f"c.{k}": v for k, v in p.critic.state_dict().items()},
+        **{f"t.{k}": v for k, v in p.critic_target.state_dict().items()},
+    }
+
+
+class Counter(BaseCallback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = self.rollout_starts = self.rollout_ends = 0
+
+    def _on_step(self) -> bool:
+        self.steps += 1
+        return True
+
+    def _on_rollout_start(self) -> None:
+        self.rollout_starts += 1
+
+    def _on_rollout_end(self) -> None:
+        self.rollout_ends += 1
+
+
+def test_learn_runs_rounds_end_to_end_and_logs_to_tensorboard(tmp_path: Path) -> None:
+    model = _spiral(tmp_path)
+    counter = Counter()
+    model.learn(60, callback=counter, tb_log_name="tiny", progress_bar=True)
+    assert model.num_timesteps >= 60 and model.round >= 1
+    assert counter.steps * 2 == model.num_timesteps
+    assert counter.rollout_starts == counter.rollout_ends == model.round
+    assert model._n_updates == model.round * TINY.gradient_steps
+    assert len(model.replay) > 0
+    assert {e["source"] for e in model.replay.episodes} == {"rollout"}
+    record = model.history[-1]
+    assert record["episodes"] <= 2 and np.isfinite(record["train_critic_loss"])
+    # the critics were only ever trained with z = 0, and their latent weights stayed at zero
+    sample = model.replay.sample(4, np.random.default_rng(0))
+    critic = model.policy.critic
+    zero_q = critic(sample.features, torch.zeros_like(sample.actions), sample.actions)
+    assert torch.equal(
+        critic(sample.features, torch.randn_like(sample.actions), sample.actions), zero_q
+    )
+    events = list((tmp_path / "tb").glob("tiny_*/events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/critic_loss", "train/actor_loss", "rollout/success_rate", "spiral/round"} <= tags
+
+
+def test_predict_works_with_sb3_evaluation_and_chunk_state() -> None:
+    model = _spiral()
+    obs = model.env.reset()  # type: ignore[union-attr]
+    action, state = model.predict(obs, deterministic=True)
+    assert action.shape == (2, 14) and np.abs(action).max() <= 1.0
+    queue, cursor = state
+    assert queue.shape == (2, 4, 14) and cursor.tolist() == [1, 1]
+    again, _ = model.predict(obs, deterministic=True)
+    assert np.array_equal(action, again)
+    single, _ = model.predict({k: v[0] for k, v in obs.items()}, deterministic=True)
+    assert single.shape == (14,)
+    mean_reward, _ = evaluate_policy(model, Monitor(make_reach_env()), n_eval_episodes=2)
+    assert np.isfinite(mean_reward)
+
+
+def test_deployment_picks_the_candidate_with_the_highest_min_q() -> None:
+    model = _spiral()
+    policy = model.policy
+
+    class StubCritic(torch.nn.Module):
+        def min_q(self, f: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+            return -(a[:, :, 0] - 0.3).abs().sum(-1)  # prefers x-actions near 0.3
+
+    policy.critic = StubCritic()  # type: ignore[assignment]
+    obs = model.env.reset()  # type: ignore[union-attr]
+    feats = policy.encode(obs)
+    noise = torch.randn(
+        (2, TINY.kappa, 4, 14), generator=torch.Generator().manual_seed(policy.config.deploy_seed)
+    )
+    chunks, q = policy.candidates(feats, noise)
+    want = chunks[torch.arange(2), q.argmax(1)]
+    got = policy.plan(obs, deterministic=True)
+    assert np.allclose(got, want.numpy())
+    assert not torch.allclose(chunks[:, 0], chunks[:, 1])
+
+
+def test_save_load_round_trip_predicts_identically(tmp_path: Path) -> None:
+    model = _spiral()
+    model.learn(40)
+    model.save(tmp_path / "run")
+    loaded = SPIRAL.load(tmp_path / "run", env=_env(), reward_model=PrivilegedProgressLabeler())
+    for k, v in _params(model).items():
+        assert torch.equal(v, _params(loaded)[k]), k
+    obs = model.env.reset()  # type: ignore[union-attr]
+    assert np.array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    # the stochastic latent generator is restored too
+    assert np.array_equal(model.predict(obs)[0], loaded.predict(obs)[0])
+    assert (loaded.num_timesteps, loaded.round, len(loaded.replay)) == (
+        model.num_timesteps,
+        model.round,
+        len(model.replay),
+    )
+    no_env = SPIRAL.load(tmp_path / "run", reward_model=PrivilegedProgressLabeler())
+    assert np.array_equal(
+        no_env.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0]
+    )
+
+
+class Kill(BaseCallback):
+    def __init__(self, at_round: int) -> None:
+        super().__init__()
+        self.at_round = at_round
+
+    def _on_step(self) -> bool:
+        if self.model.round == self.at_round and self.num_timesteps % 10 == 0:
+            raise KeyboardInterrupt("simulated kill")
+        return True
+
+
+def test_a_run_killed_between_rounds_resumes_exactly(tmp_path: Path) -> None:
+    total = 120
+    straight = _spiral(tmp_path / "a")
+    straight.learn(total)
+    assert straight.round >= 3
+
+    killed = _spiral(tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        killed.learn(total, callback=Kill(at_round=2))
+    resumed = SPIRAL.load(
+        tmp_path / "b" / "ckpt", env=_env(), reward_model=PrivilegedProgressLabeler()
+    )
+    assert resumed.round == 2
+    resumed.learn(total - resumed.num_timesteps, reset_num_timesteps=False)
+    assert (resumed.num_timesteps, resumed.round) == (straight.num_timesteps, straight.round)
+    for k, v in _params(straight).items():
+        assert torch.equal(v, _params(resumed)[k]), k
+    assert resumed.replay.episodes == straight.replay.episodes
+
+
+def test_learn_on_clean_whiteboard(tmp_path: Path) -> None:
+    task = "SARM2-CleanWhiteboard-v0"
+    instruction = gym.make(task, obs_mode="state").unwrapped.instruction  # type: ignore[attr-defined]
+    vla = tiny_vla(instructions=(instruction,))
+    env = DummyVecEnv([lambda: gym.make(task, image_size=24, max_episode_steps=12)])
+    cfg = SPIRALConfig(
+        rollouts_per_round=1, gradient_steps=4, actor_hidden=(16,), critic_hidden=(16,)
+    )
+    model = SPIRAL(
+        vla, env, PrivilegedProgressLabeler(), config=cfg, seed=0, tensorboard_log=str(tmp_path)
+    )
+    model.learn(12)
+    assert model.instruction == instruction
+    assert model.num_timesteps == 12 and model.round == 1
+    assert len(model.replay) == 13  # 12 steps + the final observation
+    assert list(tmp_path.glob("SPIRAL_*/events.out.tfevents.*"))
+    env.close()
+
+
+def test_offline_mode_learns_from_labelled_demonstrations(
+    tmp_path: Path, reach_demos: Path
+) -> None:
+    model = _spiral(tmp_path)
+    assert model.add_demonstrations(reach_demos, max_episodes=3) == 3
+    assert [e["source"] for e in model.replay.episodes] == ["demo"] * 3
+    assert all(e["terminal"] == float(e["success"]) for e in model.replay.episodes)
+    stats = model.learn_offline(gradient_steps=5)
+    assert model.offline_updates == 5 and np.isfinite(stats["critic_loss"])
+    assert (tmp_path / "ckpt" / "latest.json").is_file()
+    other = SPIRAL(
+        tiny_vla(instructions=("another task",)),
+        _env(),
+        PrivilegedProgressLabeler(),
+        instruction="another task",
+    )
+    with pytest.raises(ValueError, match="not the policy's task"):
+        other.add_demonstrations(reach_demos)
+
+
+class ConstantLabeler:
+    needs_images = False
+
+    def label(self, episode: RolloutEpisode) -> EpisodeLabels:
+        reward = np.full(episode.length, 0.01)
+        reward[0] = 0.0
+        return EpisodeLabels(reward=reward, progress=np.cumsum(reward))
+
+
+class FakeAdapter:
+    def __init__(self) -> None:
+        self.calls: list[Sequence[AnnotatedRollout]] = []
+        self.restored: list[Path] = []
+
+    def adapt(self, rollouts: Sequence[AnnotatedRollout], out_dir: Path | None) -> ConstantLabeler:
+        self.calls.append(rollouts)
+        assert out_dir is not None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "adapted.txt").write_text("rm2")
+        return ConstantLabeler()
+
+    def restore(self, out_dir: Path) -> ConstantLabeler:
+        self.restored.append(out_dir)
+        return ConstantLabeler()
+
+
+def test_reward_model_adaptation_hook_runs_once_on_annotated_rollouts(tmp_path: Path) -> None:
+    adapter = FakeAdapter()
+    model = _spiral(tmp_path, reward_adapter=adapter)
+    model.learn(60, max_rounds=2)
+    assert len(adapter.calls) == 1 and model.adapted
+    annotated = adapter.calls[0]
+    assert len(annotated) == 2
+    for item in annotated:
+        priv = item.episode.progress
+        assert priv is not None and item.progress.shape == priv.shape
+        assert item.progress[-1] == pytest.approx(np.clip(priv[-1], 0, 1), abs=1e-6)
+        assert item.reward == pytest.approx(np.diff(item.progress, prepend=0.0))
+    # every rollout, the adaptation round's included, is labelled by the adapted model (RM2)
+    assert all(
+        e["dense_return"] == pytest.approx(0.01 * (e["length"] - 1)) for e in model.replay.episodes
+    )
+    resumed = SPIRAL.load(
+        tmp_path / "ckpt",
+        env=_env(),
+        reward_model=PrivilegedProgressLabeler(),
+        reward_adapter=adapter,
+    )
+    assert isinstance(resumed.labeler, ConstantLabeler) and adapter.restored == [
+        tmp_path / "ckpt" / "reward_model"
+    ]
+
+
+def test_mismatched_env_is_rejected_on_load(tmp_path: Path) -> None:
+    model = _spiral()
+    model.save(tmp_path / "run")
+    other = DummyVecEnv([lambda: gym.make("SARM2-CleanWhiteboard-v0", obs_mode="state")])
+    with pytest.raises(ValueError):
+        SPIRAL.load(tmp_path / "run", env=other, reward_model=PrivilegedProgressLabeler())
+    other.close()
