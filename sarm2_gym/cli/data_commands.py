@@ -27,7 +27,10 @@ def collect_command(
     ),
     seed: int = typer.Option(0, "--seed", help="Episode i uses reset seed SEED+i."),
     image_size: int = typer.Option(96, "--image-size", min=16, max=512),
-    num_workers: int = typer.Option(1, "--num-workers", min=1, help="Recording processes."),
+    num_workers: int = typer.Option(1, "--num-workers", min=1, help="Recording processes/actors."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Record on Ray actors: a cluster address, or 'local'."
+    ),
 ) -> None:
     """Record scripted-expert episodes into a LeRobot v3.0 dataset (resumable)."""
     from sarm2_gym.data.generation import collect, resolve_tasks
@@ -42,6 +45,7 @@ def collect_command(
             seed=seed,
             image_size=image_size,
             num_workers=num_workers,
+            ray_address=ray_address,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -69,7 +73,10 @@ def make_benchmark_command(
     ),
     task: str = typer.Option("all", "--task", help="Task id or 'all'."),
     image_size: int = typer.Option(96, "--image-size", min=16, max=512),
-    num_workers: int = typer.Option(2, "--num-workers", min=1, help="Recording processes."),
+    num_workers: int = typer.Option(2, "--num-workers", min=1, help="Recording processes/actors."),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="Record on Ray actors: a cluster address, or 'local'."
+    ),
 ) -> None:
     """Build the standard benchmark data (resumable: rerun to continue)."""
     from sarm2_gym.data.generation import BenchmarkSizes, make_benchmark, resolve_tasks
@@ -83,6 +90,7 @@ def make_benchmark_command(
             ),
             image_size=image_size,
             num_workers=num_workers,
+            ray_address=ray_address,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

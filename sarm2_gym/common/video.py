@@ -12,7 +12,7 @@ from sarm2_gym.envs.core.primitives import PRIMITIVES
 
 __all__ = ["compose_frame", "write_video"]
 
-_BAR_H = 14
+_BAR_H = 16
 
 
 def _bar(width: int, value: float, color: tuple[float, ...], background: int = 40) -> np.ndarray:
@@ -22,11 +22,22 @@ def _bar(width: int, value: float, color: tuple[float, ...], background: int = 4
     return bar
 
 
+def _caption(bar: np.ndarray, text: str) -> np.ndarray:
+    """Draw ``text`` on a bar (PIL's built-in bitmap font: no font files needed)."""
+    from PIL import Image, ImageDraw
+
+    img = Image.fromarray(bar)
+    draw = ImageDraw.Draw(img)
+    draw.text((4, 2), text, fill=(255, 255, 255), stroke_width=1, stroke_fill=(0, 0, 0))
+    return np.asarray(img)
+
+
 def compose_frame(
     images: Sequence[np.ndarray],
     progress: Sequence[float] = (),
     primitives: Sequence[int] = (),
     scale: int = 2,
+    labels: Sequence[str] = (),
 ) -> np.ndarray:
     """Tile camera images and add one bar per progress value (coloured by its primitive).
 
@@ -35,6 +46,7 @@ def compose_frame(
         progress: Progress values in [0, 1], one bar each (e.g. true, predicted).
         primitives: Primitive index per bar (colours the bar); defaults to grey.
         scale: Integer upscaling of the camera images (nearest neighbour).
+        labels: Optional text per bar (e.g. ``"SARM2"``); the value and primitive name are added.
 
     Returns:
         The composed frame, uint8, with even height and width (video codecs need them).
@@ -45,7 +57,10 @@ def compose_frame(
     parts = [row]
     for k, value in enumerate(progress):
         prim = primitives[k] if k < len(primitives) else PRIMITIVES.index("dummy")
-        parts.append(_bar(width, float(value), PRIMITIVE_COLORS[prim]))
+        bar = _bar(width, float(value), PRIMITIVE_COLORS[prim])
+        if k < len(labels):
+            bar = _caption(bar, f"{labels[k]} {float(value):.2f} {PRIMITIVES[prim]}")
+        parts.append(bar)
     frame = np.concatenate(parts, axis=0)
     h, w = frame.shape[:2]
     return np.ascontiguousarray(frame[: h - h % 2, : w - w % 2])

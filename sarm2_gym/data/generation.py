@@ -81,8 +81,19 @@ def _run_job(job: Job) -> Episode:
     )
 
 
-def _episodes(jobs: Sequence[Job], num_workers: int) -> Iterator[Episode]:
-    """Record ``jobs`` in order, in ``num_workers`` processes (in this one for 1)."""
+def _episodes(
+    jobs: Sequence[Job], num_workers: int, ray_address: str | None = None
+) -> Iterator[Episode]:
+    """Record ``jobs`` in order.
+
+    On Ray actors when ``ray_address`` is given, otherwise in ``num_workers`` local processes (in
+    this one for 1).
+    """
+    if ray_address is not None:
+        from sarm2_gym.common.ray_pool import ray_map
+
+        yield from ray_map(_run_job, jobs, max(num_workers, 1), ray_address)
+        return
     if num_workers <= 1:
         for job in jobs:
             yield _run_job(job)
@@ -128,6 +139,7 @@ def collect(
     image_size: int = 96,
     num_workers: int = 1,
     progress: bool = True,
+    ray_address: str | None = None,
 ) -> Path:
     """Record ``episodes_per_task`` expert episodes of each task into one dataset at ``out``.
 
@@ -151,7 +163,7 @@ def collect(
             if seed + i not in done.get(env_id, set())
         ]
         bar = tqdm(total=len(jobs), desc=f"collect -> {root}", unit="ep", disable=not progress)
-        for episode in _episodes(jobs, num_workers):
+        for episode in _episodes(jobs, num_workers, ray_address):
             writer.add_episode(episode, task_index=_task_index(episode.env_id))
             bar.update(1)
             bar.set_postfix(task=episode.env_id.removeprefix("SARM2-"), ok=episode.success)
@@ -200,6 +212,7 @@ def make_benchmark(
     num_workers: int = 2,
     progress: bool = True,
     max_rounds: int = 25,
+    ray_address: str | None = None,
 ) -> dict[str, Path]:
     """Build the standard benchmark data under ``out``: three multi-task datasets.
 
@@ -208,7 +221,8 @@ def make_benchmark(
     * ``heldout_rollouts/``: per task ``sizes.rollouts_per_outcome`` successful, partial and
       failed episodes from degraded experts (outcome from privileged progress).
 
-    Resumable: rerunning continues where an interrupted run stopped.
+    Resumable: rerunning continues where an interrupted run stopped. With ``ray_address`` the
+    episodes are recorded on Ray actors (``"local"`` starts a local cluster).
 
     Returns:
         Split name -> dataset directory.
@@ -231,7 +245,7 @@ def make_benchmark(
                 for i in range(per_task)
                 if base + i not in done.get(e, set())
             ]
-            for episode in _episodes(jobs, num_workers):
+            for episode in _episodes(jobs, num_workers, ray_address):
                 writer.add_episode(episode, task_index=_task_index(episode.env_id))
                 bar.update(1)
 
@@ -252,6 +266,7 @@ def _rollout_split(
     num_workers: int,
     tick: Callable[[int], Any],
     max_rounds: int,
+    ray_address: str | None,
 ) -> None:
     base = SPLIT_SEED_BASE["heldout_rollouts"]
     with _open_writer(path, image_size) as writer:
@@ -273,7 +288,7 @@ def _rollout_split(
                         q.next_seed += 1
             if not jobs:
                 return
-            for episode in _episodes(jobs, num_workers):
+            for episode in _episodes(jobs, num_workers, ray_address):
                 q = quotas[episode.env_id]
                 outcome = episode.meta["outcome"]
                 if q.have[outcome] < q.want:  # keep any outcome whose quota is still open
