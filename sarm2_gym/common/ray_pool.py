@@ -65,4 +65,4 @@ def ray_map(
         yield from pool.map(lambda actor, job: actor.run.remote(job), list(jobs))
     finally:
         for actor in actors:
-            ray.kill(actor)
+            ray.kill(actor)  # type: ignore[arg-type]

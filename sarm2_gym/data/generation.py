@@ -252,7 +252,14 @@ def make_benchmark(
     fixed_split("train", sizes.train, "mixed")
     fixed_split("heldout_demos", sizes.heldout_demos, "expert")
     _rollout_split(
-        paths["heldout_rollouts"], env_ids, sizes, image_size, num_workers, bar.update, max_rounds
+        paths["heldout_rollouts"],
+        env_ids,
+        sizes,
+        image_size,
+        num_workers,
+        bar.update,
+        max_rounds,
+        ray_address,
     )
     bar.close()
     return paths
