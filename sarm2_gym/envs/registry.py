@@ -59,7 +59,13 @@ TASKS: Final[tuple[TaskInfo, ...]] = (
         f"{_E}.clean_whiteboard:CleanWhiteboardExpert",
         300,
     ),
-    TaskInfo("SARM2-FoldShorts-v0", "folding shorts", None, None, 400),
+    TaskInfo(
+        "SARM2-FoldShorts-v0",
+        "folding shorts",
+        f"{_T}.fold_shorts:FoldShortsEnv",
+        f"{_E}.fold_shorts:FoldShortsExpert",
+        400,
+    ),
     TaskInfo("SARM2-FoldTShirt-v0", "folding the t-shirt", None, None, 500),
     TaskInfo(
         "SARM2-PlatesIntoDishRack-v0",

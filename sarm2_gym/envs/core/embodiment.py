@@ -149,6 +149,8 @@ class ArmState:
     start_quat: np.ndarray = field(default_factory=lambda: np.array([1.0, 0, 0, 0]))
     held_body: int = -1  # rigid body id held by the weld, -1 for none
     held_vertices: list[int] = field(default_factory=list)  # cloth vertex body ids
+    # Mocap pose of (target_pos, target_rpy), cached: interpolation needs it every substep.
+    goal: tuple[tuple[float, ...], np.ndarray, np.ndarray] | None = None
 
 
 class BimanualRobot:
@@ -252,7 +254,10 @@ class BimanualRobot:
         """Move the mocap bodies ``fraction`` of the way from their start to the target pose."""
         for arm in ARMS:
             st = self.arms[arm]
-            goal_pos, goal_quat = self._mocap_pose(st.target_pos, st.target_rpy)
+            key = (*st.target_pos, *st.target_rpy)
+            if st.goal is None or st.goal[0] != key:
+                st.goal = (key, *self._mocap_pose(st.target_pos, st.target_rpy))
+            _, goal_pos, goal_quat = st.goal
             start_quat = st.start_quat
             if float(np.dot(start_quat, goal_quat)) < 0.0:  # shortest arc
                 goal_quat = -goal_quat
