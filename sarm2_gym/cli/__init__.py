@@ -14,6 +14,7 @@ from sarm2_gym.cli import (  # noqa: F401  isort: skip
     demo_command,
     policy_commands,
     real_commands,
+    reward_commands,
 )
 
 __all__ = ["app"]

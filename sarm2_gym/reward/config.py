@@ -78,6 +78,9 @@ class SARM2Config:
         dropout: Dropout of transformers, gates and experts.
         stage_layers: Layers of the stage estimator (spec §1.5: 4).
         value_layers: Layers of the value transformer (spec §1.6: 6).
+        stage_estimator: Use the stage estimator (spec §1.5). ``False`` is the "without stage
+            estimator" ablation: no primitive is predicted, the primitive stream carries the
+            constant ``dummy`` embedding, and the head has a single gate (``num_gates=1``).
         num_gates: MMoE gates: ``NUM_GROUPS`` (one per primitive group) or 1 (single-gate
             ablation).
         num_experts: Shared experts (spec §1.6: 10).
@@ -136,6 +139,7 @@ class SARM2Config:
     stage_layers: int = 2
     value_layers: int = 3
 
+    stage_estimator: bool = True
     num_gates: int = NUM_GROUPS
     num_experts: int = 10
     top_k: int = 2
@@ -233,6 +237,10 @@ class SARM2Config:
             raise ValueError("hf_feature_dim must be set (> 0) when encoder='hf'")
         if self.num_gates not in (1, NUM_GROUPS):
             raise ValueError(f"num_gates must be one of (1, {NUM_GROUPS}), got {self.num_gates}")
+        if not self.stage_estimator and self.num_gates != 1:
+            # Gates are selected by the predicted primitive group; without a stage estimator
+            # there is nothing to select by.
+            raise ValueError("stage_estimator=False needs num_gates=1")
 
     def _validate_structure(self) -> None:
         if not self.camera_names or len(set(self.camera_names)) != len(self.camera_names):

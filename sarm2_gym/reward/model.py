@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sarm2_gym.envs.core.primitives import PRIMITIVE_TO_GROUP
+from sarm2_gym.envs.core.primitives import DUMMY, NUM_GROUPS, NUM_PRIMITIVES, PRIMITIVE_TO_GROUP
 from sarm2_gym.reward import inference
 from sarm2_gym.reward.batch import IGNORE_INDEX, RewardBatch
 from sarm2_gym.reward.config import SARM2Config
@@ -87,7 +87,7 @@ class SARM2RewardModel(nn.Module):
         if text.dim != config.text_dim:
             raise ValueError(f"text embeddings are {text.dim}-d; config.text_dim={config.text_dim}")
         self.config = config
-        self.stage = StageEstimator(config)
+        self.stage = StageEstimator(config) if config.stage_estimator else None
         self.value = ValueTransformer(config)
         self.cnn = (
             SmallCNN(config.image_size, config.cnn_out_dim) if config.encoder == "cnn" else None
@@ -262,6 +262,13 @@ class SARM2RewardModel(nn.Module):
         """
         b, _, t, _ = feats.shape
         n = self.config.n_obs_steps
+        if self.stage is None:
+            # Ablation without stage estimator: a constant, confident "dummy" reading.
+            prim = torch.full((b, t, NUM_PRIMITIVES), -10.0, device=feats.device)
+            prim[..., DUMMY] = 10.0
+            group = torch.full((b, t, NUM_GROUPS), -10.0, device=feats.device)
+            group[..., PRIMITIVE_TO_GROUP[DUMMY]] = 10.0
+            return prim, group
         ones = torch.ones(b, dtype=torch.long, device=feats.device)
         window = self.stage(feats[:, :, 1 : n + 1], state[:, 1 : n + 1], ones * n)
         anchor = self.stage(feats[:, :, :1], state[:, :1], ones)
@@ -296,6 +303,8 @@ class SARM2RewardModel(nn.Module):
         prim_logits, group_logits = self._stage_logits(feats, state)
         gate_index = self.gate_of_primitive[prim_logits.argmax(dim=-1)]
         ce_prim, ce_group = self._stage_ce(prim_logits, group_logits, primitive_targets)
+        if stage_only and self.stage is None:
+            raise ValueError("stage_only needs a stage estimator (config.stage_estimator=False)")
         if stage_only:
             losses = None
             if primitive_targets is not None:
@@ -350,7 +359,7 @@ class SARM2RewardModel(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropies over the anchor + window positions (rewind positions are repeats)."""
         zero = prim_logits.sum() * 0.0
-        if targets is None:
+        if targets is None or self.stage is None:
             return zero, zero
         n1 = self.config.n_obs_steps + 1
         tgt = targets[:, :n1].to(self.device)

@@ -116,3 +116,52 @@ def feature_batch(
         primitive_targets=torch.where(valid, prim, IGNORE_INDEX) if targets else None,
         steps_to_go=torch.rand(b, t, generator=gen) if targets else None,
     )
+
+
+def synthetic_episode(length: int, seed: int, task: str, *, size: int = 40, success: bool = True):
+    """A recorded-style :class:`Episode` whose frames brighten with progress (3 stages)."""
+    from sarm2_gym.data import Episode
+    from sarm2_gym.envs.core.primitives import primitive_index
+
+    frames, state = random_episode(length, seed, size)
+    top = 1.0 if success else 0.6
+    progress = np.linspace(0.0, top, length).astype(np.float32)
+    stage = np.minimum((progress * 3).astype(np.int64), 2)
+    prims = np.array([primitive_index(p) for p in ("pick_grab", "erase", "place")])
+    cols = {
+        "observation.state": state,
+        "action": np.zeros((length, 14), np.float32),
+        "next.reward": np.zeros(length, np.float32),
+        "next.done": np.arange(length) == length - 1,
+        "next.success": (np.arange(length) == length - 1) & success,
+        "act_pri": prims[stage].astype(np.int64),
+        "stage": stage,
+        "progress": progress,
+    }
+    cols.update({f"observation.images.{c}": frames[c] for c in CAMERAS})
+    return Episode(task=task, env_id="", frames=cols, success=success, fps=10, meta={})
+
+
+def write_synthetic_dataset(root, episodes: int = 6, lengths: tuple[int, ...] = (24, 30)):
+    """A LeRobot dataset of synthetic episodes of both test instructions."""
+    from sarm2_gym.data import LeRobotDatasetWriter
+
+    with LeRobotDatasetWriter(root, fps=10) as writer:
+        for i in range(episodes):
+            task = INSTRUCTIONS[i % 2]
+            ep = synthetic_episode(lengths[i % len(lengths)], seed=100 + i, task=task)
+            writer.add_episode(ep, task_index=i % 2)
+    return root
+
+
+def frozen_config(**overrides: object) -> SARM2Config:
+    """Tiny config for the 12-d :class:`FakeFrozenEncoder` (features cacheable)."""
+    base: dict[str, object] = {
+        "encoder": "hf",
+        "encoder_name": "fake",
+        "hf_feature_dim": FakeFrozenEncoder.out_dim,
+        "batch_size": 8,
+        "val_fraction": 0.2,
+    }
+    base.update(overrides)
+    return tiny_config(**base)

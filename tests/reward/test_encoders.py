@@ -173,3 +173,19 @@ def test_feature_cache_reads_episodes_and_refuses_trainable(tmp_path: Path) -> N
     assert set(feats) == {"top", "left_wrist", "right_wrist"}
     with pytest.raises(ValueError, match="trainable"):
         FeatureCache(tmp_path, "d", SmallCNN(40, 8))
+
+
+def test_stored_text_encoder_round_trip(tmp_path: Path) -> None:
+    from reward_helpers import FakeTextEncoder
+
+    from sarm2_gym.envs.core.primitives import PRIMITIVES
+    from sarm2_gym.reward.encoders.text import StoredTextEncoder, export_text_embeddings
+
+    fake = FakeTextEncoder(8)
+    path = export_text_embeddings(fake, INSTRUCTIONS, tmp_path / "text.json")
+    stored = StoredTextEncoder(path)
+    assert stored.out_dim == 8
+    texts = [*INSTRUCTIONS, *PRIMITIVES]
+    np.testing.assert_allclose(stored.encode(texts), fake.encode(texts), rtol=1e-6)
+    with pytest.raises(KeyError, match="no stored embedding"):
+        stored.encode(["something else"])

@@ -5,6 +5,7 @@ import pytest
 from reward_helpers import CAMERAS, INSTRUCTIONS, make_model, random_episode
 
 from sarm2_gym.reward import PredictionBatch, SARM2RewardModel, StreamingScorer
+from sarm2_gym.reward.labels import value_frame_indices
 
 
 def _assert_same(a: PredictionBatch, b: PredictionBatch) -> None:
@@ -80,3 +81,42 @@ def test_predict_batch_equals_single_predictions() -> None:
         assert batch[i].progress == pytest.approx(single.progress, abs=1e-5)
         assert single.progress == pytest.approx(1 - single.steps_to_go)
         assert single.primitive_probs.shape == (22,) and single.group_probs.shape == (8,)
+
+
+def test_lazy_encoding_encodes_only_layout_frames_once() -> None:
+    model = make_model().eval()
+    cfg = model.config
+    length = 41
+    frames, state = random_episode(length, seed=5)
+    offline = model.predict_episode(frames, state, INSTRUCTIONS[0])
+    encoded: list[int] = []
+    original = model.encode_images
+
+    def counting(images: np.ndarray) -> object:
+        encoded.append(len(images))
+        return original(images)
+
+    model.encode_images = counting  # type: ignore[method-assign]
+    scorer = StreamingScorer(model, num_envs=1, task=INSTRUCTIONS[0])
+    needed: set[int] = set()
+    for t in range(length):
+        calls = len(encoded)
+        scorer.push({c: frames[c][t : t + 1] for c in CAMERAS}, state[t : t + 1])
+        assert len(encoded) == calls  # pushing never encodes
+        if t % cfg.frame_gap == 0:  # query every frame gap, as the wrappers do
+            before = sum(encoded)
+            online = scorer.score()
+            lay = value_frame_indices(t, n_obs_steps=cfg.n_obs_steps, frame_gap=cfg.frame_gap)
+            new = set(lay.tolist()) - needed
+            needed |= new
+            # Only the layout's frames not seen before are encoded, all cameras in one call.
+            assert sum(encoded) - before == len(new) * len(CAMERAS)
+            ref = PredictionBatch(
+                *(getattr(offline, k)[t : t + 1] for k in PredictionBatch.__dataclass_fields__)
+            )
+            _assert_same(online, ref)
+    assert scorer.frames_encoded == len(needed)
+    # Strided queries touch only every frame_gap-th frame once the history is full.
+    assert len(needed) < length / cfg.frame_gap + cfg.n_obs_steps + 2
+    scorer.score()  # a repeated query encodes nothing new
+    assert scorer.frames_encoded == len(needed)

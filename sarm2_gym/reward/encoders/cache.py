@@ -83,8 +83,17 @@ class FeatureCache:
         """File of one episode."""
         return self.directory / f"{_safe(episode_key)}.safetensors"
 
-    def load(self, episode_key: str, length: int | None = None) -> dict[str, np.ndarray] | None:
-        """Cached features (float32 ``(T, D)`` per camera), or None if absent or not matching."""
+    def load(
+        self, episode_key: str, length: int | None = None, *, as_float32: bool = True
+    ) -> dict[str, np.ndarray] | None:
+        """Cached features (``(T, D)`` per camera), or None if absent or not matching.
+
+        Args:
+            episode_key: Episode name within the dataset.
+            length: Expected number of frames (checked when given).
+            as_float32: Convert to float32; ``False`` keeps the stored dtype (half the memory
+                for training tables that hold a whole dataset).
+        """
         path = self.path(episode_key)
         if not path.is_file():
             return None
@@ -94,7 +103,7 @@ class FeatureCache:
             return None
         if any(c not in arrays for c in self.cameras):
             return None
-        out = {c: arrays[c].astype(np.float32) for c in self.cameras}
+        out = {c: arrays[c].astype(np.float32) if as_float32 else arrays[c] for c in self.cameras}
         for arr in out.values():
             if arr.ndim != 2 or arr.shape[1] != self.encoder.out_dim:
                 return None

@@ -19,7 +19,13 @@ import numpy as np
 from sarm2_gym.envs.core.primitives import PRIMITIVES
 from sarm2_gym.reward.encoders.base import TextEncoder
 
-__all__ = ["SentenceTextEncoder", "TextEmbeddings", "compute_text_embeddings"]
+__all__ = [
+    "SentenceTextEncoder",
+    "StoredTextEncoder",
+    "TextEmbeddings",
+    "compute_text_embeddings",
+    "export_text_embeddings",
+]
 
 
 @contextmanager
@@ -113,3 +119,51 @@ def compute_text_embeddings(encoder: TextEncoder, instructions: Sequence[str]) -
         np.asarray(encoder.encode(list(instructions)), dtype=np.float32),
         np.asarray(encoder.encode(list(PRIMITIVES)), dtype=np.float32),
     )
+
+
+class StoredTextEncoder:
+    """A text encoder that looks strings up in a JSON file of precomputed embeddings.
+
+    For machines without the sentence-encoder package: export the embeddings once with
+    :func:`export_text_embeddings` where it is installed, then train with this encoder. The
+    resulting checkpoint is identical to one built with the real encoder.
+
+    Args:
+        path: JSON file ``{"dim": D, "embeddings": {text: [D floats]}}``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import json
+
+        data = json.loads(Path(path).read_text())
+        self.out_dim = int(data["dim"])
+        self.table = {k: np.asarray(v, dtype=np.float32) for k, v in data["embeddings"].items()}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Stored embeddings of ``texts``.
+
+        Raises:
+            KeyError: For a string the file does not hold (naming it).
+        """
+        missing = [t for t in texts if t not in self.table]
+        if missing:
+            raise KeyError(f"no stored embedding for {missing}; export them first")
+        return np.stack([self.table[t] for t in texts]).reshape(len(texts), self.out_dim)
+
+
+def export_text_embeddings(
+    encoder: TextEncoder, instructions: Sequence[str], path: str | Path
+) -> Path:
+    """Write the embeddings of ``instructions`` and the primitive names to a JSON file.
+
+    The file is what :class:`StoredTextEncoder` reads.
+    """
+    import json
+
+    texts = list(dict.fromkeys([*instructions, *PRIMITIVES]))
+    emb = np.asarray(encoder.encode(texts), dtype=np.float32)
+    table = {t: e.tolist() for t, e in zip(texts, emb, strict=True)}
+    data = {"dim": int(emb.shape[1]), "embeddings": table}
+    out = Path(path)
+    out.write_text(json.dumps(data))
+    return out
