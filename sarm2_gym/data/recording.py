@@ -21,11 +21,21 @@ if TYPE_CHECKING:
 
     from sarm2_gym.envs.core.expert import ScriptedExpert
 
-__all__ = ["OUTCOMES", "PARTIAL_MIN_PROGRESS", "classify_outcome", "record_episode"]
+__all__ = [
+    "ENV_STATE_WIDTH",
+    "OUTCOMES",
+    "PARTIAL_MIN_PROGRESS",
+    "classify_outcome",
+    "record_episode",
+]
 
 OUTCOMES: Final[tuple[str, ...]] = ("success", "partial", "failed")
 PARTIAL_MIN_PROGRESS: Final[float] = 0.25
 """An unsuccessful episode that ends at or above this privileged progress is ``partial``."""
+ENV_STATE_WIDTH: Final[int] = 128
+"""Width of the recorded ``observation.environment_state``: each task's privileged state is
+zero-padded to it (its true size is ``meta["env_state_dim"]``), so episodes of different tasks
+share one feature schema and one multi-task dataset can hold them all."""
 GIVE_UP_GRACE_STEPS: Final[int] = 15
 """Steps recorded after the expert gives up, as an operator would watch before stopping."""
 
@@ -135,6 +145,7 @@ def record_episode(
             "outcome": classify_outcome(success, final_progress),
             "final_progress": final_progress,
             "gave_up": bool(expert.gave_up),
+            "env_state_dim": int(task.env_state_dim),  # type: ignore[attr-defined]
         },
     )
 
@@ -143,6 +154,11 @@ def _append_obs(rows: _Rows, task: Any, obs: dict[str, np.ndarray], info: dict[s
     for cam in rows.images:
         rows.images[cam].append(obs[cam])
     rows.state.append(np.asarray(obs["state"], dtype=np.float32))
-    rows.env_state.append(task.privileged_state())
+    env_state = task.privileged_state()
+    if env_state.shape[0] > ENV_STATE_WIDTH:
+        raise ValueError(
+            f"privileged state of {env_state.shape[0]} values exceeds {ENV_STATE_WIDTH}"
+        )
+    rows.env_state.append(np.pad(env_state, (0, ENV_STATE_WIDTH - env_state.shape[0])))
     rows.stage.append(int(info["stage"]))
     rows.progress.append(float(info["progress"]))

@@ -115,3 +115,18 @@ def test_collect_refuses_a_different_dataset(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "observation.images.top" in result.output
     assert LeRobotDataset(out).num_episodes == 1
+
+
+def test_collect_all_tasks_into_one_dataset(tmp_path: Path) -> None:
+    tasks = ["SARM2-PullPlug-v0", "SARM2-CleanWhiteboard-v0"]  # the two fastest, in reverse order
+    from sarm2_gym.data.generation import collect
+    from sarm2_gym.envs.registry import task_index
+
+    root = collect(tasks, 1, tmp_path / "multi", quality="failed", progress=False)
+    ds = LeRobotDataset(root)
+    assert ds.num_episodes == 2
+    assert ds.tasks == {task_index(t): ds.episode(i).task for i, t in enumerate(tasks)}
+    dims = {m["env_id"]: m["meta"]["env_state_dim"] for m in ds.episodes_meta}
+    assert dims == {"SARM2-PullPlug-v0": 20, "SARM2-CleanWhiteboard-v0": 15}
+    env_state = ds.episode(1).frames["observation.environment_state"]
+    assert env_state.shape[1] == 128 and not env_state[:, 15:].any()
