@@ -31,3 +31,18 @@ def test_render_and_spec(env_id: str) -> None:
     assert env.spec.max_episode_steps and env.spec.max_episode_steps >= 100
     assert env.unwrapped.instruction
     env.close()
+
+
+def test_the_benchmark_covers_the_primitive_vocabulary() -> None:
+    """Across the tasks the labels span >= 9 primitives and >= 7 of the 8 gate groups."""
+    from sarm2_gym.envs.core.primitives import DUMMY, group_of, primitive_index
+    from sarm2_gym.envs.registry import env_class
+
+    primitives = {
+        primitive_index(s.primitive)
+        for t in implemented_tasks()
+        for s in env_class(t.env_id).stages
+    }
+    primitives.add(DUMMY)  # transit and idle frames of every demonstration
+    groups = {group_of(p) for p in primitives}
+    assert len(primitives) >= 9 and len(groups) >= 7, (sorted(primitives), sorted(groups))
