@@ -143,3 +143,30 @@ def test_robot_server_cli_creates_a_private_token(tmp_path: Path) -> None:
     finally:
         srv.stop()
     assert srv.proc.returncode == 0  # SIGTERM: clean shutdown
+
+
+def test_a_benchmark_task_behind_the_server(tmp_path: Path) -> None:
+    """The same stack with a real simulated task (MuJoCo, rendered cameras) behind the server."""
+    srv = start_server(tmp_path, "--sim", "SARM2-PullPlug-v0", timeout=120.0)
+    try:
+        env = remote_env(srv, max_episode_steps=12, timeout_s=10.0)
+        assert env.instruction == "pull plug off the socket"
+        rng = np.random.default_rng(0)
+        for seed in range(2):
+            obs, _ = env.reset(seed=seed)
+            assert obs["top"].shape == (96, 96, 3) and obs["top"].std() > 5  # a rendered scene
+            for _ in range(12):
+                action = rng.uniform(-0.5, 0.5, 14).astype(np.float32)
+                obs, _, terminated, truncated, info = env.step(action)
+                assert env.observation_space.contains(obs) and "progress" not in info
+                if terminated or truncated:
+                    break
+            assert truncated and info["timing"]["steps"] == 12
+        env.close()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sb3_check_env(
+                remote_env(srv, control_hz=50, timeout_s=10.0), warn=True, skip_render_check=True
+            )
+    finally:
+        srv.stop()
