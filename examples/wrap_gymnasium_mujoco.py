@@ -21,6 +21,7 @@ from sarm2_gym.wrappers import RENDER, SARM2LoggingCallback, SARM2Reward, load_r
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timesteps", type=int, default=2048)
+    parser.add_argument("--n-steps", type=int, default=256, help="PPO rollout length")
     parser.add_argument(
         "--checkpoint", default=None, help="SARM2 checkpoint dir (default: packaged)"
     )
@@ -41,7 +42,14 @@ def main() -> None:
         missing_cameras="repeat",
         env_reward_weight=0.1,  # keep a little of Pusher's own shaped reward
     )
-    agent = PPO("MlpPolicy", env, n_steps=256, batch_size=64, seed=0, tensorboard_log=args.logdir)
+    agent = PPO(
+        "MlpPolicy",
+        env,
+        n_steps=args.n_steps,
+        batch_size=min(64, args.n_steps),
+        seed=0,
+        tensorboard_log=args.logdir,
+    )
     agent.learn(total_timesteps=args.timesteps, callback=SARM2LoggingCallback(), tb_log_name="ppo")
     print(f"trained {agent.num_timesteps} steps; TensorBoard logs in {args.logdir}")
     env.close()  # free the GL context before interpreter teardown

@@ -41,6 +41,7 @@ def make_lift(image_size: int) -> object:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--timesteps", type=int, default=2048)
+    parser.add_argument("--n-steps", type=int, default=256, help="PPO rollout length")
     parser.add_argument(
         "--checkpoint", default=None, help="SARM2 checkpoint dir (default: packaged)"
     )
@@ -57,7 +58,12 @@ def main() -> None:
         missing_cameras="zeros",
     )
     agent = PPO(
-        "MultiInputPolicy", env, n_steps=256, batch_size=64, seed=0, tensorboard_log=args.logdir
+        "MultiInputPolicy",
+        env,
+        n_steps=args.n_steps,
+        batch_size=min(64, args.n_steps),
+        seed=0,
+        tensorboard_log=args.logdir,
     )
     agent.learn(total_timesteps=args.timesteps, callback=SARM2LoggingCallback(), tb_log_name="ppo")
     print(f"trained {agent.num_timesteps} steps; TensorBoard logs in {args.logdir}")

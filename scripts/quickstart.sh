@@ -42,7 +42,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[quickstart] installing python packages (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e ".[test,dev,distributed]"
+  "$VENV/bin/python" -m pip install -q -e ".[test,dev,distributed,robosuite]"
   echo "$want" > "$stamp"
 fi
 
