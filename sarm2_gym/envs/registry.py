@@ -66,7 +66,13 @@ TASKS: Final[tuple[TaskInfo, ...]] = (
         f"{_E}.fold_shorts:FoldShortsExpert",
         400,
     ),
-    TaskInfo("SARM2-FoldTShirt-v0", "folding the t-shirt", None, None, 500),
+    TaskInfo(
+        "SARM2-FoldTShirt-v0",
+        "folding the t-shirt",
+        f"{_T}.fold_tshirt:FoldTShirtEnv",
+        f"{_E}.fold_tshirt:FoldTShirtExpert",
+        500,
+    ),
     TaskInfo(
         "SARM2-PlatesIntoDishRack-v0",
         "pick and place plates into dish rack",

@@ -169,7 +169,15 @@ class ClothMaterial:
         mass: Total mass (kg), spread evenly over the vertices.
         radius: Collision radius around vertices/triangles (m); layers rest about two radii apart.
         friction: Sliding friction with the table, the grippers and itself.
-        condim: Contact dimensionality (3: sliding friction).
+        condim: Contact dimensionality, at most 3 (sliding friction; see ``priority``).
+        priority: Contact priority over geoms (which have 0). A higher priority makes the cloth's
+            ``condim``, ``friction`` and ``solref`` govern its contacts with every geom, e.g. the
+            grippers' fingers, whose ``condim`` 4 (torsional friction for rigid grasps) would
+            otherwise win. MuJoCo 3.3.0 computes the rotational Jacobian of a contact with a
+            flex element (``condim`` > 3) from uninitialised memory when the Jacobian is sparse
+            (``mj_jacSum``, fixed upstream in 3.11): the torsional rows then hold stale numbers,
+            at times NaN, and the step diverges (``mjWARN_BADQACC``). Torsion is meaningless
+            on a cloth anyway: its vertices only slide.
         young: Young's modulus of the shell bending model (Pa).
         poisson: Poisson ratio of the shell model.
         thickness: Shell thickness (m); bending stiffness grows with its cube.
@@ -183,6 +191,7 @@ class ClothMaterial:
     radius: float = 0.004
     friction: float = 0.8
     condim: int = 3
+    priority: int = 1
     young: float = 5e4
     poisson: float = 0.0
     thickness: float = 1e-3
@@ -198,6 +207,9 @@ class ClothMaterial:
             )
         if self.mass <= 0 or self.radius <= 0:
             raise ValueError("mass and radius must be positive")
+        if not 1 <= self.condim <= 3 or self.priority < 1:
+            # See ``priority``: contacts with flex elements must stay at condim <= 3.
+            raise ValueError("cloth needs condim in 1..3 and priority >= 1 (above every geom)")
 
 
 def flexcomp_xml(
@@ -217,8 +229,9 @@ def flexcomp_xml(
     <flexcomp name="{name}" type="direct" dim="2" pos="{pos[0]} {pos[1]} {pos[2]}"
               point="{point}" element="{element}" radius="{m.radius}" mass="{m.mass}"
               rgba="{rgba}">
-      <contact condim="{m.condim}" friction="{m.friction}" selfcollide="{m.selfcollide}"
-               internal="false" solref="{m.solref[0]} {m.solref[1]}"/>
+      <contact condim="{m.condim}" priority="{m.priority}" friction="{m.friction}"
+               selfcollide="{m.selfcollide}" internal="false"
+               solref="{m.solref[0]} {m.solref[1]}"/>
       <edge equality="true" damping="{m.edge_damping}"/>
       <plugin plugin="mujoco.elasticity.shell">
         <config key="young" value="{m.young}"/>

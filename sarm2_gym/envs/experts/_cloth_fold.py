@@ -155,12 +155,19 @@ class ClothFoldExpert(ScriptedExpert):
         return np.array([pos[0], pos[1], max(z, pos[2])])
 
     def _carry(
-        self, left_to: tuple[str, ...], right_to: tuple[str, ...], beyond: float
+        self,
+        left_to: tuple[str, ...],
+        right_to: tuple[str, ...],
+        beyond: float,
+        tcp_floor: float | None = None,
     ) -> list[Waypoint]:
         """Arc both held corners over onto the corners ``left_to`` / ``right_to`` and let go.
 
         The corners are laid down ``beyond`` past their partners (along the carry), which pulls
-        the folded layer straight instead of pushing slack up into the crease.
+        the folded layer straight instead of pushing slack up into the crease. With
+        ``tcp_floor`` the tool never goes lower than that far above the partner's grasp point:
+        a narrow flap's bend pushes the held corner up against the soft grasp, so the measured
+        hang understates how low the fingertips already are.
         """
         start = {a: self._commanded_pos(a) for a in ("left", "right")}
         partner = {
@@ -179,7 +186,8 @@ class ClothFoldExpert(ScriptedExpert):
         def lay_down(arm: str) -> np.ndarray:
             """Goal with the lowest carried vertex just clear of the partner corner below."""
             g = goal[arm]()
-            g[2] += PLACE_CLEARANCE + self._hang(arm) - GRASP_ABOVE
+            lowest = g[2] + PLACE_CLEARANCE + self._hang(arm) - GRASP_ABOVE
+            g[2] = lowest if tcp_floor is None else max(lowest, g[2] + tcp_floor)
             return g
 
         def apex(arm: str) -> np.ndarray:
