@@ -60,6 +60,7 @@ def main() -> None:
             0, {sorted(os.sched_getaffinity(0))[0]}
         )  # one core, as the target says
 
+    load = os.getloadavg()
     rows = []
     for env_id in resolve_tasks(args.tasks):
         rgb = time_mode(env_id, "rgb", args.steps)
@@ -74,9 +75,11 @@ def main() -> None:
         "",
         f"Command: `python benchmarks/env_speed.py --steps {args.steps} --tasks {args.tasks}`",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, one core pinned, "
-        f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}, Python {sys.version.split()[0]}. "
-        "Expert-driven episodes; rgb = three 96x96 cameras rendered every control step (10 Hz).",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, one core "
+        f"pinned, MUJOCO_GL={os.environ.get('MUJOCO_GL')}, Python {sys.version.split()[0]}; "
+        f"load average during the run {load[0]:.1f} -> {os.getloadavg()[0]:.1f} (other work shared "
+        "the machine: the numbers are lower bounds). Expert-driven episodes; rgb = three 96x96 "
+        "cameras rendered every control step (10 Hz).",
         "",
         "| task | rgb steps/s | state steps/s | physics+control share (rgb) "
         "| rendering share (rgb) | target rgb | meets |",
