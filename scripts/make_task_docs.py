@@ -103,8 +103,7 @@ def main() -> None:
             f"({task.max_episode_steps / CONTROL_HZ:.0f} s); expert: {np.mean(lengths):.0f} steps "
             f"on average ({ok}/{args.seeds} successful)",
             f"- Success: {success_rule(cls)}",
-            "- Cameras: "
-            + ", ".join(f"[{c}](images/{snake(task.name)}_{c}.png)" for c in CAMERAS),
+            "- Cameras: " + ", ".join(f"[{c}](images/{snake(task.name)}_{c}.png)" for c in CAMERAS),
             "- Stages:",
             "",
             *[f"   {line}" for line in stage_lines],

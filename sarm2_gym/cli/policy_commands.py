@@ -26,12 +26,24 @@ def bc_command(
     steps: int = typer.Option(10_000, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
+    flow_samples: int = typer.Option(
+        1, "--flow-samples", min=1, help="Flow-matching (noise, time) pairs per sample."
+    ),
     max_episodes: int | None = typer.Option(
         None, "--max-episodes", help="First N episodes per dataset."
     ),
     chunk_size: int = typer.Option(10, "--chunk-size", min=1, help="Actions per chunk (10 = 1 s)."),
     image_encoder: str = typer.Option("cnn", "--image-encoder", help="cnn or efficientnet_lite0."),
     image_size: int | None = typer.Option(None, "--image-size", help="Encoder input side."),
+    n_action_steps: int | None = typer.Option(
+        None, "--n-action-steps", min=1, help="Actions executed per chunk (default: all)."
+    ),
+    model_json: str | None = typer.Option(
+        None,
+        "--model",
+        help='TinyVLAConfig fields as JSON, e.g. \'{"d_model": 64, "flow_hidden": 128}\' '
+        "(sizes of a smaller network; the options above win).",
+    ),
     seed: int = typer.Option(0, "--seed"),
     save_every: int = typer.Option(500, "--save-every", min=1),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
@@ -41,7 +53,13 @@ def bc_command(
     from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig, train_bc
 
     try:
-        model = TinyVLAConfig(chunk_size=chunk_size, image_encoder=image_encoder)
+        fields = json.loads(model_json) if model_json else {}
+        if not isinstance(fields, dict):
+            raise ValueError("--model must be a JSON object of TinyVLAConfig fields")
+        fields.update(
+            chunk_size=chunk_size, image_encoder=image_encoder, n_action_steps=n_action_steps
+        )
+        model = TinyVLAConfig.from_dict(fields)
         if image_encoder == "efficientnet_lite0":
             model = replace(model, image_feature_dim=1280, image_size=image_size or 96)
         elif image_size is not None:
@@ -52,6 +70,7 @@ def bc_command(
             steps=steps,
             batch_size=batch_size,
             lr=lr,
+            flow_samples=flow_samples,
             max_episodes=max_episodes,
             rabc=rabc,
             seed=seed,
@@ -59,7 +78,7 @@ def bc_command(
             model=model,
         )
         path = train_bc(config, resume=resume)
-    except (ValueError, CheckpointError, FileNotFoundError) as exc:
+    except (ValueError, CheckpointError, FileNotFoundError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"policy written to {path}")
 
@@ -175,6 +194,12 @@ def eval_policy_command(
     image_size: int = typer.Option(96, "--image-size", min=16),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the policy's latent noise."),
+    n_action_steps: int | None = typer.Option(
+        None, "--n-action-steps", min=1, help="Actions per chunk (default: the checkpoint's)."
+    ),
+    max_episode_steps: int | None = typer.Option(
+        None, "--max-episode-steps", min=1, help="Override the task's time limit."
+    ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds."""
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
@@ -186,12 +211,15 @@ def eval_policy_command(
     predictor: Predictor
     if (policy / "config.json").is_file():
         vla = TinyVLA.from_pretrained(policy)
-        predictor = VLAController(vla, task_instruction(task, vla), seed=seed)
+        predictor = VLAController(
+            vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed
+        )
     else:  # acting needs no labeller; the oracle one only fills the argument
         predictor = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
     result = evaluate_on_task(
-        predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs
-    )
+        predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
+        max_episode_steps=max_episode_steps,
+    )  # fmt: skip
     typer.echo(
         json.dumps(
             {"success_rate": result.success_rate, "steps_per_second": result.steps_per_second}

@@ -1,8 +1,16 @@
-"""Reward-model commands: ``train-rm``, ``eval-rm`` and ``label``."""
+"""Reward-model commands: ``train-rm``, ``eval-rm`` and ``label``.
+
+``train-rm`` trains data parallel (DDP, gloo on CPU) when launched by ``torchrun``::
+
+    torchrun --nproc_per_node 2 -m sarm2_gym.cli train-rm --data data/train --out runs/rm
+
+``label`` labels on Ray actors with ``--num-workers N`` and/or ``--ray-address ADDR``.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -60,7 +68,11 @@ def train_rm_command(
     num_workers: int = typer.Option(1, "--num-workers", min=1, help="Feature processes."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help=_CACHE_HELP),
 ) -> None:
-    """Train a SARM2 reward model (or a baseline / ablation) on LeRobot datasets."""
+    """Train a SARM2 reward model (or a baseline / ablation) on LeRobot datasets.
+
+    Under ``torchrun --nproc_per_node N -m sarm2_gym.cli train-rm ...`` the N processes train
+    one model data parallel (each draws its shard of the same global batch); rank 0 writes.
+    """
     from sarm2_gym.reward.trainer import TrainOptions, train_reward_model
 
     cfg = load_config(config)
@@ -80,6 +92,8 @@ def train_rm_command(
         result = train_reward_model(data, out, cfg, options=options, resume=resume)
     except (ValueError, FileExistsError) as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # torchrun: rank 0 reports
     val = ", ".join(f"{k}={v:.4f}" for k, v in result.val.items())
     typer.echo(f"{out}: {result.steps} steps in {result.wall_clock_s:.0f} s; val {val}")
 
@@ -123,6 +137,20 @@ def label_command(
     frame_gap: int | None = typer.Option(None, "--frame-gap", min=1, help="Query gap."),
     window: int = typer.Option(5, "--window", min=1, help="Smoothing window (samples)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing columns."),
+    num_workers: int = typer.Option(
+        1, "--num-workers", min=1, help="Ray actors (>1 starts a local Ray cluster if no address)."
+    ),
+    ray_address: str | None = typer.Option(
+        None,
+        "--ray-address",
+        help="Label on this Ray cluster ('local' starts one); needs Ray (distributed extra).",
+    ),
+    worker_threads: int | None = typer.Option(
+        None,
+        "--worker-threads",
+        min=1,
+        help="Torch threads per Ray actor (default: as here, so labels match bit for bit).",
+    ),
 ) -> None:
     """Write per-frame sarm2_progress / sarm2_reward columns and sarm_progress.parquet."""
     from sarm2_gym.reward.labeller import label_dataset
@@ -135,6 +163,9 @@ def label_command(
             frame_gap=frame_gap,
             window=window,
             overwrite=overwrite,
+            num_workers=num_workers,
+            ray_address=ray_address,
+            worker_threads=worker_threads,
         )
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -48,7 +48,7 @@ def plot_progress(
 
     Args:
         curves: Name -> per-frame values in [0, 1] (e.g. ``{"privileged": ..., "SARM2": ...}``).
-        labels: Per-frame primitive indices (the reference band).
+        labels: Per-frame primitive indices (the reference band; negative = unlabelled).
         path: Output image path (PNG).
         title: Figure title.
         fps: Frames per second, for the time axis.
@@ -80,6 +80,8 @@ def plot_progress(
     used: set[int] = set()
     for band_ax, (name, band) in zip(axes[1:], bands, strict=True):
         for start, end, prim in primitive_segments(band):
+            if prim < 0:  # unlabelled frames (data without act_pri): no band
+                continue
             band_ax.axvspan(start / fps, end / fps, color=PRIMITIVE_COLORS[prim], lw=0)
             used.add(prim)
         band_ax.set_yticks([])

@@ -1,4 +1,11 @@
-"""Read LeRobot v3.0 datasets (image features) into numpy arrays and :class:`Episode` objects."""
+"""Read LeRobot v3.0 datasets into numpy arrays and :class:`Episode` objects.
+
+Cameras may be ``image`` features (PNG bytes inside the data files, as this library writes them)
+or ``video`` features (MP4 files under ``videos/``, as LeRobot writes them and as datasets on the
+Hugging Face hub store them); both read back as ``(T, H, W, 3)`` uint8 arrays aligned with the
+episode's data rows. Video frames are decoded per episode, one sequential ``ffmpeg`` pass over the
+episode's segment per camera (:mod:`sarm2_gym.data.video`).
+"""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ from sarm2_gym.data.layout import (
 )
 from sarm2_gym.data.meta import public_meta, read_episode_rows, read_tasks
 from sarm2_gym.data.stats import Stats, stats_from_json
+from sarm2_gym.data.video import episode_video_segment, is_video, read_episode_video
 
 __all__ = ["LeRobotDataset"]
 
@@ -33,8 +41,10 @@ class LeRobotDataset:
 
     The episode rows in ``meta/episodes`` are the source of truth for which episodes exist (a
     writer killed mid-episode may leave ``info.json`` one episode behind). Datasets written by
-    LeRobot itself (several episodes per file) read too, as long as cameras are ``image``
-    features; ``video`` features are listed in :attr:`features` but not decoded.
+    LeRobot itself read too: several episodes per file, cameras as ``video`` features (decoded
+    with ffmpeg, lossy codecs read back as encoded), any state size, no ``act_pri``/``progress``
+    columns (:meth:`read_frames` reads whatever columns exist; :meth:`episode` needs the
+    columns of an :class:`Episode`).
 
     ``len(ds)`` is the number of frames and ``ds[i]`` the ``i``-th frame as a dict of numpy
     values plus ``"task"``, like LeRobot's dataset (numpy instead of torch).
@@ -139,7 +149,24 @@ class LeRobotDataset:
     # ------------------------------------------------------------------ frames
 
     def _data_columns(self) -> list[str]:
-        return [k for k, f in self._info["features"].items() if f["dtype"] != "video"]
+        return [k for k, f in self._info["features"].items() if not is_video(f)]
+
+    @property
+    def video_keys(self) -> list[str]:
+        """Camera features stored as video (decoded on read)."""
+        return [k for k, f in self._info["features"].items() if is_video(f)]
+
+    def video_file(self, episode_index: int, key: str) -> Path:
+        """The MP4 file holding one episode's frames of a video feature.
+
+        Raises:
+            KeyError: If ``key`` is not a video feature.
+            DatasetFormatError: If the episode row does not locate the video.
+        """
+        if key not in self.video_keys:
+            raise KeyError(f"{key!r} is not a video feature; videos: {self.video_keys}")
+        row = self._rows[self._check(episode_index)]
+        return episode_video_segment(self._root, self._info, row, key).path
 
     def _read_table(self, episode_index: int, columns: Sequence[str] | None) -> pa.Table:
         row = self._rows[episode_index]
@@ -167,7 +194,7 @@ class LeRobotDataset:
         return table
 
     def _columns_arg(self, columns: Iterable[str] | None) -> list[str]:
-        available = self._data_columns()
+        available = [*self._data_columns(), *self.video_keys]
         if columns is None:
             return available
         wanted = list(dict.fromkeys(columns))
@@ -175,6 +202,34 @@ class LeRobotDataset:
         if unknown:
             raise KeyError(f"unknown columns {unknown}; the dataset has {available}")
         return wanted
+
+    def read_video(
+        self, episode_index: int, key: str, first: int = 0, count: int | None = None
+    ) -> np.ndarray:
+        """Decode frames ``first .. first + count - 1`` of one episode's video feature.
+
+        One ffmpeg process seeks to the first frame and decodes sequentially, so a long episode
+        can be read in chunks without holding all of it at full resolution.
+
+        Args:
+            episode_index: Episode to read.
+            key: A video feature (:attr:`video_keys`).
+            first: First frame (row of the episode).
+            count: Number of frames; ``None``: to the end of the episode.
+
+        Returns:
+            ``(count, H, W, 3)`` uint8, aligned with the episode's data rows.
+
+        Raises:
+            KeyError: If ``key`` is not a video feature.
+            IndexError: For frames outside the episode.
+            FileNotFoundError: If the video file is missing.
+            DatasetFormatError: If it cannot be decoded (corrupt, truncated, other frame rate).
+        """
+        if key not in self.video_keys:
+            raise KeyError(f"{key!r} is not a video feature; videos: {self.video_keys}")
+        row = self._rows[self._check(episode_index)]
+        return read_episode_video(self._root, self._info, row, key, first, count)
 
     def read_frames(
         self,
@@ -187,24 +242,42 @@ class LeRobotDataset:
 
         Args:
             episode_index: Episode to read.
-            columns: Column names (``None``: all, including LeRobot's ``timestamp``,
-                ``frame_index``, ``episode_index``, ``index`` and ``task_index``).
-            decode_images: Decode image columns to ``(T, H, W, 3)`` uint8; when ``False``
-                they are object arrays of the stored PNG bytes.
+            columns: Column names, video features included (``None``: all, including LeRobot's
+                ``timestamp``, ``frame_index``, ``episode_index``, ``index`` and
+                ``task_index``).
+            decode_images: Decode image and video columns to ``(T, H, W, 3)`` uint8; when
+                ``False`` image columns are object arrays of the stored PNG bytes and video
+                columns are left out (asking for one by name is an error).
 
         Raises:
             KeyError: For unknown column names.
-            FileNotFoundError: If the episode's data file is missing.
-            DatasetFormatError: If the data file is unreadable or has the wrong length.
+            ValueError: For a video column asked for with ``decode_images=False``.
+            FileNotFoundError: If the episode's data or video file is missing.
+            DatasetFormatError: If a data file is unreadable or has the wrong length, or a video
+                cannot be decoded (corrupt, truncated, other frame rate).
         """
         ep = self._check(episode_index)
         names = self._columns_arg(columns)
-        table = self._read_table(ep, names)
+        videos = [k for k in names if k in self.video_keys]
+        if videos and not decode_images:
+            if columns is not None:
+                raise ValueError(
+                    f"video columns {videos} have no stored per-frame bytes; "
+                    "read them with decode_images=True"
+                )
+            names = [k for k in names if k not in videos]
+            videos = []
+        data = [k for k in names if k not in videos]
+        table = self._read_table(ep, data) if data or not videos else None
         feats = self._info["features"]
-        return {
-            k: column_from_arrow(table.column(k), feats[k], decode_images=decode_images)
-            for k in names
-        }
+        out: dict[str, np.ndarray] = {}
+        for k in names:
+            if k in videos:
+                out[k] = self.read_video(ep, k)
+            else:
+                assert table is not None
+                out[k] = column_from_arrow(table.column(k), feats[k], decode_images=decode_images)
+        return out
 
     def read_columns(
         self, columns: Iterable[str], episodes: Iterable[int] | None = None
@@ -213,7 +286,7 @@ class LeRobotDataset:
 
         Cheap way to get, e.g., ``observation.state``, ``act_pri`` and ``progress`` for a whole
         dataset without touching image bytes. Add ``episode_index``/``frame_index`` to the
-        columns to know where each row came from.
+        columns to know where each row came from. Video columns cannot be read this way.
         """
         names = self._columns_arg(columns)
         eps = range(self.num_episodes) if episodes is None else list(episodes)
@@ -234,8 +307,9 @@ class LeRobotDataset:
             episode_index: Episode to read.
             columns: Per-frame columns to include besides the ones every episode needs
                 (``observation.state``, ``action``, ``next.*``, ``act_pri``, ``stage``,
-                ``progress``); ``None``: all. LeRobot's bookkeeping columns are never included.
-            decode_images: ``False`` leaves image columns out (much faster).
+                ``progress``); ``None``: all, cameras stored as video included (decoded).
+                LeRobot's bookkeeping columns are never included.
+            decode_images: ``False`` leaves image and video columns out (much faster).
 
         Raises:
             KeyError: For unknown columns.
@@ -243,9 +317,7 @@ class LeRobotDataset:
                 elsewhere without ``act_pri``); use :meth:`read_frames` for those.
         """
         ep = self._check(episode_index)
-        frame_features = {
-            k: f for k, f in user_features(self._info).items() if f["dtype"] != "video"
-        }
+        frame_features = user_features(self._info)
         if columns is None:
             names = list(frame_features)
         else:
@@ -288,7 +360,11 @@ class LeRobotDataset:
         return self.num_frames
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """One frame by global index: every column's value (images decoded) and ``"task"``."""
+        """One frame by global index: every column's value (images decoded) and ``"task"``.
+
+        A video frame costs one short ffmpeg seek; read whole episodes with
+        :meth:`read_frames` when you need many frames.
+        """
         total = self.num_frames
         if not -total <= index < total:
             raise IndexError(f"frame {index} out of range ({total} frames)")
@@ -296,11 +372,14 @@ class LeRobotDataset:
         ep = bisect.bisect_right(self._starts, index) - 1
         if self._cache is None or self._cache[0] != ep:
             self._cache = (ep, self._read_table(ep, self._data_columns()))
-        table = self._cache[1].slice(index - self._starts[ep], 1)
+        local = index - self._starts[ep]
+        table = self._cache[1].slice(local, 1)
         feats = self._info["features"]
         item: dict[str, Any] = {
             k: column_from_arrow(table.column(k), feats[k])[0] for k in table.column_names
         }
+        for key in self.video_keys:
+            item[key] = self.read_video(ep, key, local, 1)[0]
         task_index = item.get("task_index")
         item["task"] = self._tasks.get(int(task_index), "") if task_index is not None else ""
         return item

@@ -7,7 +7,8 @@ Metrics
 (:mod:`.metrics`):
 
 * ``demo_mse`` — steps-to-go MSE on demonstrations at the query frames, macro over episodes, against
-  ``1 - privileged progress``; ``demo_mse_linear`` against the paper's ``1 - t / (T - 1)``;
+  ``1 - privileged progress`` (NaN for data without a ``progress`` column);
+  ``demo_mse_linear`` against the paper's ``1 - t / (T - 1)``;
 * ``primitive_acc`` — predicted vs annotated primitive (``act_pri``) at all query frames (models
   with a stage estimator); ``stage_acc`` — predicted vs ``stage`` column (SARM v1);
 * ``rollout_spearman`` — per rollout, Spearman between predicted and privileged progress at the
@@ -144,10 +145,12 @@ def score_episodes(
 
 
 def _accuracy(pairs: list[tuple[np.ndarray, np.ndarray]]) -> float:
-    if not pairs:
+    # Unlabelled frames (negative placeholders of data without act_pri / stage) do not count.
+    pairs = [(a[b >= 0], b[b >= 0]) for a, b in pairs]
+    total = sum(len(a) for a, _ in pairs)
+    if not total:
         return float("nan")
-    hits = sum(int((a == b).sum()) for a, b in pairs)
-    return hits / sum(len(a) for a, _ in pairs)
+    return sum(int((a == b).sum()) for a, b in pairs) / total
 
 
 def _group_metrics(scores: Sequence[EpisodeScores]) -> dict[str, float]:
@@ -271,6 +274,9 @@ def _plot(scores: list[EpisodeScores], table: FrameTable, out: Path, per_kind: i
             "predicted": np.interp(t, s.frames, 1.0 - s.steps_to_go),
             "labeller (smoothed)": labels_from_steps_to_go(s.frames, s.steps_to_go, s.length)[0],
         }
+        if not np.isfinite(curves["privileged"]).any():  # data without a progress column
+            del curves["privileged"]
+            curves["linear label"] = t / max(s.length - 1, 1)
         predicted = None
         if s.primitive is not None:
             predicted = s.primitive[np.searchsorted(s.frames, t, side="right") - 1]

@@ -8,6 +8,19 @@ columns, concatenated over episodes. :func:`load_frame_table` builds it from LeR
 computes missing features first, in parallel worker processes when asked (each worker owns one
 encoder on one thread; on a 2-core machine two workers roughly double the rate).
 
+Datasets from elsewhere (LeRobot's own, e.g. from the Hugging Face hub) load too:
+
+* camera ``c`` of the config is the dataset feature ``observation.images.<c>``, stored as
+  ``image`` or ``video`` (decoded by :class:`~sarm2_gym.data.reader.LeRobotDataset`);
+* frames of another size are resized to the config's ``image_size`` (:func:`fit_frames`, the
+  same bilinear resize the reward wrappers apply with ``resize=True``, so training and inference
+  see the same pixels); non-square frames are stretched;
+* ``observation.state`` must have ``config.state_dim`` values;
+* the label columns ``act_pri``, ``stage`` and ``progress`` may be missing: the table then holds
+  placeholders (``IGNORE_INDEX``, ``-1``, NaN) and lists the column in
+  :attr:`FrameTable.missing_labels`; training checks that the model kind and target it was asked
+  for do not need it (:func:`~sarm2_gym.reward.sampling.check_labels`).
+
 Example:
     >>> t = FrameTable.empty(("top",))
     >>> t.num_frames, t.num_episodes
@@ -29,6 +42,7 @@ from tqdm.auto import tqdm
 
 from sarm2_gym.data.episode import STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
+from sarm2_gym.reward.batch import IGNORE_INDEX
 from sarm2_gym.reward.config import SARM2Config
 from sarm2_gym.reward.encoders.base import ImageEncoder
 from sarm2_gym.reward.encoders.cache import FeatureCache
@@ -39,7 +53,10 @@ __all__ = [
     "FrameTable",
     "dataset_cache_key",
     "extract_features",
+    "fit_frames",
     "load_frame_table",
+    "missing_labels",
+    "read_camera_frames",
 ]
 
 DEFAULT_CACHE_DIR: Final[Path] = Path(
@@ -48,6 +65,14 @@ DEFAULT_CACHE_DIR: Final[Path] = Path(
 """Feature cache root (override with ``SARM2_CACHE_DIR`` or ``--cache-dir``)."""
 
 _LABEL_COLUMNS: Final[tuple[str, ...]] = (STATE_KEY, "act_pri", "stage", "progress")
+_PLACEHOLDERS: Final[dict[str, tuple[Any, Any]]] = {
+    "act_pri": (IGNORE_INDEX, np.int64),
+    "stage": (-1, np.int64),
+    "progress": (np.nan, np.float32),
+}
+"""Value and dtype that stand in for a label column a dataset does not have."""
+_VIDEO_CHUNK: Final[int] = 256
+"""Video frames decoded at a time before resizing (bounds memory for long HD episodes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +125,8 @@ class FrameTable:
         stage: ``(N,)`` stage index within the episode's task.
         progress: ``(N,)`` privileged progress in [0, 1].
         episodes: One :class:`EpisodeInfo` per episode, in row order.
+        missing_labels: Label column (``act_pri``, ``stage``, ``progress``) -> the datasets
+            that lack it (their rows hold ``IGNORE_INDEX``, ``-1`` or NaN there).
     """
 
     cameras: tuple[str, ...]
@@ -109,6 +136,7 @@ class FrameTable:
     stage: np.ndarray
     progress: np.ndarray
     episodes: list[EpisodeInfo] = field(default_factory=list)
+    missing_labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, cameras: Sequence[str]) -> FrameTable:
@@ -168,6 +196,112 @@ def _episode_key(index: int) -> str:
     return f"episode_{index:06d}"
 
 
+def fit_frames(images: np.ndarray, size: int) -> np.ndarray:
+    """Resize uint8 frames ``(T, H, W, 3)`` to ``size x size`` (bilinear; unchanged if already).
+
+    The same resize as the reward wrappers' ``resize=True``, so a model sees the same pixels in
+    training, offline labelling and online scoring. Non-square frames are stretched.
+
+    Example:
+        >>> fit_frames(np.zeros((2, 48, 64, 3), np.uint8), 40).shape
+        (2, 40, 40, 3)
+    """
+    if images.shape[1:3] == (size, size):
+        return images
+    from PIL import Image
+
+    out = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for i, im in enumerate(images):
+        out[i] = np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
+    return out
+
+
+def read_camera_frames(
+    ds: LeRobotDataset, episode_index: int, cameras: Sequence[str], size: int
+) -> dict[str, np.ndarray]:
+    """One episode's frames of each camera (``observation.images.<camera>``) at ``size``.
+
+    Video cameras are decoded and resized in chunks of 256 frames, so a long high-resolution
+    episode never sits in memory at full size.
+
+    Returns:
+        Camera -> uint8 ``(T, size, size, 3)``.
+    """
+    videos = set(ds.video_keys)
+    length = int(ds.episode_meta(episode_index)["length"])
+    out: dict[str, np.ndarray] = {}
+    for cam in cameras:
+        key = image_key(cam)
+        if key in videos:
+            out[cam] = np.concatenate(
+                [
+                    fit_frames(
+                        ds.read_video(episode_index, key, s, min(_VIDEO_CHUNK, length - s)), size
+                    )
+                    for s in range(0, length, _VIDEO_CHUNK)
+                ]
+            )
+        else:
+            out[cam] = fit_frames(ds.read_frames(episode_index, [key])[key], size)
+    return out
+
+
+def _stored_size(feature: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Declared ``(H, W)`` of a camera feature (channels first or last), if it says."""
+    shape = [int(s) for s in feature.get("shape") or []]
+    if len(shape) != 3:
+        return None
+    names = feature.get("names") or []
+    channels_first = len(names) == 3 and str(names[0]).startswith("channel")
+    return (shape[1], shape[2]) if channels_first else (shape[0], shape[1])
+
+
+def _cache_name(ds: LeRobotDataset, cameras: Sequence[str], image_size: int) -> str:
+    """Feature-cache name of a dataset; datasets whose frames get resized name the size."""
+    feats = ds.features
+    sizes = {_stored_size(feats[image_key(c)]) for c in cameras if image_key(c) in feats}
+    resized = sizes != {(image_size, image_size)}
+    key = dataset_cache_key(ds.root)
+    return f"{key}-{image_size}px" if resized else key
+
+
+def missing_labels(roots: Sequence[str | Path]) -> dict[str, tuple[str, ...]]:
+    """Label column (``act_pri``, ``stage``, ``progress``) -> the datasets that lack it.
+
+    Reads only ``meta/info.json``, so a training run can refuse data it cannot use before
+    spending time on feature extraction.
+    """
+    out: dict[str, list[str]] = {}
+    for root in roots:
+        features = LeRobotDataset(root).features
+        for k in _PLACEHOLDERS:
+            if k not in features:
+                out.setdefault(k, []).append(str(root))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _check_dataset(root: str | Path, ds: LeRobotDataset, config: SARM2Config) -> None:
+    """Cameras and state of a dataset against the config, with errors that say what to change."""
+    cams = config.camera_names
+    missing = [c for c in cams if image_key(c) not in ds.camera_keys]
+    if missing:
+        have = [k.removeprefix("observation.images.") for k in ds.camera_keys]
+        raise ValueError(
+            f"{root} lacks camera(s) {missing}; the model needs {list(cams)} (dataset features "
+            f"observation.images.<camera>); this dataset's cameras are {have}: set "
+            '"camera_names" in the config JSON'
+        )
+    feature = ds.features.get(STATE_KEY)
+    if feature is None:
+        raise ValueError(f"{root} has no {STATE_KEY} column; the reward model needs the state")
+    dim = int(np.prod(feature["shape"]))
+    if dim != config.state_dim:
+        raise ValueError(
+            f"{root}: {STATE_KEY} has {dim} values but the config's state_dim is "
+            f'{config.state_dim}; set "state_dim": {dim} in the config JSON'
+        )
+
+
 # ------------------------------------------------------------------ feature extraction
 _WORKER_ENCODER: dict[str, ImageEncoder] = {}
 
@@ -184,20 +318,28 @@ def _extract_one(job: tuple[str, int, str, dict[str, Any], str]) -> int:
     key = repr(sorted(config_dict.items()))
     if key not in _WORKER_ENCODER:
         _WORKER_ENCODER[key] = build_image_encoder(config).to(device)
-    _encode_episode(_WORKER_ENCODER[key], root, index, cache_root, config.camera_names)
+    _encode_episode(
+        _WORKER_ENCODER[key], root, index, cache_root, config.camera_names, config.image_size
+    )
     return index
 
 
 def _encode_episode(
-    encoder: ImageEncoder, root: str, index: int, cache_root: str, cameras: Sequence[str]
+    encoder: ImageEncoder,
+    root: str,
+    index: int,
+    cache_root: str,
+    cameras: Sequence[str],
+    image_size: int,
 ) -> dict[str, np.ndarray]:
     import torch
 
     ds = LeRobotDataset(root)
-    cache = FeatureCache(cache_root, dataset_cache_key(root), encoder, cameras=cameras)
-    images = ds.read_frames(index, [image_key(c) for c in cameras])
+    name = _cache_name(ds, cameras, image_size)
+    cache = FeatureCache(cache_root, name, encoder, cameras=cameras)
+    images = read_camera_frames(ds, index, cameras, image_size)
     with torch.no_grad():
-        return cache.get(_episode_key(index), {c: images[image_key(c)] for c in cameras})
+        return cache.get(_episode_key(index), images)
 
 
 def extract_features(
@@ -235,7 +377,9 @@ def extract_features(
     probe = _probe(config, image_encoder)
     for root in roots:
         ds = LeRobotDataset(root)
-        cache = FeatureCache(cache_dir, dataset_cache_key(root), probe, cameras=config.camera_names)
+        _check_dataset(root, ds, config)
+        name = _cache_name(ds, config.camera_names, config.image_size)
+        cache = FeatureCache(cache_dir, name, probe, cameras=config.camera_names)
         for meta in ds.episodes_meta:
             i = int(meta["episode_index"])
             if cache.load(_episode_key(i), int(meta["length"]), as_float32=False) is None:
@@ -243,7 +387,9 @@ def extract_features(
     bar = tqdm(total=len(jobs), desc="features", unit="ep", disable=not progress or not jobs)
     if image_encoder is not None:
         for root, i, cache_root, _, _ in jobs:
-            _encode_episode(image_encoder, root, i, cache_root, config.camera_names)
+            _encode_episode(
+                image_encoder, root, i, cache_root, config.camera_names, config.image_size
+            )
             bar.update(1)
     elif jobs:
         # forkserver: torch threads and GL state do not survive a plain fork.
@@ -312,7 +458,8 @@ def load_frame_table(
     """Load datasets into one :class:`FrameTable`, computing missing features first.
 
     Args:
-        roots: Dataset directories (LeRobot v3.0, with ``act_pri``/``stage``/``progress``).
+        roots: Dataset directories (LeRobot v3.0; ``act_pri``/``stage``/``progress`` columns
+            are used where present, see the module docstring).
         config: Model configuration (encoder, cameras).
         cache_dir: Feature cache root.
         image_encoder: Frozen encoder instance (default: built from ``config``).
@@ -334,26 +481,32 @@ def load_frame_table(
         probe = _probe(config, image_encoder)
     parts: dict[str, list[np.ndarray]] = {k: [] for k in (*_LABEL_COLUMNS, *cams)}
     episodes: list[EpisodeInfo] = []
+    unlabelled: dict[str, list[str]] = {}
     start = 0
     for root in roots:
         ds = LeRobotDataset(root)
-        missing = [c for c in cams if image_key(c) not in ds.camera_keys]
-        if missing:
-            raise ValueError(f"{root} lacks camera(s) {missing}; the model needs {list(cams)}")
+        _check_dataset(root, ds, config)
+        absent = [k for k in _PLACEHOLDERS if k not in ds.features]
+        for k in absent:
+            unlabelled.setdefault(k, []).append(str(root))
+        present = [k for k in _LABEL_COLUMNS if k not in absent]
         if config.frozen_encoder:
-            cache = FeatureCache(cache_dir, dataset_cache_key(root), probe, cameras=cams)
+            name = _cache_name(ds, cams, config.image_size)
+            cache = FeatureCache(cache_dir, name, probe, cameras=cams)
         for meta in ds.episodes_meta:
             info = _episode_info(ds, meta, start)
-            cols = ds.read_frames(info.index, _LABEL_COLUMNS)
+            cols = ds.read_frames(info.index, present)
+            for k in absent:
+                value, dtype = _PLACEHOLDERS[k]
+                cols[k] = np.full(info.length, value, dtype=dtype)
             for k in _LABEL_COLUMNS:
-                parts[k].append(cols[k])
+                parts[k].append(cols[k].reshape(info.length, -1) if k == STATE_KEY else cols[k])
             if config.frozen_encoder:
                 feats = cache.load(_episode_key(info.index), info.length, as_float32=False)
                 if feats is None:
                     raise RuntimeError(f"features of {root} episode {info.index} are missing")
             else:
-                imgs = ds.read_frames(info.index, [image_key(c) for c in cams])
-                feats = {c: imgs[image_key(c)] for c in cams}
+                feats = read_camera_frames(ds, info.index, cams, config.image_size)
             for c in cams:
                 parts[c].append(feats[c])
             episodes.append(info)
@@ -368,4 +521,5 @@ def load_frame_table(
         stage=np.concatenate(parts["stage"]).astype(np.int64),
         progress=np.concatenate(parts["progress"]).astype(np.float32),
         episodes=episodes,
+        missing_labels={k: tuple(v) for k, v in unlabelled.items()},
     )

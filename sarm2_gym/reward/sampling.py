@@ -6,7 +6,8 @@ uses, so training and inference layouts are identical (spec §1.4). Targets:
 * ``"progress"`` (default): ``steps_to_go = 1 - progress`` with the simulator's privileged
   progress. It is our equivalent of annotated progress and stays right on failed and partial
   episodes, where the frame-index label would claim the task got done.
-* ``"linear"``: the paper's demonstration label ``1 - t / (T - 1)`` (spec §1.7).
+* ``"linear"``: the paper's demonstration label ``1 - t / (T - 1)`` (spec §1.7). Datasets from
+  elsewhere (no ``progress`` column) train with this one; :func:`check_labels` says so.
 
 The sampler's only randomness is one numpy ``Generator``; its state is part of a training
 checkpoint, so a resumed run draws the same batches as an uninterrupted one.
@@ -19,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -41,6 +42,7 @@ __all__ = [
     "BatchSampler",
     "TrainBatch",
     "assemble_batch",
+    "check_labels",
     "frame_targets",
     "linear_steps_to_go",
     "query_batches",
@@ -82,9 +84,55 @@ def linear_steps_to_go(lengths: Sequence[int]) -> np.ndarray:
     return np.concatenate([1.0 - linear_progress(n) for n in lengths]).astype(np.float32)
 
 
+def check_labels(
+    missing: Mapping[str, Sequence[str]],
+    *,
+    primitives: bool,
+    stages: bool = False,
+    target: str = "linear",
+) -> None:
+    """Check that the label columns a training run needs are in every dataset.
+
+    Args:
+        missing: Label column -> datasets without it (:attr:`FrameTable.missing_labels`, or
+            :func:`~sarm2_gym.reward.frames.missing_labels` before loading anything).
+        primitives: The model has a stage estimator (needs per-frame ``act_pri``).
+        stages: The model is SARM v1 (needs the per-frame task ``stage``).
+        target: Steps-to-go target; ``"progress"`` needs a ``progress`` column.
+
+    Raises:
+        ValueError: Naming the column, the datasets without it and how to proceed.
+    """
+    if primitives and "act_pri" in missing:
+        raise ValueError(
+            f"{list(missing['act_pri'])} have no act_pri column, which SARM2's stage estimator "
+            "trains on: add a per-frame primitive index (0-21, sarm2_gym.envs.core.primitives."
+            "PRIMITIVES, 'dummy' for idle/transit frames) with "
+            "sarm2_gym.data.add_frame_columns(root, {'act_pri': {episode: labels}}), e.g. from "
+            "segment annotations (docs/tutorials/train_on_lerobot_data.md), or train a model "
+            "that needs no primitive labels (--kind rewind or sarm2_no_stage)"
+        )
+    if stages and "stage" in missing:
+        raise ValueError(
+            f"{list(missing['stage'])} have no stage column (the per-frame index of the task "
+            "stage), which SARM v1 trains on; add one with sarm2_gym.data.add_frame_columns"
+        )
+    if target == "progress" and "progress" in missing:
+        raise ValueError(
+            f"{list(missing['progress'])} have no progress column: train on the paper's "
+            "linear label with --target linear (target='linear'), or add annotated per-frame "
+            "progress in [0, 1] with sarm2_gym.data.add_frame_columns"
+        )
+
+
 def frame_targets(table: FrameTable, target: str = "progress") -> np.ndarray:
-    """Per-frame steps-to-go ``(N,)`` of a table for a target kind (see the module docstring)."""
+    """Per-frame steps-to-go ``(N,)`` of a table for a target kind (see the module docstring).
+
+    Raises:
+        ValueError: For an unknown target, or ``"progress"`` on data without progress.
+    """
     if target == "progress":
+        check_labels(table.missing_labels, primitives=False, target=target)
         return (1.0 - np.clip(table.progress, 0.0, 1.0)).astype(np.float32)
     if target == "linear":
         return linear_steps_to_go([e.length for e in table.episodes])
@@ -218,8 +266,13 @@ class BatchSampler:
         self._task_ids = task_ids_of(table, config)
         self.rng = np.random.default_rng(seed)
 
-    def sample(self, batch_size: int) -> TrainBatch:
-        """One batch of ``batch_size`` samples."""
+    def sample(self, batch_size: int, part: slice | None = None) -> TrainBatch:
+        """One batch of ``batch_size`` samples, or only the samples ``part`` of it.
+
+        The generator draws the whole batch either way, so data-parallel ranks that share a
+        seed and each assemble their own ``part`` (:func:`~sarm2_gym.common.distributed.shard`)
+        together hold exactly the batch a single process draws, and stay in step.
+        """
         cfg = self.config
         eps = self.rng.choice(self.episode_ids, size=batch_size, p=self._p)
         frames = np.array(
@@ -239,6 +292,8 @@ class BatchSampler:
             ],
             np.int64,
         )
+        if part is not None:
+            eps, frames, rewinds = eps[part], frames[part], rewinds[part]
         return assemble_batch(self.table, cfg, self.targets, self._task_ids, eps, frames, rewinds)
 
     def state_dict(self) -> dict[str, Any]:

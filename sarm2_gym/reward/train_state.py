@@ -4,9 +4,14 @@ A checkpoint is one directory ``<run>/checkpoints/step_<N>/`` holding the model 
 (``config.json`` + ``model.safetensors``, see :func:`~sarm2_gym.reward.kinds.save_model`) and
 
 * ``training_state.safetensors``: optimizer tensors (``optim.<param>.<name>``) and the torch
-  RNG state (dropout, teacher forcing);
+  RNG state (dropout, teacher forcing) — ``torch_rng`` of rank 0 (the only one of a
+  single-process run) and ``torch_rng.rank<r>`` of every other rank of a data-parallel run;
 * ``training_state.json``: global step, phase, elapsed wall-clock, optimizer hyper-parameters,
-  the samplers' numpy generator states, and the run's settings.
+  the samplers' numpy generator states, the run's settings and its ``world_size``.
+
+Data-parallel ranks hold identical weights, optimizer moments and sampler states (the samplers
+draw the global batch on every rank), so rank 0 writes the one checkpoint every rank resumes
+from; only the torch RNG states differ per rank.
 
 It is written into a temporary directory and renamed into place, then ``<run>/checkpoints/latest``
 is replaced atomically; older checkpoints beyond ``keep`` are deleted afterwards. A run killed at
@@ -19,10 +24,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -64,14 +71,29 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, sd["param_groups"]
 
 
+def _rng_key(rank: int) -> str:
+    return "torch_rng" if rank == 0 else f"torch_rng.rank{rank}"
+
+
 def save_checkpoint(
     run_dir: Path,
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     state: TrainingState,
     keep: int = 2,
+    rng_states: Sequence[torch.Tensor] | None = None,
 ) -> Path:
-    """Write a checkpoint of the run atomically and point ``latest`` at it."""
+    """Write a checkpoint of the run atomically and point ``latest`` at it.
+
+    Args:
+        run_dir: The run's directory.
+        model: The (unwrapped) model.
+        optimizer: Its optimizer.
+        state: Step, phase, samplers, settings.
+        keep: Checkpoints to keep.
+        rng_states: Torch RNG state of every rank, in rank order (default: this process's).
+    """
+    rngs = list(rng_states) if rng_states is not None else [torch.get_rng_state()]
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{state.step:08d}"
@@ -79,7 +101,8 @@ def save_checkpoint(
     try:
         save_model(model, tmp / "model")
         tensors, groups = _optimizer_tensors(optimizer)
-        tensors["torch_rng"] = torch.get_rng_state()
+        for rank, rng in enumerate(rngs):
+            tensors[_rng_key(rank)] = rng
         save_file(tensors, str(tmp / "training_state.safetensors"))
         meta = {
             "format": STATE_FORMAT,
@@ -89,6 +112,7 @@ def save_checkpoint(
             "samplers": state.samplers,
             "settings": state.settings,
             "param_groups": groups,
+            "world_size": len(rngs),
         }
         (tmp / "training_state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
         if final.exists():
@@ -116,9 +140,13 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 def load_checkpoint(
-    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None
+    path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None, rank: int = 0
 ) -> TrainingState:
     """Restore weights (into ``model``), optimizer state and the torch RNG from a checkpoint.
+
+    ``rank`` picks the RNG state of that data-parallel rank. A rank the checkpoint has none of
+    (resuming with more processes than wrote it) gets a fresh generator seeded from the step and
+    the rank: training continues, but not bit for bit.
 
     Raises:
         ValueError: If the directory is not a training checkpoint or does not fit the model.
@@ -137,7 +165,12 @@ def load_checkpoint(
                 _, pid, name = key.split(".", 2)
                 opt_state.setdefault(int(pid), {})[name] = value
         optimizer.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
-    torch.set_rng_state(tensors["torch_rng"])
+    key = _rng_key(rank)
+    if key in tensors:
+        torch.set_rng_state(tensors[key])
+    else:
+        seq = np.random.SeedSequence([int(meta["step"]), rank])
+        torch.manual_seed(int(seq.generate_state(1)[0]))
     return TrainingState(
         step=int(meta["step"]),
         phase=int(meta["phase"]),

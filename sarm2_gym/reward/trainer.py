@@ -11,6 +11,19 @@ final model is saved into the output directory itself, so it loads with ``from_p
 ``resume=True`` continues from the latest checkpoint bit for bit: same weights, optimizer
 moments, learning rate (a pure function of the step), sampler and torch RNG states.
 
+Data parallel (``torch.distributed``, DDP): launched by ``torchrun``, e.g.
+``torchrun --nproc_per_node 2 -m sarm2_gym.cli train-rm --data ... --out ...``, every rank runs
+this loop (gloo on CPU, NCCL with one GPU per rank). Rank 0 extracts missing features first while
+the others wait on a barrier, then they read the cache. Every rank draws the same *global* batch
+of ``batch_size`` samples (same sampler seed) and assembles only its shard, so the ranks together
+see exactly the single-process batch; DDP all-reduces the gradients, and per-rank losses are
+weighted by shard size so the update is the size-weighted mean over the global batch. The losses
+that are not plain per-sample means (masked means over a varying number of valid positions, the
+routing auxiliary losses) make a 2-rank run differ from a 1-process run by float-rounding-sized
+amounts at first (``tests/scaling/test_ddp.py`` states the tolerance). Rank 0 alone writes
+TensorBoard scalars (losses averaged over ranks), checkpoints (with every rank's torch RNG state,
+so a resumed run with the same number of ranks continues bit for bit) and the final model.
+
 Example (see ``tests/reward/test_training.py`` for a runnable one)::
 
     result = train_reward_model(["data/train"], "runs/sarm2", options=TrainOptions(steps=2000))
@@ -31,14 +44,32 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sarm2_gym.common.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    broadcast_object,
+    distributed_session,
+    gather_objects,
+    main_first,
+    shard,
+    shard_weight,
+    wrap_ddp,
+)
 from sarm2_gym.reward.config import SARM2Config
 from sarm2_gym.reward.encoders.base import ImageEncoder, TextEncoder
-from sarm2_gym.reward.frames import DEFAULT_CACHE_DIR, FrameTable, load_frame_table
+from sarm2_gym.reward.frames import (
+    DEFAULT_CACHE_DIR,
+    FrameTable,
+    load_frame_table,
+    missing_labels,
+)
 from sarm2_gym.reward.kinds import (
     SARMv1Labels,
     TrainableModel,
     batch_losses,
     build_model,
+    kind_config,
     load_model,
     phases,
     save_model,
@@ -47,6 +78,8 @@ from sarm2_gym.reward.kinds import (
 from sarm2_gym.reward.sampling import (
     TARGETS,
     BatchSampler,
+    TrainBatch,
+    check_labels,
     frame_targets,
     query_batches,
     split_episodes,
@@ -127,10 +160,30 @@ class TrainResult:
     val: dict[str, float]
 
 
-def _device(name: str) -> torch.device:
+def _device(name: str, dist: DistInfo | None = None) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and dist is not None and dist.enabled:
+        return torch.device("cuda", dist.local_rank)  # one GPU per rank
+    return device
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Torch seed of a data-parallel rank > 0 (dropout masks must differ between shards)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+class _LossModule(nn.Module):
+    """The model plus its loss: the module DDP wraps (its forward is what DDP synchronises)."""
+
+    def __init__(self, model: TrainableModel, labels: SARMv1Labels | None) -> None:
+        super().__init__()
+        self.model = model
+        self.labels = labels
+
+    def forward(self, tb: TrainBatch, phase: str) -> dict[str, torch.Tensor]:
+        return batch_losses(self.model, tb, phase, self.labels)
 
 
 def _extend_instructions(config: SARM2Config, table: FrameTable) -> SARM2Config:
@@ -206,31 +259,49 @@ def train_reward_model(
     if ckpt is not None and not resume:
         raise FileExistsError(f"{out} already holds a training run; pass resume=True (--resume)")
 
-    torch.manual_seed(seed)
-    table = load_frame_table(
-        [str(d) for d in data],
-        config,
-        cache_dir=options.cache_dir,
-        image_encoder=image_encoder,
-        num_workers=options.num_workers,
-        progress=options.progress,
-    )
-    config = _extend_instructions(config, table)
-    settings = _settings(options, config, [str(d) for d in data])
-    train_ids, val_ids = split_episodes(table, config.val_fraction, seed)
-    targets = frame_targets(table, options.target)
-    if text_encoder is None:
-        from sarm2_gym.reward.encoders import build_text_encoder
+    device = _device(options.device)
+    with distributed_session("nccl" if device.type == "cuda" else "gloo") as dist:
+        if config.batch_size < dist.world_size:
+            raise ValueError(
+                f"batch size {config.batch_size} is smaller than the {dist.world_size} ranks"
+            )
+        torch.manual_seed(seed)
+        check_labels(  # data from elsewhere may lack act_pri / stage / progress: say so first
+            missing_labels([str(d) for d in data]),
+            primitives=options.kind.startswith("sarm2")
+            and kind_config(options.kind, config).stage_estimator,
+            stages=options.kind == "sarm_v1",
+            target=options.target,
+        )
+        with main_first(dist):  # rank 0 fills the feature cache, the other ranks then read it
+            table = load_frame_table(
+                [str(d) for d in data],
+                config,
+                cache_dir=options.cache_dir,
+                image_encoder=image_encoder,
+                num_workers=options.num_workers,
+                progress=options.progress and dist.is_main,
+            )
+        config = _extend_instructions(config, table)
+        settings = _settings(options, config, [str(d) for d in data])
+        train_ids, val_ids = split_episodes(table, config.val_fraction, seed)
+        targets = frame_targets(table, options.target)
+        if text_encoder is None:
+            from sarm2_gym.reward.encoders import build_text_encoder
 
-        text_encoder = build_text_encoder(config)
-    model, labels = build_model(
-        options.kind, config, table, train_ids, text_encoder, options.target
-    )
-    model.to(_device(options.device))
-    loop = _Loop(model, labels, table, train_ids, val_ids, targets, options, run_dir, settings)
-    if ckpt is not None:
-        loop.restore(ckpt)
-    return loop.run(out)
+            text_encoder = build_text_encoder(config)
+        model, labels = build_model(
+            options.kind, config, table, train_ids, text_encoder, options.target
+        )
+        model.to(_device(options.device, dist))
+        if dist.rank:
+            torch.manual_seed(_rank_seed(seed, dist.rank))
+        loop = _Loop(
+            model, labels, table, train_ids, val_ids, targets, options, run_dir, settings, dist
+        )
+        if ckpt is not None:
+            loop.restore(ckpt)
+        return loop.run(out)
 
 
 class _Loop:
@@ -247,8 +318,12 @@ class _Loop:
         options: TrainOptions,
         run_dir: Path,
         settings: dict[str, Any],
+        dist: DistInfo,
     ) -> None:
         self.model, self.labels, self.table = model, labels, table
+        self.dist = dist
+        # What the step calls: DDP around (model + loss) under torchrun, else the same module.
+        self.net = wrap_ddp(_LossModule(model, labels), dist)
         self.val_ids, self.targets, self.options = val_ids, targets, options
         self.run_dir, self.settings = run_dir, settings
         self.cfg: SARM2Config = model.config
@@ -282,7 +357,7 @@ class _Loop:
         if meta["settings"] != self.settings:
             raise ValueError(f"{ckpt} was written by a run with other settings; use another --out")
         self.optimizer = self._optimizer(self.phases[int(meta["phase"])])
-        state = load_checkpoint(ckpt, self.model, self.optimizer)
+        state = load_checkpoint(ckpt, self.model, self.optimizer, rank=self.dist.rank)
         self.step, self.phase_index, self.elapsed = state.step, state.phase, state.elapsed_s
         for sampler, s in zip(self.samplers, state.samplers, strict=True):
             sampler.load_state_dict(s)
@@ -291,6 +366,9 @@ class _Loop:
         return self.step - sum(p.steps for p in self.phases[: self.phase_index])
 
     def _checkpoint(self) -> None:
+        rngs = gather_objects(torch.get_rng_state(), self.dist)  # collective: every rank
+        if not self.dist.is_main:
+            return
         state = TrainingState(
             self.step,
             self.phase_index,
@@ -298,32 +376,38 @@ class _Loop:
             [s.state_dict() for s in self.samplers],
             self.settings,
         )
-        save_checkpoint(self.run_dir, self.model, self.optimizer, state)
+        save_checkpoint(self.run_dir, self.model, self.optimizer, state, rng_states=rngs)
 
     def _train_step(self) -> dict[str, float]:
         phase = self.phases[self.phase_index]
         lr = phase.lr_at(self._phase_step(), self.cfg.warmup_start_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        tb = self.samplers[self.step % len(self.samplers)].sample(self.cfg.batch_size)
-        self.model.train()
-        losses = batch_losses(self.model, tb, phase.name, self.labels)
+        size = self.cfg.batch_size
+        part = shard(size, self.dist) if self.dist.enabled else None
+        tb = self.samplers[self.step % len(self.samplers)].sample(size, part)
+        self.net.train()
+        losses = self.net(tb, phase.name)
+        # 1.0 for one process; else this rank's share, so DDP's mean is the global batch mean.
+        weight = 1.0 if part is None else shard_weight(part, size, self.dist)
         self.optimizer.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        (losses["total"] if weight == 1.0 else losses["total"] * weight).backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         self.optimizer.step()
-        return {**{k: float(v.detach()) for k, v in losses.items()}, "lr": lr}
+        return {**{k: float(v.detach()) * weight for k, v in losses.items()}, "lr": lr}
 
     def run(self, out: Path) -> TrainResult:
         from torch.utils.tensorboard import SummaryWriter
 
-        opts = self.options
-        writer = SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+        opts, main = self.options, self.dist.is_main
+        writer = (
+            SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None) if main else None
+        )
         bar = tqdm(
             total=self.total,
             initial=self.step,
             desc=f"train {opts.kind}",
-            disable=not opts.progress,
+            disable=not opts.progress or not main,
         )
         stop = self.total if opts.stop_after is None else min(opts.stop_after, self.total)
         try:
@@ -337,19 +421,21 @@ class _Loop:
                 self.step += 1
                 bar.update(1)
                 if self.step % opts.log_every == 0 or self.step == 1:
-                    for k, v in logs.items():
-                        writer.add_scalar(f"train/{k}", v, self.step)
+                    logs = all_reduce_mean(logs, self.dist)  # global-batch losses
+                    if writer is not None:
+                        for k, v in logs.items():
+                            writer.add_scalar(f"train/{k}", v, self.step)
                     bar.set_postfix(
                         loss=f"{logs['total']:.4f}", phase=self.phases[self.phase_index].name
                     )
-                if opts.val_every and self.step % opts.val_every == 0:
+                if opts.val_every and self.step % opts.val_every == 0 and main:
                     self._validate(writer)
                 if self.step % opts.checkpoint_every == 0 or self.step == stop:
                     self._checkpoint()
         finally:
             bar.close()
         finished = self.step >= self.total
-        if finished:
+        if finished and main:
             self._validate(writer)
             save_model(self.model, out)
             summary = {
@@ -357,9 +443,13 @@ class _Loop:
                 "wall_clock_s": self.elapsed,
                 "val": self.val,
                 "settings": self.settings,
+                "world_size": self.dist.world_size,
             }
             (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-        writer.close()
+        if writer is not None:
+            writer.close()
+        barrier(self.dist)  # the final model is on disk before any rank loads it
+        self.val = broadcast_object(self.val, self.dist)
         model = load_model(out) if finished else self.model.eval()
         return TrainResult(model, out, self.step, self.elapsed, finished, self.val)
 

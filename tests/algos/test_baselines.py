@@ -126,13 +126,29 @@ def test_run_spiral_records_a_curve_per_round(tmp_path: Path) -> None:
     assert spiral_method_name(with_alpha(cfg, 1.0, "x").spiral) == "spiral_alpha1"
 
 
+def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    cfg = SPIRALRunConfig(
+        task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / "s"),
+        timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=24, max_rounds=2,
+        eval_round0=False, max_episode_steps=10,
+    )  # fmt: skip
+    result = run_spiral(cfg, PrivilegedProgressLabeler(), on_round=seen.append)
+    assert [p["round"] for p in result.curve] == [1, 2] and seen == result.curve
+    assert [p["rollouts"] for p in result.curve] == [2, 4]
+    assert all(p["eval_seconds"] > 0 and p["wall_seconds"] >= p["eval_seconds"] for p in seen)
+    assert result.env_steps <= 2 * 2 * (10 + 2)  # rounds x rollouts x capped length (+ spares)
+    assert 0 <= result.curve[-1]["rollout_successes"] <= 4
+
+
 def test_run_ppo_with_the_sparse_reward(tmp_path: Path) -> None:
     cfg = PPORunConfig(
-        task=REACH_ID, out=str(tmp_path / "ppo"), timesteps=32, n_steps=16, batch_size=16,
+        task=REACH_ID, out=str(tmp_path / "ppo"), timesteps=64, n_steps=16, batch_size=16,
         image_size=36, eval_episodes=2,
     )  # fmt: skip
     result = run_ppo(cfg)
-    assert result.method == "ppo_sparse" and result.env_steps == 32
+    assert result.method == "ppo_sparse" and result.env_steps == 64
+    assert result.extra["train_episodes"] >= 1 and result.extra["train_seconds"] > 0
     assert (tmp_path / "ppo" / "policy.safetensors").is_file()
     assert list((tmp_path / "ppo" / "tb").glob("ppo_sparse_*"))
     with pytest.raises(ValueError, match="reward must be"):

@@ -167,3 +167,39 @@ def test_resize_and_shift_keep_shapes() -> None:
     x = torch.rand(3, 3, 24, 24)
     shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
     assert shifted.shape == x.shape and not torch.equal(shifted, x)
+
+
+def test_the_checkpoint_carries_its_chunk_execution(tmp_path: Path) -> None:
+    vla = tiny_vla(n_action_steps=2)
+    assert vla.n_action_steps == 2 and tiny_vla().n_action_steps == vla.chunk_size
+    vla.save_pretrained(tmp_path / "ckpt")
+    loaded = TinyVLA.from_pretrained(tmp_path / "ckpt")
+    ctrl = VLAController(loaded, INSTRUCTION)
+    assert ctrl.n_action_steps == 2
+    assert VLAController(loaded, INSTRUCTION, n_action_steps=3).n_action_steps == 3
+    plans = []
+    original = ctrl.plan
+    ctrl.plan = lambda o, d: plans.append(1) or original(o, d)  # type: ignore[method-assign]
+    state = None
+    for i in range(6):
+        _, state = ctrl.predict(_obs(1), state, np.array([i == 0]))
+    assert len(plans) == 3  # replans every 2 steps
+    with pytest.raises(ValueError, match="n_action_steps"):
+        tiny_vla(n_action_steps=vla.chunk_size + 1)
+
+
+def test_several_flow_samples_per_observation_and_the_spatial_grid(reach_demos: Path) -> None:
+    vla = tiny_vla(spatial_grid=2)
+    demos = load_demos([reach_demos], cameras=vla.config.cameras, image_size=IMAGE, max_episodes=2)
+    batch = demos.batch(np.array([0, 3, 5]), vla.chunk_size)
+    one = vla.bc_loss(batch, generator=torch.Generator().manual_seed(0))
+    again = vla.bc_loss(batch, generator=torch.Generator().manual_seed(0), flow_samples=1)
+    assert torch.equal(one, again)
+    many = vla.bc_loss(batch, generator=torch.Generator().manual_seed(0), flow_samples=4)
+    many.backward()
+    assert torch.isfinite(many) and vla.grid_proj.weight.grad is not None
+    assert vla.grid_embed.shape == (3, 4, vla.config.d_model)
+    with pytest.raises(ValueError, match="flow_samples"):
+        vla.bc_loss(batch, flow_samples=0)
+    with pytest.raises(ValueError, match="spatial_grid"):
+        tiny_vla(spatial_grid=2, image_encoder="efficientnet_lite0", image_feature_dim=1280)

@@ -102,8 +102,32 @@ def _unaliased(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _episode_counter() -> Any:
+    """An SB3 callback counting finished training episodes and their successes."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class EpisodeCounter(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.episodes = 0
+            self.successes = 0
+
+        def _on_step(self) -> bool:
+            for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+                if done:
+                    self.episodes += 1
+                    self.successes += int(bool(info.get("is_success", False)))
+            return True
+
+    return EpisodeCounter()
+
+
 def run_ppo(config: PPORunConfig, progress_bar: bool = False) -> RunResult:
-    """Train PPO for ``config.timesteps`` env steps and evaluate it; skip if already finished."""
+    """Train PPO for ``config.timesteps`` env steps and evaluate it; skip if already finished.
+
+    ``extra`` records the training episodes (``train_episodes``, ``train_successes``) so PPO can
+    be placed on a success-vs-rollouts plot next to SPIRAL, and ``train_seconds``.
+    """
     from stable_baselines3 import PPO
 
     done = load_result(config.out)
@@ -123,8 +147,12 @@ def run_ppo(config: PPORunConfig, progress_bar: bool = False) -> RunResult:
         device="cpu",
         **config.ppo_kwargs,
     )
-    model.learn(config.timesteps, tb_log_name=config.method, progress_bar=progress_bar)
+    counter = _episode_counter()
+    model.learn(
+        config.timesteps, callback=counter, tb_log_name=config.method, progress_bar=progress_bar
+    )
     env.close()
+    train_seconds = time.perf_counter() - start
     atomic_save_tensors(out / "policy.safetensors", _unaliased(model.policy.state_dict()))
     result = evaluate_on_task(
         model,
@@ -143,6 +171,11 @@ def run_ppo(config: PPORunConfig, progress_bar: bool = False) -> RunResult:
         success_rate=result.success_rate,
         wall_seconds=time.perf_counter() - start,
         eval=result.to_dict(),
-        extra={"config": asdict(config)},
+        extra={
+            "config": asdict(config),
+            "train_episodes": counter.episodes,
+            "train_successes": counter.successes,
+            "train_seconds": train_seconds,
+        },
     )
     return run.save(out)

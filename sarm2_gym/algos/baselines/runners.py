@@ -13,6 +13,7 @@ BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`)
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,13 @@ def run_bc(
     n_eval_envs: int = 2,
     text_encoder: Any = None,
     progress_bar: bool = False,
+    max_episode_steps: int | None = None,
 ) -> RunResult:
-    """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds."""
+    """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds.
+
+    The policy acts as :class:`~sarm2_gym.algos.vla.controller.VLAController` deploys it by
+    default (deterministic latents, the checkpoint's ``n_action_steps``).
+    """
     done = load_result(config.out)
     if done is not None:
         return done
@@ -55,8 +61,9 @@ def run_bc(
     policy = TinyVLA.from_pretrained(out)
     controller = VLAController(policy, task_instruction(task, policy), seed=config.seed)
     result = evaluate_on_task(
-        controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs
-    )
+        controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
+        max_episode_steps=max_episode_steps,
+    )  # fmt: skip
     summary = read_json(Path(out) / "bc_summary.json", "BC summary")
     run = RunResult(
         method="rabc" if config.rabc else "bc",
@@ -101,6 +108,12 @@ class SPIRALRunConfig:
         offline_steps: Updates of the offline phase (default: the config's ``gradient_steps``).
         eval_episodes: Held-out evaluation episodes after every round.
         n_eval_envs: Envs of the evaluation.
+        max_rounds: Stop after this many rounds even if ``timesteps`` is not used up (``None``:
+            rounds until the budget is spent).
+        eval_round0: Evaluate the policy before the first update (round 0 of the curve). A
+            benchmark that already evaluated the base policy (e.g. with :func:`run_bc`) may skip
+            it: before any update SPIRAL deploys the base policy plus a near-zero residual.
+        max_episode_steps: Override of the task's time limit (rollouts and evaluation).
     """
 
     task: str
@@ -115,6 +128,12 @@ class SPIRALRunConfig:
     offline_steps: int | None = None
     eval_episodes: int = 50
     n_eval_envs: int = 2
+    max_rounds: int | None = None
+    eval_round0: bool = True
+    max_episode_steps: int | None = None
+
+
+RoundCallback = Callable[[dict[str, Any]], None]
 
 
 def spiral_method_name(config: SPIRALConfig) -> str:
@@ -123,11 +142,16 @@ def spiral_method_name(config: SPIRALConfig) -> str:
 
 
 def run_spiral(
-    config: SPIRALRunConfig, labeler: RolloutLabeler, progress_bar: bool = False
+    config: SPIRALRunConfig,
+    labeler: RolloutLabeler,
+    progress_bar: bool = False,
+    on_round: RoundCallback | None = None,
 ) -> RunResult:
     """Run (or resume) SPIRAL round by round, evaluating on held-out seeds after every round.
 
-    Round 0 of the curve is the base policy's success as SPIRAL deploys it before any update.
+    Round 0 of the curve (if ``config.eval_round0``) is the base policy's success as SPIRAL
+    deploys it before any update. ``on_round(point)`` is called after every recorded curve point
+    (e.g. to refresh a report while a long run goes on).
     """
     done = load_result(config.out)
     if done is not None:
@@ -138,12 +162,10 @@ def run_spiral(
     if curve_path.is_file():
         state = read_json(curve_path, "curve")
     start = time.perf_counter() - float(state["wall_seconds"])
-    env = make_vec_env(
-        config.task,
-        n_envs=config.n_envs,
-        seed=config.seed,
-        env_kwargs={"image_size": config.image_size},
-    )
+    env_kwargs: dict[str, Any] = {"image_size": config.image_size}
+    if config.max_episode_steps is not None:
+        env_kwargs["max_episode_steps"] = config.max_episode_steps
+    env = make_vec_env(config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs)
     ckpt = out / "checkpoints"
     if (ckpt / "latest.json").is_file():
         model = SPIRAL.load(
@@ -163,33 +185,52 @@ def run_spiral(
     def evaluate() -> None:
         if any(p["round"] == model.round for p in state["curve"]):
             return  # evaluated before the run was killed
+        eval_start = time.perf_counter()
         res = evaluate_on_task(
-            model, config.task, seeds, image_size=config.image_size, n_envs=config.n_eval_envs
-        )
+            model, config.task, seeds, image_size=config.image_size, n_envs=config.n_eval_envs,
+            max_episode_steps=config.max_episode_steps,
+        )  # fmt: skip
         rollouts = sum(1 for e in model.replay.episodes if e.get("source") == "rollout")
-        state["curve"].append(
-            {
-                "round": model.round,
-                "env_steps": model.num_timesteps,
-                "rollouts": rollouts,
-                "success_rate": res.success_rate,
-            }
+        successes = sum(
+            1 for e in model.replay.episodes if e.get("source") == "rollout" and e.get("success")
         )
+        point = {
+            "round": model.round,
+            "env_steps": model.num_timesteps,
+            "rollouts": rollouts,
+            "rollout_successes": successes,
+            "success_rate": res.success_rate,
+            "eval_seconds": time.perf_counter() - eval_start,
+            "wall_seconds": time.perf_counter() - start,
+        }
+        state["curve"].append(point)
         state["wall_seconds"] = time.perf_counter() - start
         atomic_write_json(curve_path, state)
+        if on_round is not None:
+            on_round(point)
+
+    def more_rounds() -> bool:
+        if config.max_rounds is not None and model.round >= config.max_rounds:
+            return False
+        return model.num_timesteps < config.timesteps
 
     if config.offline_data and model.offline_updates == 0 and model.round == 0:
         model.add_demonstrations(config.offline_data)
         model.learn_offline(config.offline_steps)
-    evaluate()
+    if config.eval_round0 or model.round > 0:
+        evaluate()
     name = spiral_method_name(config.spiral)
-    while model.num_timesteps < config.timesteps:
+    while more_rounds():
         model.learn(
             config.timesteps - model.num_timesteps, reset_num_timesteps=False, max_rounds=1,
             tb_log_name=name, progress_bar=progress_bar,
         )  # fmt: skip
+        state["wall_seconds"] = time.perf_counter() - start
+        atomic_write_json(curve_path, state)  # the round's time counts even if killed in eval
         evaluate()
     env.close()
+    if not state["curve"]:
+        raise ValueError("the run recorded no evaluation (no rounds and eval_round0=False)")
     final = state["curve"][-1]
     run = RunResult(
         method=name,

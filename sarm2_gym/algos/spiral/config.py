@@ -70,8 +70,9 @@ class SPIRALConfig:
         actor_hidden: Residual-actor MLP widths.
         critic_hidden: Critic MLP widths (each member).
         rollouts_per_round: Episodes collected per round (the paper: 50-100).
-        n_action_steps: Actions executed per chunk before replanning (``None``: the whole chunk,
-            matching the chunk-level critic).
+        n_action_steps: Actions executed per chunk before replanning (``None``: the base
+            policy's own setting, e.g. ``TinyVLAConfig.n_action_steps``, else the whole chunk,
+            which matches the chunk-level critic).
         mc_terminal: ``p_ep`` of the MC return: ``"success"`` (1 for a successful episode, else
             0: the sparse outcome), ``"progress"`` (the labelled last-frame progress, the
             reference's ``use_progress_mc_return``) or ``"one"`` (1 for every episode, the

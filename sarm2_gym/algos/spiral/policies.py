@@ -87,7 +87,7 @@ class ResidualChunkPolicy(BasePolicy):
             foreach=True,
         )
         self.rng = torch.Generator().manual_seed(0)  # latents of stochastic deployment
-        self.n_action_steps = config.n_action_steps or h
+        self.n_action_steps = config.n_action_steps or getattr(base, "n_action_steps", None) or h
 
     @property
     def base(self) -> ChunkPolicy:

@@ -73,6 +73,8 @@ class BCConfig:
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         grad_clip: Global gradient-norm clip.
         random_shift: Random-shift augmentation of frames, in pixels (CNN encoder only).
+        flow_samples: Flow-matching (noise, time) pairs per sample and step (see
+            :meth:`~sarm2_gym.algos.vla.tiny_vla.TinyVLA.bc_loss`).
         max_episodes: Use only the first N episodes of each dataset (e.g. to get a weaker base
             policy for SPIRAL).
         rabc: Progress source for RA-BC weights (``None``: plain BC); see
@@ -94,6 +96,7 @@ class BCConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0
     random_shift: int = 4
+    flow_samples: int = 1
     max_episodes: int | None = None
     rabc: str | None = None
     rabc_kappa: float = DEFAULT_KAPPA
@@ -105,7 +108,7 @@ class BCConfig:
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("data must name at least one dataset")
-        for name in ("steps", "batch_size", "save_every", "log_every"):
+        for name in ("steps", "batch_size", "save_every", "log_every", "flow_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -279,7 +282,13 @@ def train_bc(
             index = run.rng.integers(0, demos.num_frames, size=config.batch_size)
             batch = demos.batch(index, cfg.chunk_size)
             w = None if weights is None else torch.from_numpy(weights[index])
-            loss = model.bc_loss(batch, w, generator=run.generator, shift=config.random_shift)
+            loss = model.bc_loss(
+                batch,
+                w,
+                generator=run.generator,
+                shift=config.random_shift,
+                flow_samples=config.flow_samples,
+            )
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)

@@ -28,6 +28,11 @@ class TinyVLAConfig:
         image_size: Side of the square frames the encoder sees (frames are resized to it).
         cnn_channels: Channels of the CNN's three convolutions.
         image_feature_dim: Width of a camera's feature (CNN output; 1280 for EfficientNet).
+        spatial_grid: CNN encoder only: besides its keypoint token, each camera also gives the
+            trunk ``spatial_grid**2`` tokens, its last feature map average-pooled to a
+            ``spatial_grid x spatial_grid`` grid (0: keypoint token only). Keypoints keep one
+            position per channel; the grid keeps *several* things of one kind apart (e.g. the
+            ink cells left on a whiteboard), which the trunk can then attend to.
         text_dim: Width of the frozen sentence embedding of the instruction.
         d_model: Transformer trunk width.
         n_heads: Attention heads.
@@ -38,6 +43,8 @@ class TinyVLAConfig:
         flow_steps: Euler steps ``K`` of the sampler (pi0 and the SPIRAL preset use 10).
         flow_time_alpha: Training flow times are ``Beta(alpha, 1)`` (pi0: 1.5).
         instructions: Instructions whose embeddings the checkpoint stores.
+        n_action_steps: Actions executed from each chunk before the policy plans again, the
+            default of every controller that runs this policy (``None``: the whole chunk).
     """
 
     chunk_size: int = 10
@@ -48,6 +55,7 @@ class TinyVLAConfig:
     image_size: int = 64
     cnn_channels: tuple[int, int, int] = (16, 32, 32)
     image_feature_dim: int = 64
+    spatial_grid: int = 0
     text_dim: int = 384
     d_model: int = 128
     n_heads: int = 4
@@ -58,6 +66,7 @@ class TinyVLAConfig:
     flow_steps: int = 10
     flow_time_alpha: float = 1.5
     instructions: tuple[str, ...] = ()
+    n_action_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -69,6 +78,8 @@ class TinyVLAConfig:
         for name in ("chunk_size", "action_dim", "state_dim", "d_model", "n_layers", "flow_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.spatial_grid < 0 or (self.spatial_grid and self.image_encoder != "cnn"):
+            raise ValueError("spatial_grid must be >= 0 and needs image_encoder='cnn'")
         if self.image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
         if self.d_model % self.n_heads:
@@ -77,6 +88,11 @@ class TinyVLAConfig:
             raise ValueError("need at least one camera")
         if len(set(self.instructions)) != len(self.instructions):
             raise ValueError("instructions must be distinct")
+        if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk_size:
+            raise ValueError(
+                f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
+                f"got {self.n_action_steps}"
+            )
         if self.flow_time_alpha <= 0:
             raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
 

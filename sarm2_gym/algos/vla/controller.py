@@ -23,7 +23,8 @@ class VLAController:
     Args:
         policy: The base policy.
         instruction: Task instruction of every env.
-        n_action_steps: Actions executed per chunk before replanning (default: the whole chunk).
+        n_action_steps: Actions executed per chunk before replanning (default: the policy's
+            ``n_action_steps`` attribute if it has one, else the whole chunk).
         seed: Seed of the stochastic latents.
         deterministic_seed: Seed of the deterministic latents.
     """
@@ -38,7 +39,9 @@ class VLAController:
     ) -> None:
         self.policy = policy
         self.instruction = instruction
-        self.n_action_steps = n_action_steps or policy.chunk_size
+        self.n_action_steps = (
+            n_action_steps or getattr(policy, "n_action_steps", None) or policy.chunk_size
+        )
         if not 1 <= self.n_action_steps <= policy.chunk_size:
             raise ValueError(
                 f"n_action_steps must be in [1, {policy.chunk_size}], got {n_action_steps}"

@@ -101,6 +101,11 @@ class TinyVLA(nn.Module):
             None  # EfficientNet lives outside the module tree (never trained)
         )
         self.camera_proj = nn.Linear(config.image_feature_dim, d)
+        g2 = config.spatial_grid**2
+        if g2:
+            assert self.cnn is not None  # the config checks spatial_grid needs the CNN
+            self.grid_proj = nn.Linear(self.cnn.map_channels, d)
+            self.grid_embed = nn.Parameter(torch.randn(len(config.cameras), g2, d) * 0.02)
         self.state_proj = nn.Linear(config.state_dim, d)
         self.text_proj = nn.Linear(config.text_dim, d)
         n_tokens = len(config.cameras) + 3
@@ -134,6 +139,11 @@ class TinyVLA(nn.Module):
     def action_dim(self) -> int:
         """Action width A."""
         return self.config.action_dim
+
+    @property
+    def n_action_steps(self) -> int:
+        """Actions executed per chunk before replanning (the config's, else the whole chunk)."""
+        return self.config.n_action_steps or self.config.chunk_size
 
     @property
     def feature_dim(self) -> int:
@@ -217,19 +227,35 @@ class TinyVLA(nn.Module):
         feats: torch.Tensor = self.frozen_encoder().encode(frames.to(self.device))
         return feats.float()
 
-    def _image_features(
+    def _image_tokens(
         self, inputs: Mapping[str, torch.Tensor], shift: int, generator: torch.Generator | None
-    ) -> torch.Tensor:
-        """``(B, n_cameras, D)`` from cached features or from the frames."""
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Camera features ``(B, n_cameras, D)`` and grid tokens (or ``None``).
+
+        Features are cached or computed from the frames; with a spatial grid the grid tokens are
+        ``(B, n_cameras * grid**2, d_model)``.
+        """
         if "image_features" in inputs:
-            return inputs["image_features"].to(self.device, torch.float32)
+            return inputs["image_features"].to(self.device, torch.float32), None
         cams = self.config.cameras
         frames = torch.cat([inputs[c] for c in cams]).to(self.device)  # (n_cam*B, H, W, 3)
+        cells = None
         if self.cnn is not None:
-            feats = self.cnn(resize_frames(frames, self.config.image_size), shift, generator)
+            feats, cells = self.cnn.encode(
+                resize_frames(frames, self.config.image_size),
+                shift,
+                generator,
+                self.config.spatial_grid,
+            )
         else:
             feats = self.frame_features(frames)
-        return feats.view(len(cams), -1, feats.shape[-1]).transpose(0, 1)
+        per_cam = feats.view(len(cams), -1, feats.shape[-1]).transpose(0, 1)
+        if cells is None:
+            return per_cam, None
+        g2 = cells.shape[1]
+        grid = self.grid_proj(cells).view(len(cams), -1, g2, self.config.d_model).transpose(0, 1)
+        grid = grid + self.grid_embed[None]  # (B, n_cam, g2, d)
+        return per_cam, grid.flatten(1, 2)
 
     def features_from_inputs(
         self,
@@ -240,7 +266,8 @@ class TinyVLA(nn.Module):
     ) -> torch.Tensor:
         """Features ``(B, F)`` with gradient (training path)."""
         state = (inputs["state"].to(self.device, torch.float32) - self.state_mean) / self.state_std
-        cams = self.camera_proj(self._image_features(inputs, shift, generator))  # (B, n_cam, d)
+        cam_feats, grid = self._image_tokens(inputs, shift, generator)
+        cams = self.camera_proj(cam_feats)  # (B, n_cam, d)
         b = state.shape[0]
         tokens = (
             torch.cat(
@@ -254,6 +281,8 @@ class TinyVLA(nn.Module):
             )
             + self.token_embed[None]
         )
+        if grid is not None:  # grid tokens first: the readout stays the last token
+            tokens = torch.cat([grid, tokens], dim=1)
         readout = self.readout_norm(self.trunk(tokens)[:, -1])
         return torch.cat([readout, state], dim=-1)
 
@@ -305,6 +334,7 @@ class TinyVLA(nn.Module):
         *,
         generator: torch.Generator | None = None,
         shift: int = 0,
+        flow_samples: int = 1,
     ) -> torch.Tensor:
         """Flow-matching behaviour-cloning loss (padded steps excluded).
 
@@ -316,19 +346,31 @@ class TinyVLA(nn.Module):
             weights: ``(B,)`` non-negative sample weights, or ``None``.
             generator: RNG of the flow noise, times and image shifts.
             shift: Random-shift augmentation in pixels.
+            flow_samples: (noise, time) pairs drawn per sample; a sample's loss is their mean.
+                The velocity regression is a noisy target, and the flow head is cheap next to
+                the image encoder, so several pairs per encoded observation buy a lower-variance
+                gradient for little compute.
         """
+        if flow_samples < 1:
+            raise ValueError(f"flow_samples must be >= 1, got {flow_samples}")
         feats = self.features_from_inputs(
             batch.inputs, batch.task_ids.to(self.device), shift, generator
         )
         target = self.normalize_actions(batch.actions)
         b = target.shape[0]
+        pad = batch.action_pad.to(self.device)
+        if flow_samples > 1:
+            feats = feats.repeat_interleave(flow_samples, dim=0)
+            target = target.repeat_interleave(flow_samples, dim=0)
+            pad = pad.repeat_interleave(flow_samples, dim=0)
         noise = torch.randn(target.shape, generator=generator).to(self.device)
-        t = sample_flow_times(b, self.config.flow_time_alpha, generator).to(self.device)
-        err = self.head.loss(target, feats, noise, t)  # (B, H, A)
-        valid = (~batch.action_pad.to(self.device)).to(err.dtype)[..., None]  # (B, H, 1)
+        t = sample_flow_times(target.shape[0], self.config.flow_time_alpha, generator)
+        err = self.head.loss(target, feats, noise, t.to(self.device))  # (B*k, H, A)
+        valid = (~pad).to(err.dtype)[..., None]  # (B*k, H, 1)
         per_sample = (err * valid).sum(dim=(1, 2)) / (
             valid.sum(dim=(1, 2)) * err.shape[-1]
         ).clamp_min(1.0)
+        per_sample = per_sample.view(b, flow_samples).mean(dim=1)
         if weights is None:
             return per_sample.mean()
         w = weights.to(self.device, per_sample.dtype)

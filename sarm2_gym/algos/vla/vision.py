@@ -91,6 +91,13 @@ class SpatialSoftmaxCNN(nn.Module):
         self.log_temperature = nn.Parameter(torch.zeros(()))
         self.fc = nn.Sequential(nn.Linear(3 * c3, out_dim), nn.LayerNorm(out_dim))
 
+    @property
+    def map_channels(self) -> int:
+        """Channels of the last feature map (the width of :meth:`encode`'s grid cells)."""
+        conv = self.conv[-1]
+        assert isinstance(conv, nn.Conv2d)
+        return conv.out_channels
+
     def forward(
         self, images: torch.Tensor, shift: int = 0, generator: torch.Generator | None = None
     ) -> torch.Tensor:
@@ -101,6 +108,20 @@ class SpatialSoftmaxCNN(nn.Module):
             shift: Random-shift augmentation in pixels (training only).
             generator: RNG of the shift.
         """
+        return self.encode(images, shift, generator)[0]
+
+    def encode(
+        self,
+        images: torch.Tensor,
+        shift: int = 0,
+        generator: torch.Generator | None = None,
+        grid: int = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Features ``(N, out_dim)`` and the pooled last feature map (or ``None``).
+
+        With ``grid > 0`` the last feature map is average-pooled to ``grid x grid`` cells,
+        ``(N, grid * grid, map_channels)`` (row-major).
+        """
         x = images.permute(0, 3, 1, 2).to(torch.float32) / 255.0 - 0.5
         x = random_shift(x, shift, generator)
         maps = self.conv(x)  # (N, C, h, w)
@@ -109,4 +130,7 @@ class SpatialSoftmaxCNN(nn.Module):
         keypoints = attn @ self.pos  # (N, C, 2): expected (x, y) of each channel
         pooled = F.relu(flat).mean(dim=-1)  # (N, C): how strongly each channel fires
         out: torch.Tensor = self.fc(torch.cat([keypoints.flatten(1), pooled], dim=-1))
-        return out
+        if grid <= 0:
+            return out, None
+        cells = F.adaptive_avg_pool2d(F.relu(maps), grid).flatten(2).transpose(1, 2)
+        return out, cells
