@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def bc_command(
         path = train_bc(config, resume=resume)
     except (ValueError, CheckpointError, FileNotFoundError, json.JSONDecodeError) as exc:
         raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"policy written to {path}")
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun rank 0 reports
+        typer.echo(f"policy written to {path}")
 
 
 def _labeler(spec: str) -> object:

@@ -12,10 +12,22 @@ A snapshot holds everything the next step depends on: model weights, optimizer m
 numpy generator that draws sample indices and the torch generator that draws flow noise, flow
 times and image shifts. ``resume=True`` restores them, so a run killed at any point and resumed
 ends with exactly the weights of an uninterrupted run.
+
+Data parallel (``torch.distributed``, DDP, gloo on CPU): launched by ``torchrun``, e.g.
+``torchrun --nproc_per_node 2 -m sarm2_gym.cli bc --data ... --out ...``, every rank runs this
+loop. Every rank draws the same *global* batch of ``batch_size`` indices (same numpy generator)
+and trains on its shard; losses are scaled so that DDP's gradient mean is the gradient of the
+global batch's loss (RA-BC: the weighted mean uses the global batch's weight sum). Each rank has
+its own torch generator (flow noise, times, image shifts; rank 0's is the single-process one), so
+a 2-rank run draws other noise than one process and its loss curve agrees only statistically
+(``tests/scaling/test_bc_ddp.py`` states the tolerance). Rank 0 alone writes TensorBoard (losses
+averaged over ranks), snapshots (with every rank's generator, so a resumed run with the same
+number of ranks continues bit for bit) and the policy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -47,6 +59,17 @@ from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.data import DemoData, load_demos
 from sarm2_gym.algos.vla.rabc import DEFAULT_KAPPA, rabc_weights
 from sarm2_gym.algos.vla.tiny_vla import TinyVLA
+from sarm2_gym.common.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    distributed_session,
+    gather_objects,
+    main_first,
+    shard,
+    shard_weight,
+    wrap_ddp,
+)
 
 __all__ = ["BCConfig", "train_bc"]
 
@@ -162,8 +185,19 @@ def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
     )
 
 
-def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any) -> _Run:
-    torch.manual_seed(config.seed)
+def _rank_seed(seed: int, rank: int) -> int:
+    """Seed of a rank's torch generator (rank 0 keeps ``seed``: the single-process stream)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def _generator_key(rank: int) -> str:
+    return "torch_generator" if rank == 0 else f"torch_generator_rank{rank}"
+
+
+def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInfo) -> _Run:
+    torch.manual_seed(config.seed)  # every rank builds the same initial weights
     model = TinyVLA.build(replace(config.model, instructions=demos.instructions), text_encoder)
     model.set_normalization(**demos.statistics())
     optimizer = torch.optim.AdamW(
@@ -172,19 +206,21 @@ def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any) -> _Run:
     return _Run(
         model,
         optimizer,
-        np.random.default_rng(config.seed),
-        torch.Generator().manual_seed(config.seed),
+        np.random.default_rng(config.seed),  # the global batch: the same on every rank
+        torch.Generator().manual_seed(_rank_seed(config.seed, dist.rank)),
     )
 
 
-def _save_snapshot(run: _Run, config: BCConfig) -> None:
+def _save_snapshot(run: _Run, config: BCConfig, dist: DistInfo) -> None:
+    generators = gather_objects(generator_state(run.generator), dist)  # collective: every rank
+    if not dist.is_main:
+        return
+
     def write(tmp: Path) -> None:
         atomic_save_tensors(tmp / "model.safetensors", run.model.state_dict())
         opt_tensors, opt_meta = optimizer_state_tensors(run.optimizer, "adamw")
-        atomic_save_tensors(
-            tmp / "optimizer.safetensors",
-            {**opt_tensors, "torch_generator": generator_state(run.generator)},
-        )
+        gens = {_generator_key(r): g for r, g in enumerate(generators)}
+        atomic_save_tensors(tmp / "optimizer.safetensors", {**opt_tensors, **gens})
         atomic_write_json(
             tmp / "state.json",
             {
@@ -193,14 +229,21 @@ def _save_snapshot(run: _Run, config: BCConfig) -> None:
                 "optimizer": opt_meta,
                 "model_config": run.model.config.to_dict(),
                 "fingerprint": config.fingerprint(),
+                "world_size": dist.world_size,
             },
         )
 
     write_snapshot(Path(config.out) / "train_state", f"step_{run.step:08d}", write)
 
 
-def _restore_run(snapshot: Path, config: BCConfig) -> _Run:
+def _restore_run(snapshot: Path, config: BCConfig, dist: DistInfo) -> _Run:
     state = read_json(snapshot / "state.json", "BC resume state")
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != dist.world_size:
+        raise CheckpointError(
+            f"cannot resume {snapshot}: it was written by a run with {saved_world} process(es), "
+            f"this one has {dist.world_size} (each rank's noise stream is part of the state)"
+        )
     if state["fingerprint"] != config.fingerprint():
         diff = sorted(
             k for k, v in config.fingerprint().items() if state["fingerprint"].get(k) != v
@@ -216,7 +259,7 @@ def _restore_run(snapshot: Path, config: BCConfig) -> _Run:
     tensors = load_tensors(snapshot / "optimizer.safetensors")
     load_optimizer_state(optimizer, tensors, state["optimizer"], "adamw")
     generator = torch.Generator()
-    set_generator_state(generator, tensors["torch_generator"])
+    set_generator_state(generator, tensors[_generator_key(dist.rank)])
     return _Run(
         model, optimizer, numpy_rng_from_state(state["numpy_rng"]), generator, int(state["step"])
     )
@@ -230,6 +273,32 @@ def _sample_weights(config: BCConfig, demos: DemoData, chunk_size: int) -> np.nd
     progress = episode_progress(config.rabc, demos)
     weights = rabc_weights(progress, chunk_size, kappa=config.rabc_kappa)
     return np.concatenate(weights)
+
+
+def _weights_digest(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_ranks_agree(model: torch.nn.Module, dist: DistInfo) -> None:
+    """Raise if the ranks of a data-parallel run ended with different weights."""
+    digests = gather_objects(_weights_digest(model), dist)
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"data-parallel ranks ended with different weights: {digests}")
+
+
+class _BCLoss(torch.nn.Module):
+    """The policy's BC loss as a module forward: what DDP wraps and synchronises."""
+
+    def __init__(self, model: TinyVLA) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Any, weights: torch.Tensor | None, **kwargs: Any) -> torch.Tensor:
+        return self.model.bc_loss(batch, weights, **kwargs)
 
 
 def train_bc(
@@ -250,9 +319,36 @@ def train_bc(
         callback: Called as ``callback(step, metrics)`` after every optimizer step.
         progress_bar: Show a tqdm bar.
 
+    Under ``torchrun`` the processes train one policy data parallel (see the module
+    docstring); without it this is a plain single-process run.
+
     Raises:
         CheckpointError: If a snapshot exists without ``resume``, or does not match ``config``.
     """
+    with distributed_session("gloo") as dist:
+        if config.batch_size < dist.world_size:
+            raise ValueError(
+                f"batch size {config.batch_size} is smaller than the {dist.world_size} ranks"
+            )
+        return _train(
+            config,
+            dist,
+            resume=resume,
+            text_encoder=text_encoder,
+            callback=callback,
+            progress_bar=progress_bar,
+        )
+
+
+def _train(
+    config: BCConfig,
+    dist: DistInfo,
+    *,
+    resume: bool,
+    text_encoder: Any,
+    callback: StepCallback | None,
+    progress_bar: bool,
+) -> Path:
     out = Path(config.out)
     snapshot = latest_snapshot(out / "train_state") if (out / "train_state").is_dir() else None
     if snapshot is not None and not resume:
@@ -261,17 +357,25 @@ def train_bc(
         )
 
     # --- phase 1: data and model (fresh, or restored from the snapshot)
-    run = _restore_run(snapshot, config) if snapshot is not None else None
-    demos = _load_data(config, run.model.instructions if run else ())
+    run = _restore_run(snapshot, config, dist) if snapshot is not None else None
+    with main_first(dist):  # rank 0 fills a feature cache first, the other ranks then read it
+        demos = _load_data(config, run.model.instructions if run else ())
     if run is None:
-        run = _new_run(config, demos, text_encoder)
+        run = _new_run(config, demos, text_encoder, dist)
     model, cfg = run.model, run.model.config
     weights = _sample_weights(config, demos, cfg.chunk_size)
+    net = wrap_ddp(_BCLoss(model), dist)
+    part = shard(config.batch_size, dist)
+    # 1.0 for one process; else this rank's share, so DDP's mean is the global batch mean.
+    scale = shard_weight(part, config.batch_size, dist)
 
     # --- phase 2: optimisation loop
-    writer = SummaryWriter(str(out / "tb"), purge_step=run.step if run.step else None)
-    writer.add_text("bc/config", str(asdict(config)), global_step=run.step)
-    bar = tqdm(total=config.steps, initial=run.step, disable=not progress_bar, desc="bc")
+    main = dist.is_main
+    writer = SummaryWriter(str(out / "tb"), purge_step=run.step or None) if main else None
+    if writer is not None:
+        writer.add_text("bc/config", str(asdict(config)), global_step=run.step)
+    show = progress_bar and main
+    bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="bc")
     start_step, start_time, loss_value = run.step, time.perf_counter(), float("nan")
     model.train()
     try:
@@ -280,51 +384,69 @@ def train_bc(
             for group in run.optimizer.param_groups:
                 group["lr"] = lr
             index = run.rng.integers(0, demos.num_frames, size=config.batch_size)
-            batch = demos.batch(index, cfg.chunk_size)
-            w = None if weights is None else torch.from_numpy(weights[index])
-            loss = model.bc_loss(
+            local = index[part]
+            batch = demos.batch(local, cfg.chunk_size)
+            w = None if weights is None else torch.from_numpy(weights[local])
+            extra: dict[str, Any] = {}
+            if weights is not None and dist.enabled:
+                # The global weighted mean: every rank divides by the whole batch's weight sum
+                # and DDP's mean over ranks is undone by the world size.
+                extra["weight_total"] = float(weights[index].sum())
+            loss = net(
                 batch,
                 w,
                 generator=run.generator,
                 shift=config.random_shift,
                 flow_samples=config.flow_samples,
+                **extra,
             )
+            if dist.enabled:
+                loss = loss * (dist.world_size if w is not None else scale)
             run.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             run.optimizer.step()
             run.step += 1
-            loss_value = float(loss.detach())
-            metrics = {"loss": loss_value, "lr": lr, "grad_norm": float(grad_norm)}
+            metrics = {"loss": float(loss.detach())}
             if w is not None:
                 metrics["rabc_weight_mean"] = float(w.mean())
-            if run.step % config.log_every == 0 or run.step == config.steps:
+            metrics = all_reduce_mean(metrics, dist)  # global batch loss / mean weight
+            metrics.update(lr=lr, grad_norm=float(grad_norm))
+            loss_value = metrics["loss"]
+            if writer is not None and (
+                run.step % config.log_every == 0 or run.step == config.steps
+            ):
                 for k, v in metrics.items():
                     writer.add_scalar(f"train/{k}", v, run.step)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
             if run.step % config.save_every == 0 or run.step == config.steps:
-                _save_snapshot(run, config)
-            if callback is not None:
+                _save_snapshot(run, config, dist)
+            if callback is not None and main:
                 callback(run.step, metrics)
     finally:
         bar.close()
-        writer.close()
+        if writer is not None:
+            writer.close()
 
     # --- phase 3: export the policy and a summary
     elapsed = time.perf_counter() - start_time
     model.eval()
-    model.save_pretrained(out)
-    atomic_write_json(
-        out / "bc_summary.json",
-        {
-            "steps": run.step,
-            "final_loss": loss_value,
-            "episodes": len(demos.episodes),
-            "frames": demos.num_frames,
-            "rabc": config.rabc,
-            "wall_seconds_this_call": elapsed,
-            "steps_per_second": (run.step - start_step) / max(elapsed, 1e-9),
-        },
-    )
+    _check_ranks_agree(model, dist)  # DDP kept every rank's copy identical (no-op for one)
+    if main:
+        model.save_pretrained(out)
+        atomic_write_json(
+            out / "bc_summary.json",
+            {
+                "steps": run.step,
+                "final_loss": loss_value,
+                "episodes": len(demos.episodes),
+                "frames": demos.num_frames,
+                "rabc": config.rabc,
+                "world_size": dist.world_size,
+                "wall_seconds_this_call": elapsed,
+                "steps_per_second": (run.step - start_step) / max(elapsed, 1e-9),
+            },
+        )
+    barrier(dist)  # the policy is on disk before any rank returns (and may load it)
     return out

@@ -335,6 +335,7 @@ class TinyVLA(nn.Module):
         generator: torch.Generator | None = None,
         shift: int = 0,
         flow_samples: int = 1,
+        weight_total: float | None = None,
     ) -> torch.Tensor:
         """Flow-matching behaviour-cloning loss (padded steps excluded).
 
@@ -350,6 +351,8 @@ class TinyVLA(nn.Module):
                 The velocity regression is a noisy target, and the flow head is cheap next to
                 the image encoder, so several pairs per encoded observation buy a lower-variance
                 gradient for little compute.
+            weight_total: Denominator of the weighted mean instead of ``sum(w_i)`` (data
+                parallel: the weight sum of the *global* batch, of which ``batch`` is a shard).
         """
         if flow_samples < 1:
             raise ValueError(f"flow_samples must be >= 1, got {flow_samples}")
@@ -374,7 +377,8 @@ class TinyVLA(nn.Module):
         if weights is None:
             return per_sample.mean()
         w = weights.to(self.device, per_sample.dtype)
-        return (w * per_sample).sum() / (w.sum() + _EPS)
+        total = w.sum() if weight_total is None else weight_total
+        return (w * per_sample).sum() / (total + _EPS)
 
     # ------------------------------------------------------------------ checkpoints
     def save_pretrained(self, directory: str | Path) -> Path:
