@@ -739,7 +739,7 @@ def _setup_text(args: argparse.Namespace) -> str:
             "## Setup",
             "",
             f"- Machine: {machine()}; one torch thread per worker, {args.workers} worker(s) "
-            "sharing the job queue, other people's jobs on the same cores. Wall-clocks include "
+            "sharing the job queue, other jobs on the same cores. Wall-clocks include "
             "the 50-episode evaluations and are comparable only within this page.",
             f"- Success: the env's own success flag on {args.eval_episodes} held-out reset "
             "seeds (1,000,000 onwards; demonstrations use seeds 0.., SPIRAL rounds "

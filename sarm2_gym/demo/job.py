@@ -85,14 +85,15 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, progress: bool =
         "ground truth it is compared with."
     )
     t0 = time.perf_counter()
-    # Parts: two scored rollouts, then the SPIRAL round (counted as two: it is the slow part).
-    bar = tqdm(total=4, desc="demo", unit="part", disable=not progress)
+    # Parts: two scored rollouts, then the SPIRAL round's base evaluation, round, evaluation.
+    bar = tqdm(total=5, desc="demo", unit="part", disable=not progress)
 
     # 1-2: two rollouts, scored by SARM2 ------------------------------------------------------
     env = gym.make(task.env_id, obs_mode="rgb", image_size=model.config.image_size)
     rows = []
     report.heading("SARM2 on an expert and a clumsy rollout")
     for name, quality, seed in (("expert", "expert", cfg.seed), ("clumsy", CLUMSY, cfg.seed + 1)):
+        bar.set_postfix_str(f"{name} rollout, scored by SARM2")
         episode = record_episode(
             env, expert_for(task.env_id, quality), seed, env_id=task.env_id, max_steps=cfg.max_steps
         )
@@ -114,8 +115,7 @@ def run_demo(out: str | Path, config: DemoConfig | None = None, progress: bool =
 
     # 3: one SPIRAL round ---------------------------------------------------------------------
     report.heading("One SPIRAL round from a small base policy")
-    spiral_rows, note = _spiral_round(cfg, task.env_id, model, out)
-    bar.update(2)
+    spiral_rows, note = _spiral_round(cfg, task.env_id, model, out, bar)
     report.paragraph(note)
     report.table(["policy", "success", "mean final progress", "episodes", "env steps"], spiral_rows)
     report.paragraph(
@@ -174,7 +174,7 @@ def _score_and_show(
 
 
 def _spiral_round(
-    cfg: DemoConfig, env_id: str, model: SARM2RewardModel, out: Path
+    cfg: DemoConfig, env_id: str, model: SARM2RewardModel, out: Path, bar: tqdm
 ) -> tuple[list[list[Any]], str]:
     from sarm2_gym.algos.baselines.common import evaluate_on_task
     from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
@@ -188,12 +188,17 @@ def _spiral_round(
     instruction = task_by_id(env_id).instruction
     seeds = [EVAL_SEED_BASE + i for i in range(cfg.eval_episodes)]
     size = model.config.image_size
+    bar.set_postfix_str(f"base policy on {len(seeds)} held-out seeds")
     before = evaluate_on_task(
         VLAController(policy, instruction),
         env_id,
         seeds,
         image_size=size,
         max_episode_steps=cfg.max_steps,
+    )
+    bar.update(1)
+    bar.set_postfix_str(
+        f"SPIRAL round: {cfg.spiral_rollouts} rollouts, SARM2 rewards, {cfg.spiral_updates} updates"
     )
     spiral = SPIRAL(
         policy,
@@ -208,9 +213,12 @@ def _spiral_round(
         seed=cfg.seed,
     )
     spiral.learn(total_timesteps=10**9, max_rounds=1, tb_log_name="demo")
+    bar.update(1)
+    bar.set_postfix_str(f"SPIRAL policy on {len(seeds)} held-out seeds")
     after = evaluate_on_task(
         spiral, env_id, seeds, image_size=size, max_episode_steps=cfg.max_steps
     )
+    bar.update(1)
     rows = [
         [
             "base policy (BC)",
