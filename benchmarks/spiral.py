@@ -731,9 +731,15 @@ def _setup_text(args: argparse.Namespace) -> str:
     labels = (
         "the simulator's privileged progress (an oracle, development only)"
         if args.labeler == "privileged"
-        else f"the packaged SARM2 reward model (`{reward_model_dir(args)}`), queried every "
-        f"{args.label_gap} frames, smoothed over {args.label_window} queries (spec §1.8)"
+        else "the packaged SARM2 reward model (`sarm2_gym/pretrained/sarm2_sim`)"
+        if args.labeler == "sarm2"
+        else f"the SARM2 reward model `{args.labeler}`"
     )
+    if args.labeler != "privileged":
+        labels += (
+            f", queried every {args.label_gap} frames, smoothed over {args.label_window} "
+            "queries (spec §1.8)"
+        )
     return "\n".join(
         [
             "## Setup",
@@ -746,7 +752,8 @@ def _setup_text(args: argparse.Namespace) -> str:
             "seed x 100,000 + 1,000 x round + env, PPO its own seeded envs).",
             "- Base policy: TinyVLA (`sarm2 bc`) behaviour-cloned on the first N expert "
             "demonstrations of the task (`sarm2 collect --quality expert`); the number of "
-            "demonstrations is what puts it near the paper's 40-70 % starting point. The "
+            "demonstrations is the knob meant to put it near the paper's 40-70 % starting "
+            "point (the BC row says where it is). The "
             "0-rollout point of every SPIRAL curve is this evaluation (before any update SPIRAL "
             "deploys the base policy plus a near-zero residual).",
             f"- Rollout rewards: {labels}. Critic targets alpha·MC + (1 − alpha)·TD with the "
