@@ -407,7 +407,9 @@ class _KeyOnly:
 
     def __init__(self, config: SARM2Config) -> None:
         self.out_dim = config.image_feature_dim
-        self.cache_key = f"efficientnet_lite0-{config.encoder_input_size or config.image_size}"
+        from sarm2_gym.reward.encoders.efficientnet import efficientnet_cache_key
+
+        self.cache_key = efficientnet_cache_key(config.encoder_input_size or config.image_size)
 
     def encode(self, images: Any) -> Any:  # pragma: no cover - never called
         raise RuntimeError("a key-only encoder cannot encode")

