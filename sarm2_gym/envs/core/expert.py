@@ -10,6 +10,7 @@ mix good, slow, clumsy and failed demonstrations as the method needs.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -166,7 +167,7 @@ class ExpertStep:
     gave_up: bool
 
 
-class ScriptedExpert:
+class ScriptedExpert(ABC):
     """Executes a task-specific plan of waypoints with the quality knobs applied.
 
     Subclasses implement :meth:`plan_stage` (and may override :meth:`mistake_waypoints`).
@@ -265,9 +266,9 @@ class ScriptedExpert:
         return ExpertStep(action.astype(np.float32), primitive_index(wp.primitive), False)
 
     # ------------------------------------------------------------------ for subclasses
+    @abstractmethod
     def plan_stage(self, stage: int) -> list[Waypoint]:
         """Waypoints that accomplish ``stage`` from the current state."""
-        raise NotImplementedError
 
     def mistake_waypoints(self, stage: int) -> list[Waypoint]:
         """A mistake to insert into ``stage``'s plan (default: a wrong detour, or a drop).

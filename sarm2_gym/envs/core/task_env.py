@@ -18,6 +18,7 @@ from simulator state (:meth:`_evaluate`) and exposes privileged state (:meth:`_e
 from __future__ import annotations
 
 import warnings
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Final
 
 import gymnasium as gym
@@ -40,7 +41,7 @@ ACTION_DIM: Final[int] = 14
 STATE_BOUND: Final[float] = 10.0
 
 
-class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray], ABC):
     """Base class of the SARM2 benchmark tasks (see the module docstring for the contract).
 
     Args:
@@ -105,27 +106,27 @@ class TaskEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._elapsed = 0
 
     # ------------------------------------------------------------------ subclass hooks
+    @abstractmethod
     def _build_scene(self, scene: SceneBuilder) -> None:
         """Add the task's objects to ``scene``."""
-        raise NotImplementedError
 
     def _configure(self) -> None:
         """Look up ids in the compiled model and register graspable bodies / cloth."""
 
+    @abstractmethod
     def _initialize_episode(self, rng: np.random.Generator, options: dict[str, Any]) -> None:
         """Randomise object poses in ``self.data`` for a new episode (robot already at home)."""
-        raise NotImplementedError
 
     def _after_step(self) -> None:
         """Update task state that physics does not hold (e.g. erased ink) after a control step."""
 
+    @abstractmethod
     def _evaluate(self) -> TaskStatus:
         """Stage, within-stage progress and success from the current simulator state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _env_state(self) -> np.ndarray:
         """Privileged low-dimensional object state, shape ``(env_state_dim,)``."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ gymnasium API
     def reset(

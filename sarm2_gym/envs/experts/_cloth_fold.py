@@ -13,6 +13,7 @@ re-plans from the cloth's new state.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from functools import partial
 from typing import ClassVar, cast
 
@@ -84,9 +85,9 @@ class ClothFoldExpert(ScriptedExpert):
             wp.tol += slack
         return plan
 
+    @abstractmethod
     def _plan_for(self, stage: int) -> list[Waypoint]:
         """Waypoints that accomplish ``stage`` from the current state."""
-        raise NotImplementedError
 
     def _release_if_holding(self) -> list[Waypoint]:
         if not any(self.task.cloth_held()):

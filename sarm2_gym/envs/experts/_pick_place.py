@@ -10,6 +10,7 @@ pick stage and the expert fetches it again, which is the recovery.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import cast
 
@@ -105,17 +106,17 @@ class PickPlaceExpert(ScriptedExpert):
         self._park = {}
 
     # ------------------------------------------------------------------ task-specific hooks
+    @abstractmethod
     def grasp(self, k: int, arm: str) -> Grasp:
         """How ``arm`` grasps item ``k`` in its current pose."""
-        raise NotImplementedError
 
     def next_item(self, pending: list[int]) -> int:
         """Which pending item to fetch next (default: the first)."""
         return pending[0]
 
+    @abstractmethod
     def item_radius(self, k: int) -> float:
         """Radius of a disc covering item ``k`` and the open fingers around it (for put-downs)."""
-        raise NotImplementedError
 
     def keep_out(self) -> list[tuple[np.ndarray, float]]:
         """Fixed obstacles (centre xy, radius) a mistaken put-down must avoid."""

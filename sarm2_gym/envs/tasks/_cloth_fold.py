@@ -12,6 +12,7 @@ point).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -63,20 +64,20 @@ class ClothFoldEnv(TaskEnv):
     crease: np.ndarray
 
     # ------------------------------------------------------------------ hooks for subclasses
+    @abstractmethod
     def _garment_mesh(self) -> GarmentMesh:
         """The flat garment."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _configure_folds(self) -> None:
         """Set :attr:`kp` (keypoint name -> vertex), :attr:`crease` and fold bookkeeping."""
-        raise NotImplementedError
 
     def _reset_folds(self) -> None:
         """Clear per-episode fold state (latches)."""
 
+    @abstractmethod
     def _press_open(self) -> bool:
         """Whether pressing counts now (the last fold is made)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ scene and episode
     def _build_scene(self, scene: SceneBuilder) -> None:
@@ -159,13 +160,13 @@ class ClothFoldEnv(TaskEnv):
         """Fraction of crease vertices pressed since the last fold was made."""
         return float(self._pressed.mean())
 
+    @abstractmethod
     def crease_reach(self, vertices: np.ndarray) -> np.ndarray:
         """Position of crease ``vertices`` along the crease (flat garment coordinates, m)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def garment_yaw_now(self) -> float:
         """Current direction of the garment's u axis on the table (rad)."""
-        raise NotImplementedError
 
     def cloth_held(self) -> tuple[bool, bool]:
         """Whether the left / right gripper holds cloth."""

@@ -21,6 +21,7 @@ and pinches the rim wall. No finger has to get under a disc lying flat on the ta
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import ClassVar, Final
 
 import numpy as np
@@ -153,21 +154,21 @@ class PickPlaceEnv(TaskEnv):
         self.robot.register_graspable(list(self.item_names))
 
     # ------------------------------------------------------------------ task hooks
+    @abstractmethod
     def item_goal(self, k: int) -> np.ndarray:
         """Where item ``k``'s origin (bottom centre) comes to rest when placed (world xyz)."""
-        raise NotImplementedError
 
     def item_goal_yaw(self, k: int) -> float | None:
         """Required heading of item ``k`` at its goal (``None``: any)."""
         return None
 
+    @abstractmethod
     def item_at_goal(self, k: int) -> bool:
         """Whether item ``k``'s pose satisfies its goal (whether held or not)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def item_carry_z(self, k: int) -> float:
         """Height of item ``k``'s bottom while it is carried (clears everything on the way)."""
-        raise NotImplementedError
 
     def grasp_distance(self, k: int, tcp: np.ndarray) -> float:
         """Distance from a tool centre point to the nearest place item ``k`` can be grasped."""
