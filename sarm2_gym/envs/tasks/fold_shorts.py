@@ -89,11 +89,11 @@ LAYER_SEPARATED_FRACTION: Final[float] = 0.75
 FOLD1_IOU: Final[float] = 0.8  # footprint vs the right half
 FOLD2_IOU: Final[float] = 0.7  # footprint vs the right waist quarter
 FOLDED_AREA_RATIO: Final[float] = 0.4  # folded footprint / flat area (ideal 0.29)
-PRESS_FORCE: Final[float] = 0.25  # N, one hand pushing on the cloth (a light touch gives < 0.1 N)
-PRESS_RADIUS: Final[float] = 0.04  # m, crease vertices this close (xy) to the tool are pressed
+PRESS_FORCE: Final[float] = ClothFoldEnv.press_force  # the cloth-fold defaults, named here
+PRESS_RADIUS: Final[float] = ClothFoldEnv.press_radius
 PRESS_COVERAGE: Final[float] = 0.8  # fraction of crease vertices that must be pressed
-SETTLED_SPEED: Final[float] = 0.05  # m/s, fastest vertex of a cloth at rest
-REST_STEPS: Final[int] = 3  # control steps let go and that slow before folds are judged
+SETTLED_SPEED: Final[float] = ClothFoldEnv.settled_speed
+REST_STEPS: Final[int] = ClothFoldEnv.rest_steps
 
 
 def shorts_mesh() -> GarmentMesh:
@@ -129,10 +129,6 @@ class FoldShortsEnv(ClothFoldEnv):
     settle_steps = 50
     flex_name = "shorts"
     material = MATERIAL
-    settled_speed = SETTLED_SPEED
-    rest_steps = REST_STEPS
-    press_force = PRESS_FORCE
-    press_radius = PRESS_RADIUS
 
     KEYPOINTS: Final[tuple[str, ...]] = (
         "waist_left",
