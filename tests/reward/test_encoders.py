@@ -68,6 +68,19 @@ def test_efficientnet_loads_offline_and_gives_1280_features() -> None:
         fold_for_inference(enc.net.train())
 
 
+def test_efficientnet_chunked_channels_last_encoding_matches_one_by_one() -> None:
+    from sarm2_gym.reward.encoders.efficientnet import ENCODE_CHUNK
+
+    enc = EfficientNetLite0Encoder(input_size=64)
+    frames = random_episode(ENCODE_CHUNK + 5, seed=1, size=64)[0]["top"]
+    images = torch.from_numpy(frames)
+    feats = enc.encode(images)  # crosses a chunk boundary
+    assert feats.shape == (ENCODE_CHUNK + 5, 1280)
+    one_by_one = torch.cat([enc.encode(images[i : i + 1]) for i in range(len(images))])
+    torch.testing.assert_close(feats, one_by_one, atol=1e-4, rtol=1e-4)
+    assert enc.encode(images[:0]).shape == (0, 1280)
+
+
 def _tiny_siglip():
     from transformers import SiglipConfig, SiglipModel
 

@@ -24,6 +24,11 @@ convolution before it, and the symmetric "same" padding of stride-1 depthwise co
 the convolution itself (:func:`fold_for_inference`): about a third less time per image on one CPU
 thread, features equal to the unfolded network's up to float rounding (~1e-5). Feature caches
 carry ``bnfold`` in their key, so caches of the unfolded network are not mixed in.
+
+The network runs in channels-last memory layout, on chunks of at most :data:`ENCODE_CHUNK` images:
+oneDNN's depthwise convolutions are faster on NHWC, and chunks small enough to stay in cache avoid
+the slowdown of large batches. Measured on one thread here (best of 3, ms per image, folded):
+128 px 10.9 -> 7.7 and 96 px 6.6 -> 4.8, and 64 px 3.6 -> 2.1.
 """
 
 from __future__ import annotations
@@ -37,12 +42,14 @@ from sarm2_gym.reward.encoders.base import IMAGENET_MEAN, IMAGENET_STD, check_im
 
 __all__ = [
     "EFFICIENTNET_DIM",
+    "ENCODE_CHUNK",
     "EfficientNetLite0Encoder",
     "efficientnet_cache_key",
     "fold_for_inference",
 ]
 
 EFFICIENTNET_DIM = 1280
+ENCODE_CHUNK = 16  # images per forward pass (see the module docstring)
 
 
 def efficientnet_cache_key(input_size: int) -> str:
@@ -124,7 +131,7 @@ class EfficientNetLite0Encoder:
         net.requires_grad_(False)
         if fold:
             fold_for_inference(net)
-        self.net = net.to(device)
+        self.net = net.to(device=device, memory_format=torch.channels_last)
         self.input_size = input_size
         self.folded = fold
 
@@ -142,12 +149,19 @@ class EfficientNetLite0Encoder:
 
     def to(self, device: torch.device | str) -> EfficientNetLite0Encoder:
         """Move the network to ``device``."""
-        self.net.to(device)
+        self.net.to(device=device, memory_format=torch.channels_last)
         return self
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """Encode uint8 ``(N, H, W, 3)`` frames into float32 ``(N, 1280)`` features."""
         check_images(images)
-        x = to_float_nchw(images.to(self.device), self.input_size, IMAGENET_MEAN, IMAGENET_STD)
-        return self.net.extract_features(x).mean(dim=(2, 3))
+        out = []
+        for start in range(0, len(images), ENCODE_CHUNK):
+            chunk = images[start : start + ENCODE_CHUNK].to(self.device)
+            x = to_float_nchw(chunk, self.input_size, IMAGENET_MEAN, IMAGENET_STD)
+            x = x.contiguous(memory_format=torch.channels_last)
+            out.append(self.net.extract_features(x).mean(dim=(2, 3)))
+        if not out:
+            return torch.zeros((0, EFFICIENTNET_DIM), device=self.device)
+        return torch.cat(out)
