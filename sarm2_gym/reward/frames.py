@@ -303,7 +303,10 @@ def _check_dataset(root: str | Path, ds: LeRobotDataset, config: SARM2Config) ->
 
 
 # ------------------------------------------------------------------ feature extraction
+# Per worker process, for the lifetime of one extraction pool: the encoder, and each dataset opened
+# once (opening reads every episode's metadata, which costs more than encoding one episode).
 _WORKER_ENCODER: dict[str, ImageEncoder] = {}
+_WORKER_DATASETS: dict[str, LeRobotDataset] = {}
 
 
 def _extract_one(job: tuple[str, int, str, dict[str, Any], str]) -> int:
@@ -318,15 +321,22 @@ def _extract_one(job: tuple[str, int, str, dict[str, Any], str]) -> int:
     key = repr(sorted(config_dict.items()))
     if key not in _WORKER_ENCODER:
         _WORKER_ENCODER[key] = build_image_encoder(config).to(device)
+    if root not in _WORKER_DATASETS:
+        _WORKER_DATASETS[root] = LeRobotDataset(root)
     _encode_episode(
-        _WORKER_ENCODER[key], root, index, cache_root, config.camera_names, config.image_size
+        _WORKER_ENCODER[key],
+        _WORKER_DATASETS[root],
+        index,
+        cache_root,
+        config.camera_names,
+        config.image_size,
     )
     return index
 
 
 def _encode_episode(
     encoder: ImageEncoder,
-    root: str,
+    ds: LeRobotDataset,
     index: int,
     cache_root: str,
     cameras: Sequence[str],
@@ -334,7 +344,6 @@ def _encode_episode(
 ) -> dict[str, np.ndarray]:
     import torch
 
-    ds = LeRobotDataset(root)
     name = _cache_name(ds, cameras, image_size)
     cache = FeatureCache(cache_root, name, encoder, cameras=cameras)
     images = read_camera_frames(ds, index, cameras, image_size)
@@ -386,9 +395,12 @@ def extract_features(
                 jobs.append((str(root), i, str(cache_dir), config.to_dict(), device))
     bar = tqdm(total=len(jobs), desc="features", unit="ep", disable=not progress or not jobs)
     if image_encoder is not None:
+        opened: dict[str, LeRobotDataset] = {}
         for root, i, cache_root, _, _ in jobs:
+            if root not in opened:
+                opened[root] = LeRobotDataset(root)
             _encode_episode(
-                image_encoder, root, i, cache_root, config.camera_names, config.image_size
+                image_encoder, opened[root], i, cache_root, config.camera_names, config.image_size
             )
             bar.update(1)
     elif jobs:

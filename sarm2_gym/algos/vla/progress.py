@@ -56,7 +56,9 @@ def _from_reward_model(directory: str, demos: DemoData) -> list[np.ndarray]:
     datasets: dict[str, LeRobotDataset] = {}
     out = []
     for root, ep_index, _, _, _ in demos.episodes:
-        ds = datasets.setdefault(root, LeRobotDataset(root))
+        if root not in datasets:  # opening reads every episode's metadata: once per root
+            datasets[root] = LeRobotDataset(root)
+        ds = datasets[root]
         out.append(labeler.label(RolloutEpisode.from_episode(ds.episode(ep_index))).progress)
     return out
 
