@@ -31,6 +31,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from sarm2_gym.common.files import set_default_mode
 from sarm2_gym.data import LeRobotDataset, add_frame_columns
 from sarm2_gym.real.annotation import (
     SLOPE_MULTIPLIERS,
@@ -137,6 +138,7 @@ def _save_annotations(root: Path, records: dict[int, dict[str, Any]]) -> None:
             json.dump(doc, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
+        set_default_mode(tmp)  # mkstemp files are owner-only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -40,6 +40,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sarm2_gym.common.files import set_default_mode
 from sarm2_gym.reward.config import SARM2Config
 from sarm2_gym.reward.encoders.base import ImageEncoder
 from sarm2_gym.reward.encoders.text import TextEmbeddings
@@ -105,6 +106,8 @@ def save_pretrained(model: SARM2RewardModel, directory: str | Path) -> Path:
             "config": model.config.to_dict(),
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        for path in (tmp, weights, tmp / CONFIG_NAME):  # mkdtemp is owner-only
+            set_default_mode(path)
         if not target.exists():
             os.replace(tmp, target)
         else:

@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sarm2_gym.common.files import set_default_mode
 from sarm2_gym.reward.kinds import load_model, save_model
 
 __all__ = ["TrainingState", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -115,6 +116,8 @@ def save_checkpoint(
             "world_size": len(rngs),
         }
         (tmp / "training_state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
+        set_default_mode(tmp)  # mkdtemp is owner-only; the model inside sets its own modes
+        set_default_mode(tmp / "training_state.safetensors")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -123,6 +126,7 @@ def save_checkpoint(
     fd, pointer = tempfile.mkstemp(dir=ckpt_root, prefix=".latest.")
     with os.fdopen(fd, "w") as fh:
         fh.write(final.name + "\n")
+    set_default_mode(pointer)
     os.replace(pointer, ckpt_root / _LATEST)
     old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and p != final)
     for path in old[: max(len(old) - (keep - 1), 0)]:

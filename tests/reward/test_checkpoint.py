@@ -130,3 +130,24 @@ def test_broken_checkpoint_errors(
         (path / WEIGHTS_NAME).unlink()
     with pytest.raises(CheckpointError, match=message):
         SARM2RewardModel.from_pretrained(path)
+
+
+def test_checkpoint_files_get_umask_modes_not_owner_only(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from sarm2_gym.algos.common.io import atomic_save_tensors
+
+    old = os.umask(0o022)
+    try:
+        ckpt = make_model(tiny_config(), seed=0).save_pretrained(tmp_path / "ckpt")
+        atomic_save_tensors(tmp_path / "t.safetensors", {"x": torch.zeros(2)})
+    finally:
+        os.umask(old)
+
+    def mode(p: Path) -> int:
+        return stat.S_IMODE(p.stat().st_mode)
+
+    assert mode(ckpt) == 0o755
+    assert mode(ckpt / WEIGHTS_NAME) == 0o644 and mode(ckpt / CONFIG_NAME) == 0o644
+    assert mode(tmp_path / "t.safetensors") == 0o644

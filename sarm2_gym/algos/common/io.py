@@ -24,6 +24,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from sarm2_gym.common.files import set_default_mode
+
 __all__ = [
     "CheckpointError",
     "atomic_save_tensors",
@@ -65,6 +67,7 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        set_default_mode(tmp)  # mkstemp files are owner-only
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:

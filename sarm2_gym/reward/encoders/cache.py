@@ -24,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from sarm2_gym.common.files import set_default_mode
 from sarm2_gym.data.episode import CAMERA_NAMES, Episode, image_key
 from sarm2_gym.reward.encoders.base import ImageEncoder
 
@@ -151,6 +152,7 @@ class FeatureCache:
         os.close(fd)
         try:
             save_file(tensors, tmp, metadata=meta)
+            set_default_mode(tmp)  # mkstemp files are owner-only
             os.replace(tmp, self.path(episode_key))
         finally:
             if os.path.exists(tmp):
