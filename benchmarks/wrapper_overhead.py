@@ -81,7 +81,8 @@ def main() -> None:
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, torch threads 1, sync vector "
         f"env in one process, random actions, model `{args.checkpoint or 'packaged'}` "
-        f"(encoder {model.config.encoder}, frame gap {gap}).",
+        f"(encoder {model.config.encoder} at "
+        f"{model.config.encoder_input_size or model.config.image_size} px, frame gap {gap}).",
         "",
         "| envs | query every | unwrapped env steps/s | wrapped env steps/s | ratio | target |",
         "|---|---|---|---|---|---|",
