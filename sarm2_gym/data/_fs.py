@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from sarm2_gym.common.files import fsync_dir
+
 try:  # POSIX only; on other systems the lock is a no-op (documented on DatasetLock).
     import fcntl
 except ImportError:  # pragma: no cover - exercised on Windows only
@@ -52,20 +54,10 @@ def temp_path(path: Path) -> Path:
     return path.parent / f".{path.name}.{os.getpid()}{TMP_MARK}"
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable across power loss; not possible on every platform.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def replace_file(tmp: Path, path: Path) -> None:
     """Move a fully written temporary file over ``path`` atomically."""
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _write_temp(path: Path, write: Any) -> Path:

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from sarm2_gym.common.files import set_default_mode
+from sarm2_gym.common.files import atomic_write
 from sarm2_gym.data import LeRobotDataset, add_frame_columns
 from sarm2_gym.real.annotation import (
     SLOPE_MULTIPLIERS,
@@ -132,17 +130,7 @@ def _save_annotations(root: Path, records: dict[int, dict[str, Any]]) -> None:
         "mistake -1s; progress 0 from the catastrophic frame on",
         "episodes": {str(k): records[k] for k in sorted(records)},
     }
-    fd, tmp = tempfile.mkstemp(prefix=".annotations_", suffix=".json.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        set_default_mode(tmp)  # mkstemp files are owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=1), encoding="utf-8"))
 
 
 # ---------------------------------------------------------------------- the session

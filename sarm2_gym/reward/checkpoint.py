@@ -32,15 +32,14 @@ import importlib.metadata
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from sarm2_gym.common.files import set_default_mode
+from sarm2_gym.common.files import make_staging_dir, save_safetensors
 from sarm2_gym.reward.config import SARM2Config
 from sarm2_gym.reward.encoders.base import ImageEncoder
 from sarm2_gym.reward.encoders.text import TextEmbeddings
@@ -93,11 +92,11 @@ def save_pretrained(model: SARM2RewardModel, directory: str | Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not target.is_dir():
         raise ValueError(f"{target} exists and is not a directory")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = make_staging_dir(target.parent, target.name)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         weights = tmp / WEIGHTS_NAME
-        save_file(state, str(weights), metadata={"format": FORMAT_NAME})
+        save_safetensors(state, weights, metadata={"format": FORMAT_NAME})
         meta = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
@@ -106,8 +105,6 @@ def save_pretrained(model: SARM2RewardModel, directory: str | Path) -> Path:
             "config": model.config.to_dict(),
         }
         (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        for path in (tmp, weights, tmp / CONFIG_NAME):  # mkdtemp is owner-only
-            set_default_mode(path)
         if not target.exists():
             os.replace(tmp, target)
         else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ from typing import Any, Final
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
-from sarm2_gym.common.files import set_default_mode
+from sarm2_gym.common.files import atomic_write, make_staging_dir, save_safetensors
 from sarm2_gym.reward.kinds import load_model, save_model
 
 __all__ = ["TrainingState", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -98,13 +97,13 @@ def save_checkpoint(
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{state.step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=".ckpt.", suffix=".tmp", dir=ckpt_root))
+    tmp = make_staging_dir(ckpt_root, "ckpt")
     try:
         save_model(model, tmp / "model")
         tensors, groups = _optimizer_tensors(optimizer)
         for rank, rng in enumerate(rngs):
             tensors[_rng_key(rank)] = rng
-        save_file(tensors, str(tmp / "training_state.safetensors"))
+        save_safetensors(tensors, tmp / "training_state.safetensors")
         meta = {
             "format": STATE_FORMAT,
             "step": state.step,
@@ -116,18 +115,12 @@ def save_checkpoint(
             "world_size": len(rngs),
         }
         (tmp / "training_state.json").write_text(json.dumps(meta, indent=1, sort_keys=True))
-        set_default_mode(tmp)  # mkdtemp is owner-only; the model inside sets its own modes
-        set_default_mode(tmp / "training_state.safetensors")
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    fd, pointer = tempfile.mkstemp(dir=ckpt_root, prefix=".latest.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(final.name + "\n")
-    set_default_mode(pointer)
-    os.replace(pointer, ckpt_root / _LATEST)
+    atomic_write(ckpt_root / _LATEST, lambda tmp: tmp.write_text(final.name + "\n"))
     old = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir() and p != final)
     for path in old[: max(len(old) - (keep - 1), 0)]:
         shutil.rmtree(path, ignore_errors=True)

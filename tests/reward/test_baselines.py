@@ -101,3 +101,18 @@ def test_baseline_checkpoint_round_trip_and_corruption(tmp_path) -> None:
     (path / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="does not match"):
         load_baseline(path)
+
+
+def test_baseline_checkpoint_gets_umask_modes(tmp_path) -> None:
+    import os
+    import stat
+
+    cfg = frozen_config()
+    model = build_baseline("rewind", cfg, _text(cfg), {})
+    old = os.umask(0o022)
+    try:
+        path = save_baseline(model, tmp_path / "ckpt")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+    assert stat.S_IMODE((path / "model.safetensors").stat().st_mode) == 0o644

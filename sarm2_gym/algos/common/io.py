@@ -10,11 +10,9 @@ names the newest complete snapshot. Optimizer states and RNG states are flattene
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -24,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from sarm2_gym.common.files import set_default_mode
+from sarm2_gym.common.files import atomic_write, fsync_dir, make_staging_dir
 
 __all__ = [
     "CheckpointError",
@@ -48,33 +46,6 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, of another format, or does not match the model."""
 
 
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename durable across power loss where the platform allows it.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        set_default_mode(tmp)  # mkstemp files are owner-only
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -94,7 +65,7 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
     def write(tmp: Path) -> None:
         tmp.write_text(data)
 
-    _atomic_write(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
@@ -114,7 +85,7 @@ def atomic_save_tensors(
     """Save tensors to a safetensors file atomically (contiguous CPU copies)."""
     flat = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     meta = dict(metadata) if metadata else None
-    _atomic_write(Path(path), lambda tmp: save_file(flat, str(tmp), metadata=meta))
+    atomic_write(Path(path), lambda tmp: save_file(flat, str(tmp), metadata=meta))
 
 
 def load_tensors(path: str | Path, what: str = "weights") -> dict[str, torch.Tensor]:
@@ -149,14 +120,14 @@ def write_snapshot(
     """
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{name}.", suffix=".tmp"))
+    tmp = make_staging_dir(parent, name)
     final = parent / name
     try:
         write(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.rename(tmp, final)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -10,13 +10,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
+from sarm2_gym.common.files import make_staging_dir, save_safetensors
 from sarm2_gym.reward.baselines.common import NormalizedInputs
 from sarm2_gym.reward.baselines.rewind import ReWiNDModel
 from sarm2_gym.reward.baselines.sarm_v1 import SARMv1Model
@@ -44,10 +44,10 @@ def save_baseline(model: NormalizedInputs, directory: str | Path) -> Path:
     """Write a baseline model to ``directory`` atomically; returns the directory."""
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = make_staging_dir(target.parent, target.name)
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": BASELINE_FORMAT})
+        save_safetensors(state, tmp / "model.safetensors", metadata={"format": BASELINE_FORMAT})
         meta = {
             "format": BASELINE_FORMAT,
             "format_version": _VERSION,

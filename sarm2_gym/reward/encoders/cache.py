@@ -13,8 +13,6 @@ does not match the episode is recomputed.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -24,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
-from sarm2_gym.common.files import set_default_mode
+from sarm2_gym.common.files import atomic_write
 from sarm2_gym.data.episode import CAMERA_NAMES, Episode, image_key
 from sarm2_gym.reward.encoders.base import ImageEncoder
 
@@ -148,12 +146,6 @@ class FeatureCache:
             "length": str(length),
             "cameras": ",".join(self.cameras),
         }
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            set_default_mode(tmp)  # mkstemp files are owner-only
-            os.replace(tmp, self.path(episode_key))
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(
+            self.path(episode_key), lambda tmp: save_file(tensors, str(tmp), metadata=meta)
+        )
