@@ -384,8 +384,9 @@ def extract_features(
         image_encoder = build_image_encoder(config).to(device)
     jobs: list[tuple[str, int, str, dict[str, Any], str]] = []
     probe = _probe(config, image_encoder)
+    opened: dict[str, LeRobotDataset] = {}  # reused below when encoding in this process
     for root in roots:
-        ds = LeRobotDataset(root)
+        ds = opened[str(root)] = LeRobotDataset(root)
         _check_dataset(root, ds, config)
         name = _cache_name(ds, config.camera_names, config.image_size)
         cache = FeatureCache(cache_dir, name, probe, cameras=config.camera_names)
@@ -395,10 +396,7 @@ def extract_features(
                 jobs.append((str(root), i, str(cache_dir), config.to_dict(), device))
     bar = tqdm(total=len(jobs), desc="features", unit="ep", disable=not progress or not jobs)
     if image_encoder is not None:
-        opened: dict[str, LeRobotDataset] = {}
         for root, i, cache_root, _, _ in jobs:
-            if root not in opened:
-                opened[root] = LeRobotDataset(root)
             _encode_episode(
                 image_encoder, opened[root], i, cache_root, config.camera_names, config.image_size
             )
