@@ -88,7 +88,6 @@ def evaluate(args: argparse.Namespace, name: str, directory: Path) -> dict[str, 
     out = {
         "model": str(directory),
         "encoder": f"{cfg.encoder} {cfg.encoder_input_size or cfg.image_size} px",
-        "tasks_trained": len(cfg.instructions),
         "eval_seconds": time.perf_counter() - t0,
         "results": results,
     }
