@@ -96,14 +96,11 @@ def predict_features(
         state: ``(Q, n_obs_steps + 1, state_dim)`` raw state.
         task_ids: ``(Q,)`` instruction indices.
     """
-    n = model.config.n_obs_steps
     with inference_context(model):
-        lengths = torch.full((features.shape[0],), n + 1, dtype=torch.long, device=model.device)
-        out = model.forward_features(features, state, lengths, task_ids)
-        assert out.steps_to_go is not None
-        steps = out.steps_to_go[:, n].float().cpu().numpy()
-        prim_probs = torch.softmax(out.primitive_logits[:, n], dim=-1).float().cpu().numpy()
-        group_probs = torch.softmax(out.group_logits[:, n], dim=-1).float().cpu().numpy()
+        prim_logits, group_logits, steps_t = model.forward_current(features, state, task_ids)
+        steps = steps_t.float().cpu().numpy()
+        prim_probs = torch.softmax(prim_logits, dim=-1).float().cpu().numpy()
+        group_probs = torch.softmax(group_logits, dim=-1).float().cpu().numpy()
     primitive = prim_probs.argmax(axis=-1)
     return PredictionBatch(
         progress=1.0 - steps,

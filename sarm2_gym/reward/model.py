@@ -299,7 +299,7 @@ class SARM2RewardModel(nn.Module):
             or int(lengths.max()) > feats.shape[2]
         ):
             raise ValueError(f"sequences need lengths in [{n + 1}, T] and T >= {n + 1}")
-        state = (state.to(self.device, torch.float32) - self.state_mean) / self.state_std
+        state = self._normalise_state(state)
         prim_logits, group_logits = self._stage_logits(feats, state)
         gate_index = self.gate_of_primitive[prim_logits.argmax(dim=-1)]
         ce_prim, ce_group = self._stage_ce(prim_logits, group_logits, primitive_targets)
@@ -313,12 +313,7 @@ class SARM2RewardModel(nn.Module):
                 losses = RewardLosses(total, zero, zero, zero, zero, zero, ce_prim, ce_group)
             return RewardOutput(prim_logits, group_logits, gate_index, None, None, losses)
 
-        # Primitive stream (spec §1.7): soft mixture when fine-tuning jointly, else hard; the gate
-        # is the hard argmax either way.
-        if cfg.finetune_stage:
-            prim_emb = torch.softmax(prim_logits, dim=-1) @ self.primitive_embeddings
-        else:
-            prim_emb = self.primitive_embeddings[prim_logits.argmax(dim=-1)]
+        prim_emb = self._primitive_stream(prim_logits)
         instr = self.instruction_embeddings[task_ids.to(self.device)]
         out = self.value(feats, prim_emb, instr, state, lengths, gate_index)
 
@@ -350,6 +345,51 @@ class SARM2RewardModel(nn.Module):
         return RewardOutput(
             prim_logits, group_logits, gate_index, out.steps_to_go, out.routing, losses
         )
+
+    def _normalise_state(self, state: torch.Tensor) -> torch.Tensor:
+        """Raw state to the model's device, float32 and normalised with the training stats."""
+        return (state.to(self.device, torch.float32) - self.state_mean) / self.state_std
+
+    def _primitive_stream(self, prim_logits: torch.Tensor) -> torch.Tensor:
+        """Primitive embedding per position (spec §1.7).
+
+        The soft mixture when the stage estimator is fine-tuned jointly, else the argmax
+        primitive's; the gate is the hard argmax either way.
+        """
+        if self.config.finetune_stage:
+            return torch.softmax(prim_logits, dim=-1) @ self.primitive_embeddings
+        return self.primitive_embeddings[prim_logits.argmax(dim=-1)]
+
+    def forward_current(
+        self, feats: torch.Tensor, state: torch.Tensor, task_ids: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Outputs at the current frame of full-length value windows (inference only).
+
+        The same function as :meth:`forward_features` read at position ``n_obs_steps`` with every
+        position valid, up to float rounding, but the value model's last layer and MMoE head
+        run for that position only (:meth:`.ValueTransformer.forward_last`): a batch-8 query of
+        the packaged model took about a fifth less time on one CPU thread (16.5 -> 13.3 ms).
+
+        Args:
+            feats: ``(Q, N, n_obs_steps + 1, F)`` camera features in the value layout.
+            state: ``(Q, n_obs_steps + 1, state_dim)`` raw state.
+            task_ids: ``(Q,)`` instruction indices.
+
+        Returns:
+            Primitive logits ``(Q, NUM_PRIMITIVES)``, group logits ``(Q, NUM_GROUPS)`` and
+            steps-to-go ``(Q,)`` of the current frame.
+        """
+        n = self.config.n_obs_steps
+        if feats.shape[2] != n + 1 or state.shape[1] != n + 1:
+            raise ValueError(f"value windows must have n_obs_steps + 1 = {n + 1} frames")
+        state = self._normalise_state(state)
+        prim_logits, group_logits = self._stage_logits(feats, state)
+        gate = self.gate_of_primitive[prim_logits[:, n].argmax(dim=-1)]
+        instr = self.instruction_embeddings[task_ids.to(self.device)]
+        steps = self.value.forward_last(
+            feats, self._primitive_stream(prim_logits), instr, state, gate
+        )
+        return prim_logits[:, n], group_logits[:, n], steps
 
     def _stage_ce(
         self,

@@ -17,7 +17,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["block_causal_mask", "build_encoder", "encode", "flatten_time_major", "padding_mask"]
+__all__ = [
+    "block_causal_mask",
+    "build_encoder",
+    "encode",
+    "encode_last_step",
+    "flatten_time_major",
+    "padding_mask",
+]
 
 
 def block_causal_mask(num_steps: int, num_streams: int, device: torch.device) -> torch.Tensor:
@@ -66,3 +73,42 @@ def encode(
     pad = padding_mask(lengths, t, s)
     out: torch.Tensor = encoder(flatten_time_major(tokens), mask=mask, src_key_padding_mask=pad)
     return out.reshape(b, t, s, d)
+
+
+def encode_last_step(encoder: nn.TransformerEncoder, tokens: torch.Tensor) -> torch.Tensor:
+    """Outputs of the last time step only, for full-length ``(B, T, S, D)`` tokens (inference).
+
+    Equals ``encode(encoder, tokens, lengths=T)[:, -1]`` up to float rounding but skips work the
+    last step's outputs do not need: every layer but the last runs on all tokens (its keys and
+    values feed the last step), and the last layer computes queries, feed-forward and norms for
+    the S tokens of the last step only. Under the block-causal mask the last step attends to
+    every token, so no mask is needed there.
+
+    Raises:
+        ValueError: In training mode (the last layer has no dropout here), or for an encoder
+            that :func:`build_encoder` does not build (final norm, pre-norm layers).
+
+    Returns:
+        ``(B, S, D)``.
+    """
+    b, t, s, d = tokens.shape
+    x = flatten_time_major(tokens)
+    layers = list(encoder.layers)
+    if encoder.training:
+        raise ValueError("encode_last_step is for inference: put the model in eval mode")
+    if encoder.norm is not None:
+        raise ValueError("encode_last_step supports encoders without a final norm")
+    if layers:
+        mask = block_causal_mask(t, s, tokens.device)
+        for layer in layers[:-1]:
+            x = layer(x, src_mask=mask)
+        last = layers[-1]
+        if last.norm_first:
+            raise ValueError("encode_last_step supports post-norm layers (build_encoder)")
+        q = x[:, -s:]
+        attn = last.self_attn(q, x, x, need_weights=False)[0]
+        h = last.norm1(q + attn)
+        x = last.norm2(h + last.linear2(last.activation(last.linear1(h))))
+    else:
+        x = x[:, -s:]
+    return x.reshape(b, s, d)

@@ -23,7 +23,7 @@ from torch import nn
 
 from sarm2_gym.reward.config import SARM2Config
 from sarm2_gym.reward.mmoe import MMoEHead, RoutingOutput
-from sarm2_gym.reward.transformer import build_encoder, encode
+from sarm2_gym.reward.transformer import build_encoder, encode, encode_last_step
 
 __all__ = ["ValueOutput", "ValueTransformer"]
 
@@ -71,6 +71,30 @@ class ValueTransformer(nn.Module):
             dropout=config.dropout,
         )
 
+    def _tokens(
+        self,
+        features: torch.Tensor,
+        primitive_emb: torch.Tensor,
+        instruction_emb: torch.Tensor,
+        state: torch.Tensor,
+    ) -> torch.Tensor:
+        """Token streams ``(B, T, N + 3, d)`` (see :meth:`forward` for the arguments)."""
+        b, _, t, _ = features.shape
+        cams = [proj(features[:, i]) for i, proj in enumerate(self.visual_proj)]  # N x (B,T,d)
+        cam_tokens = torch.stack(cams, dim=2)  # (B, T, N, d)
+        # first_pos marks the anchor frame's camera tokens only (spec §1.6).
+        anchor = torch.zeros(t, 1, 1, device=features.device, dtype=features.dtype)
+        anchor[0] = 1.0
+        cam_tokens = cam_tokens + anchor * self.first_pos
+        instr = self.instruction_proj(instruction_emb).unsqueeze(1).expand(b, t, -1)
+        streams = [
+            cam_tokens,
+            self.primitive_proj(primitive_emb).unsqueeze(2),
+            instr.unsqueeze(2),
+            self.state_proj(state).unsqueeze(2),
+        ]
+        return torch.cat(streams, dim=2)  # (B, T, N+3, d)
+
     def forward(
         self,
         features: torch.Tensor,
@@ -91,23 +115,36 @@ class ValueTransformer(nn.Module):
             gate_index: ``(B, T)`` gate (primitive group) per position.
         """
         b, _, t, _ = features.shape
-        cams = [proj(features[:, i]) for i, proj in enumerate(self.visual_proj)]  # N x (B,T,d)
-        cam_tokens = torch.stack(cams, dim=2)  # (B, T, N, d)
-        # first_pos marks the anchor frame's camera tokens only (spec §1.6).
-        anchor = torch.zeros(t, 1, 1, device=features.device, dtype=features.dtype)
-        anchor[0] = 1.0
-        cam_tokens = cam_tokens + anchor * self.first_pos
-        instr = self.instruction_proj(instruction_emb).unsqueeze(1).expand(b, t, -1)
-        tokens = torch.cat(
-            [
-                cam_tokens,
-                self.primitive_proj(primitive_emb).unsqueeze(2),
-                instr.unsqueeze(2),
-                self.state_proj(state).unsqueeze(2),
-            ],
-            dim=2,
-        )  # (B, T, N+3, d)
+        tokens = self._tokens(features, primitive_emb, instruction_emb, state)
         h = encode(self.transformer, tokens, lengths)
         valid = torch.arange(t, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
         routing = self.head(h.reshape(b, t, -1), gate_index, valid)
         return ValueOutput(torch.sigmoid(routing.output), routing)
+
+    def forward_last(
+        self,
+        features: torch.Tensor,
+        primitive_emb: torch.Tensor,
+        instruction_emb: torch.Tensor,
+        state: torch.Tensor,
+        gate_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """Steps-to-go ``(B,)`` at the last position of full-length windows (inference).
+
+        Equals ``forward(...).steps_to_go[:, -1]`` with every position valid, up to float
+        rounding, for a fraction of the work: the last transformer layer and the MMoE head run
+        for the last time step only (see :func:`.transformer.encode_last_step`).
+
+        Args:
+            features: ``(B, N, T, F)``; as :meth:`forward`.
+            primitive_emb: ``(B, T, text_dim)``.
+            instruction_emb: ``(B, text_dim)``.
+            state: ``(B, T, state_dim)``, normalised.
+            gate_index: ``(B,)`` gate of the last position.
+        """
+        b = features.shape[0]
+        tokens = self._tokens(features, primitive_emb, instruction_emb, state)
+        h = encode_last_step(self.transformer, tokens)  # (B, S, d)
+        valid = torch.ones(b, dtype=torch.bool, device=features.device)
+        routing = self.head(h.reshape(b, -1), gate_index, valid)
+        return torch.sigmoid(routing.output)

@@ -200,3 +200,37 @@ def test_build_embeds_instructions_once_and_checks_width() -> None:
     )
     with pytest.raises(ValueError, match="text_dim"):
         SARM2RewardModel.build(cfg, text_encoder=FakeTextEncoder(5))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"finetune_stage": False},
+        {"stage_estimator": False, "num_gates": 1},
+        {"num_gates": 1},
+        {"value_layers": 1},
+    ],
+    ids=["sarm2", "hard-primitive", "no-stage", "single-gate", "one-layer"],
+)
+def test_forward_current_equals_full_forward_at_current_frame(
+    overrides: dict[str, object],
+) -> None:
+    """The inference path (last layer and head at the current frame only) is the same function."""
+    cfg = tiny_config(**overrides)
+    model = make_model(cfg).eval()
+    n = cfg.n_obs_steps
+    batch = feature_batch(cfg, [n + 1] * 5, targets=False)
+    feats = torch.stack([batch.features[c][:, : n + 1] for c in cfg.camera_names], dim=1)
+    state = batch.state[:, : n + 1]
+    with torch.no_grad():
+        full = model.forward_features(feats, state, batch.lengths, batch.task_ids)
+        prim, group, steps = model.forward_current(feats, state, batch.task_ids)
+    assert full.steps_to_go is not None
+    torch.testing.assert_close(steps, full.steps_to_go[:, n], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(prim, full.primitive_logits[:, n])
+    torch.testing.assert_close(group, full.group_logits[:, n])
+    with pytest.raises(ValueError, match="n_obs_steps"):
+        model.forward_current(feats[:, :, :n], state[:, :n], batch.task_ids)
+    with pytest.raises(ValueError, match="eval mode"):
+        model.train().forward_current(feats, state, batch.task_ids)
