@@ -77,3 +77,29 @@ def test_gate_index_out_of_range_raises() -> None:
     head = _constant_head()
     with pytest.raises(ValueError, match="gate_index"):
         head(torch.randn(1, 1, 2), torch.tensor([[2]]), torch.tensor([[True]]))
+
+
+def test_stacked_eval_path_equals_modules_and_follows_weight_changes() -> None:
+    torch.manual_seed(0)
+    head = MMoEHead(
+        in_dim=12, num_gates=3, num_experts=5, top_k=2, expert_hidden=(8, 6), gate_hidden=7,
+        dropout=0.3,
+    ).eval()  # fmt: skip
+    x = torch.randn(4, 3, 12)
+    gate_index = torch.randint(0, 3, (4, 3))
+    valid = torch.ones(4, 3, dtype=torch.bool)
+    reference = head(x, gate_index, valid).output  # grad enabled: the module path
+    with torch.inference_mode():
+        fast = head(x, gate_index, valid).output
+    torch.testing.assert_close(fast, reference, atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # a changed weight must not be scored with stale stacked copies
+        head.experts[2][-1].bias.add_(1.0)
+        head.gates[1][1].weight.mul_(2.0)
+    changed = head(x, gate_index, valid).output  # module path
+    assert not torch.allclose(changed, reference)
+    with torch.inference_mode():
+        fast = head(x, gate_index, valid).output
+    torch.testing.assert_close(fast, changed, atol=1e-6, rtol=1e-5)
+    # With autograd on, gradients reach the modules' own parameters.
+    changed.sum().backward()
+    assert head.experts[0][1].weight.grad is not None
