@@ -212,3 +212,15 @@ def test_stored_text_encoder_round_trip(tmp_path: Path) -> None:
     np.testing.assert_allclose(stored.encode(texts), fake.encode(texts), rtol=1e-6)
     with pytest.raises(KeyError, match="no stored embedding"):
         stored.encode(["something else"])
+
+
+def test_chunk_evenly_splits_into_fewest_equal_chunks() -> None:
+    from sarm2_gym.reward.encoders.efficientnet import chunk_evenly
+
+    items = torch.arange(33)
+    sizes = {n: [len(c) for c in chunk_evenly(items[:n], 16)] for n in (1, 16, 17, 24, 33)}
+    assert sizes == {1: [1], 16: [16], 17: [9, 8], 24: [12, 12], 33: [11, 11, 11]}
+    assert torch.equal(torch.cat(chunk_evenly(items, 16)), items)
+    assert chunk_evenly(items[:0], 16) == []
+    with pytest.raises(ValueError, match="max_size"):
+        chunk_evenly(items, 0)
