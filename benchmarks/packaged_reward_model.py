@@ -74,9 +74,11 @@ def evaluate(args: argparse.Namespace, name: str, directory: Path) -> dict[str, 
     model = load_model(directory)
     torch.set_num_threads(1)
     ms = encoder_ms_per_image(model)
+    sha = json.loads((directory / "config.json").read_text())["weights_sha256"]
     if summary.is_file():
         done = json.loads(summary.read_text())
-        if done["model"] == str(directory):
+        # Reuse only results of these very weights: a checkpoint folder may be retrained.
+        if done["model"] == str(directory) and done.get("weights_sha256") == sha:
             return {**done, "encoder_ms": ms}
     data = [args.data_root / "heldout_demos", args.data_root / "heldout_rollouts"]
     t0 = time.perf_counter()
@@ -87,6 +89,7 @@ def evaluate(args: argparse.Namespace, name: str, directory: Path) -> dict[str, 
     cfg = model.config
     out = {
         "model": str(directory),
+        "weights_sha256": sha,
         "encoder": f"{cfg.encoder} {cfg.encoder_input_size or cfg.image_size} px",
         "eval_seconds": time.perf_counter() - t0,
         "results": results,

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Reproduces the packaged reward model, sarm2_gym/pretrained/sarm2_sim/: SARM2 (default CPU-sized
-# config, EfficientNet-Lite0 features at 64 px) trained on the training split of the default
+# config, EfficientNet-Lite0 features at 48 px) trained on the training split of the default
 # ten-task benchmark, then stored with float16 weights (it loads as float32).
 # Usage: bash scripts/train_packaged_reward_model.sh [WORK_DIR]
-# About 28 min for the data and 35 min for features and training on 2 CPU cores; every step
+# About 28 min for the data and 30 min for features and training on 2 CPU cores; every step
 # resumes (make-benchmark skips finished episodes, train-rm continues from its checkpoints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
