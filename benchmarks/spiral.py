@@ -159,15 +159,24 @@ def _claim(out: Path) -> Iterator[bool]:
             lock.unlink()
 
 
-def _add_wall(out: Path, seconds: float, finished: bool) -> None:
+def _add_wall(out: Path, seconds: float, finished: bool, labeler: str | None = None) -> None:
+    """Add one call's wall-clock to ``out/job.json``, and the reward-model weights it used.
+
+    ``labeler`` (the scoring model's ``weights_sha256``, or ``"privileged"``) is appended to the
+    job's ``labelers`` list when new: a run resumed after the packaged model changed shows both.
+    """
     from sarm2_gym.algos.common.io import atomic_write_json
 
     path = out / "job.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"seconds": 0.0, "calls": 0}
+    data: dict[str, Any] = {"seconds": 0.0, "calls": 0}
+    if path.is_file():
+        data = json.loads(path.read_text())
     data["seconds"] += seconds
     data["calls"] += 1
     data["finished"] = finished
     data["machine"] = machine()
+    if labeler is not None and labeler not in data.setdefault("labelers", []):
+        data["labelers"].append(labeler)
     atomic_write_json(path, data)
 
 
@@ -260,6 +269,17 @@ def labeler(args: argparse.Namespace) -> Any:
 
     model = load_reward_model(None if args.labeler == "sarm2" else args.labeler)
     return RewardModelLabeler(model, frame_gap=args.label_gap, window=args.label_window)
+
+
+LABELED_METHODS = frozenset({"spiral", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sarm2"})
+
+
+def labeler_id(args: argparse.Namespace) -> str:
+    """``weights_sha256`` of the reward model that scores rollouts, or ``"privileged"``."""
+    directory = reward_model_dir(args)
+    if directory == "privileged":
+        return directory
+    return str(json.loads((Path(directory) / "config.json").read_text())["weights_sha256"])
 
 
 def reward_model_dir(args: argparse.Namespace) -> str:
@@ -419,19 +439,20 @@ def work(args: argparse.Namespace) -> None:
                 took = True
                 print(f"[{time.strftime('%H:%M:%S')}] {os.getpid()} start {job.name}", flush=True)
                 start = time.perf_counter()
+                used = labeler_id(args) if job.method in LABELED_METHODS else None
                 ok = False
                 try:
                     job.run()
                     ok = True
                 except _Terminated:
-                    _add_wall(out, time.perf_counter() - start, False)
+                    _add_wall(out, time.perf_counter() - start, False, used)
                     raise
                 except Exception:
                     traceback.print_exc()
                     failed.add(job.name)
                 finally:
                     if ok or job.name in failed:
-                        _add_wall(out, time.perf_counter() - start, ok)
+                        _add_wall(out, time.perf_counter() - start, ok, used)
                 print(
                     f"[{time.strftime('%H:%M:%S')}] {os.getpid()} {'done' if ok else 'FAILED'} "
                     f"{job.name} ({time.perf_counter() - start:.0f} s)",
@@ -537,10 +558,10 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
         for method, marker in (("ppo_sparse", "v"), ("ppo_sarm2", "^")):
             done = [e["result"] for e in by.get(method, {}).values() if "result" in e]
             if done:
-                xs = [r["extra"].get("train_episodes", np.nan) for r in done]
-                ys = [100 * r["success_rate"] for r in done]
+                episodes = [r["extra"].get("train_episodes", np.nan) for r in done]
+                rates = [100 * r["success_rate"] for r in done]
                 ax.plot(
-                    xs, ys, marker=marker, color=COLORS[method], ls="none", ms=8,
+                    episodes, rates, marker=marker, color=COLORS[method], ls="none", ms=8,
                     label=f"{LABELS[method]} ({len(done)})",
                 )  # fmt: skip
         ax.axhline(95, color="k", ls=":", lw=0.8)
@@ -704,6 +725,7 @@ def write_report(args: argparse.Namespace) -> str:
         parts.append("")
         for method in ("spiral", "spiral_alpha0", "spiral_alpha1"):
             parts += _spiral_rounds(task, method, runs)
+    parts += _labeler_section(args, runs)
     parts += ["## Targets", ""]
     for task in args.tasks:
         parts += _targets(task, runs)
@@ -725,6 +747,34 @@ def write_report(args: argparse.Namespace) -> str:
     tmp.write_text(text)
     os.replace(tmp, args.doc)
     return text
+
+
+def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str]:
+    """Which reward-model weights scored each run's rollouts (from the runs' ``job.json``)."""
+    rows = []
+    for task, by in runs.items():
+        for method, seeds in by.items():
+            if method not in LABELED_METHODS or method not in args.methods:
+                continue
+            for seed, entry in sorted(seeds.items()):
+                used = entry.get("job", {}).get("labelers", [])
+                cell = ", ".join(f"`{u[:12]}`" for u in used) or "not recorded"
+                rows.append(f"| {task} | {LABELS[method]} | {seed} | {cell} |")
+    if not rows:
+        return []
+    return [
+        "## Reward-model weights per run",
+        "",
+        "The first 12 hex digits of the `weights_sha256` of the reward model each run used "
+        "(SPIRAL's and PPO's rollout rewards, RA-BC's demonstration weights), as recorded in the "
+        "run's `job.json`; two entries mean the run was resumed after the model changed. The "
+        f"model the command uses now: `{labeler_id(args)[:12]}`.",
+        "",
+        "| task | method | seed | reward-model weights |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def _setup_text(args: argparse.Namespace) -> str:
