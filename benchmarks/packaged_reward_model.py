@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from sarm2_gym.reward.evaluation import METRICS, evaluate_model
+from sarm2_gym.reward.frames import DEFAULT_CACHE_DIR
 from sarm2_gym.reward.kinds import load_model
 
 LABELS = {
@@ -56,9 +57,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def encoder_ms_per_image(model: Any, n: int = 24, repeats: int = 5) -> float:
-    """Best-of-``repeats`` milliseconds per 96x96 frame through the model's image encoder."""
-    frames = torch.randint(0, 256, (n, 96, 96, 3), dtype=torch.uint8)
+def encoder_ms_per_image(model: Any, n: int = 24, repeats: int = 5, size: int = 96) -> float:
+    """Best-of-``repeats`` milliseconds per ``size`` x ``size`` frame through the image encoder.
+
+    Each repeat encodes one batch of ``n`` random frames (after one warm-up batch).
+    """
+    frames = torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8)
     model.encode_images(frames)  # warm-up
     best = float("inf")
     for _ in range(repeats):
@@ -82,10 +86,10 @@ def evaluate(args: argparse.Namespace, name: str, directory: Path) -> dict[str, 
             return {**done, "encoder_ms": ms}
     data = [args.data_root / "heldout_demos", args.data_root / "heldout_rollouts"]
     t0 = time.perf_counter()
-    kwargs = {"cache_dir": str(args.cache_dir)} if args.cache_dir else {}
     results = evaluate_model(
-        model, data, args.work / name, num_workers=args.num_workers, plots=0, **kwargs
-    )
+        model, data, args.work / name, num_workers=args.num_workers, plots=0,
+        cache_dir=args.cache_dir or DEFAULT_CACHE_DIR,
+    )  # fmt: skip
     cfg = model.config
     out = {
         "model": str(directory),

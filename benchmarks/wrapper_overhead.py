@@ -30,8 +30,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
+from packaged_reward_model import encoder_ms_per_image  # benchmarks/ (the script's folder)
 
 import sarm2_gym  # noqa: F401  (registers envs, picks the GL backend)
 from sarm2_gym.reward import SARM2RewardModel
@@ -84,27 +84,18 @@ def component_times(model: SARM2RewardModel, batch: int = 8) -> tuple[float, flo
     """Best-of-10 ms per image of the frozen encoder and ms per batch-``batch`` value query."""
     cfg = model.config
     cams = len(cfg.camera_names)
-    rng = np.random.default_rng(0)
-    size = cfg.image_size
-    frames = rng.integers(0, 256, (batch * cams, size, size, 3), dtype=np.uint8)
+    encode_ms = encoder_ms_per_image(model, n=batch * cams, repeats=10, size=cfg.image_size)
     n1 = cfg.n_obs_steps + 1
     feats = torch.rand(batch, cams, n1, cfg.image_feature_dim)
     state = torch.zeros(batch, n1, cfg.state_dim)
     tids = torch.zeros(batch, dtype=torch.long)
-
-    def best(fn: Callable[[], object]) -> float:
-        fn()  # warm-up
-        times = []
-        for _ in range(10):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times) * 1e3
-
-    with torch.inference_mode():
-        encode_ms = best(lambda: model.encode_images(frames)) / len(frames)
-    value_ms = best(lambda: model.predict_features(feats, state, tids))
-    return encode_ms, value_ms
+    model.predict_features(feats, state, tids)  # warm-up
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        model.predict_features(feats, state, tids)
+        times.append(time.perf_counter() - t0)
+    return encode_ms, min(times) * 1e3
 
 
 def plot(rows: list[Row], out: Path) -> None:
