@@ -229,8 +229,9 @@ def main() -> None:
         "not encoded yet. The value query runs the value model's last layer and MMoE head for "
         "the current frame only, the MMoE's gates and experts as a few batched products. The "
         "frozen encoder dominates; ways to go faster: a GPU, a checkpoint with a smaller "
-        "`encoder_input_size`, or one trained with the small CNN encoder "
-        '("encoder": "cnn" in a `train-rm --config` JSON).',
+        "`encoder_input_size` (at a cost in held-out quality, see "
+        "[packaged_reward_model.md](packaged_reward_model.md)), or one trained with the small "
+        'CNN encoder ("encoder": "cnn" in a `train-rm --config` JSON).',
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, plot_path)
