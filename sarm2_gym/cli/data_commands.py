@@ -23,7 +23,8 @@ def collect_command(
     quality: str = typer.Option(
         "mixed",
         "--quality",
-        help="Expert quality: expert, slow, clumsy, mistake, partial, failed, or mixed.",
+        help="Expert quality: expert, slow, clumsy, mistake, partial, failed, mixed, or dart "
+        "(the expert pushed off its path while executing, recording its corrections; for BC).",
     ),
     seed: int = typer.Option(0, "--seed", help="Episode i uses reset seed SEED+i."),
     image_size: int = typer.Option(96, "--image-size", min=16, max=512),

@@ -4,6 +4,10 @@ Rows follow LeRobot: row ``t`` holds observation ``o_t``, the action ``a_t`` tak
 the reward / done / success that followed. One extra final row holds the last observation ``o_T``
 (with a hold-still action and ``next.done``), so the state the episode ended in — a finished fold,
 a dropped eraser — is in the data: a reward model must see the end of the task.
+
+The recorded action is the expert's own (:attr:`ExpertStep.action`). An expert that perturbs its
+execution (the ``"dart"`` preset) steps the env with another action for a few steps; the data then
+pair the states the push led to with the expert's corrective action, which is the point.
 """
 
 from __future__ import annotations
@@ -100,7 +104,7 @@ def record_episode(
         _append_obs(rows, task, obs, info)
         rows.action.append(np.asarray(step.action, dtype=np.float32))
         rows.act_pri.append(label)
-        obs, reward, terminated, truncated, info = env.step(step.action)
+        obs, reward, terminated, truncated, info = env.step(step.env_action)
         rows.reward.append(float(reward))
         rows.done.append(bool(terminated or truncated))
         rows.success.append(bool(info["is_success"]))

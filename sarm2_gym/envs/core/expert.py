@@ -6,6 +6,11 @@ primitive it performs. :class:`ScriptedExpert` executes the plan with bounded pe
 degrades it on purpose through :class:`ExpertQuality`: speed, action noise, hesitation pauses,
 mistakes followed by recovery, and abandoning the task (partial or failed episodes), so datasets
 mix good, slow, clumsy and failed demonstrations as the method needs.
+
+For behaviour cloning it can also *perturb what it executes* without changing what it records
+(DART-style noise injection): a short push moves the arm off the expert's path, the recorded
+action stays the expert's own choice from the state the push led to, so the data show how to
+steer back -- the states a cloned policy drifts into.
 """
 
 from __future__ import annotations
@@ -52,6 +57,13 @@ class ExpertQuality:
             drawn per episode: ``-1`` a random stage after the first, ``-2`` the first stage.
         abandon_fraction: With ``abandon_stage`` set, the fraction of that stage's plan carried out
             before giving up (``None``: drawn uniformly in [0, 0.6]).
+        perturbation: Probability per step of starting a push: for a few steps the *executed*
+            action adds a constant random offset to the motion of the arms the current waypoint
+            moves, while the recorded action stays the expert's (see
+            :attr:`ExpertStep.executed`). Grippers are never pushed.
+        perturbation_steps: Inclusive range of a push's length in steps.
+        perturbation_scale: Size of a push in normalised action units: the translation offset
+            has this norm, each rotation component a std of half of it.
     """
 
     name: str = "custom"
@@ -62,19 +74,23 @@ class ExpertQuality:
     mistake: float = 0.0
     abandon_stage: int | None = None
     abandon_fraction: float | None = None
+    perturbation: float = 0.0
+    perturbation_steps: tuple[int, int] = (2, 5)
+    perturbation_scale: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed <= 1.0:
             raise ValueError(f"speed must be in (0, 1], got {self.speed}")
-        for knob in ("action_noise", "hesitation", "mistake"):
+        for knob in ("action_noise", "hesitation", "mistake", "perturbation"):
             value = getattr(self, knob)
             if value < 0 or (knob != "action_noise" and value > 1):
                 raise ValueError(f"{knob} must be a probability/non-negative, got {value}")
-        lo, hi = self.hesitation_steps
-        if not 1 <= lo <= hi:
-            raise ValueError(
-                f"hesitation_steps must satisfy 1 <= lo <= hi, got {self.hesitation_steps}"
-            )
+        for knob in ("hesitation_steps", "perturbation_steps"):
+            lo, hi = getattr(self, knob)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"{knob} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        if not 0.0 <= self.perturbation_scale <= 1.0:
+            raise ValueError(f"perturbation_scale must be in [0, 1], got {self.perturbation_scale}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able knobs (recorded with every episode)."""
@@ -88,8 +104,13 @@ QUALITY_PRESETS: Final[dict[str, ExpertQuality]] = {
     "mistake": ExpertQuality(name="mistake", speed=0.9, action_noise=0.05, mistake=0.7),
     "partial": ExpertQuality(name="partial", speed=0.9, abandon_stage=-1),
     "failed": ExpertQuality(name="failed", speed=0.9, action_noise=0.1, abandon_stage=-2),
+    "dart": ExpertQuality(name="dart", perturbation=0.05),
 }
-"""Named quality presets; ``"mixed"`` draws one per episode (see :func:`resolve_quality`)."""
+"""Named quality presets; ``"mixed"`` draws one per episode (see :func:`resolve_quality`).
+
+``"dart"`` is the full-speed expert with executed-only pushes (on average one every 20 steps):
+demonstrations for behaviour cloning, not part of ``"mixed"``.
+"""
 
 MIXED_WEIGHTS: Final[dict[str, float]] = {
     "expert": 0.35,
@@ -160,11 +181,25 @@ class Waypoint:
 
 @dataclass(frozen=True, slots=True)
 class ExpertStep:
-    """What the expert does this step."""
+    """What the expert does this step.
+
+    Attributes:
+        action: The expert's action: what a dataset records and a policy should learn.
+        primitive: Primitive label of the step.
+        gave_up: Whether the expert has abandoned the task.
+        executed: The action to send to the env when it differs from ``action`` (a
+            perturbation push, see :attr:`ExpertQuality.perturbation`); ``None`` otherwise.
+    """
 
     action: np.ndarray
     primitive: int
     gave_up: bool
+    executed: np.ndarray | None = None
+
+    @property
+    def env_action(self) -> np.ndarray:
+        """What to step the env with: ``executed`` if set, else ``action``."""
+        return self.action if self.executed is None else self.executed
 
 
 class ScriptedExpert(ABC):
@@ -197,6 +232,8 @@ class ScriptedExpert(ABC):
         self._pending_mistake = False
         self._abandon_frac = 0.0
         self._idle_target: dict[str, np.ndarray] = {}
+        self._push = np.zeros(14)
+        self._push_left = 0
 
     # ------------------------------------------------------------------ public API
     def reset(self, env: TaskEnv, seed: int | None = None) -> None:
@@ -220,6 +257,7 @@ class ScriptedExpert(ABC):
         self._plan, self._plan_stage = [], -1
         self._pause = 0
         self._gave_up = False
+        self._push_left = 0
 
     @property
     def gave_up(self) -> bool:
@@ -263,7 +301,8 @@ class ScriptedExpert(ABC):
             noise = self._rng.normal(0.0, q.action_noise, action.shape)
             noise[6::7] = 0.0  # gripper commands stay clean: noise there is a different mistake
             action = np.clip(action + noise, -1.0, 1.0)
-        return ExpertStep(action.astype(np.float32), primitive_index(wp.primitive), False)
+        action = action.astype(np.float32)
+        return ExpertStep(action, primitive_index(wp.primitive), False, self._pushed(action, wp))
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
@@ -375,6 +414,35 @@ class ScriptedExpert(ABC):
             ):
                 return False
         return True
+
+    def _pushed(self, action: np.ndarray, wp: Waypoint) -> np.ndarray | None:
+        """``action`` plus the current push (``None`` when no push is under way).
+
+        Only arms that ``wp`` moves are pushed, and rotations only where it sets an orientation:
+        an arm without a target keeps its commanded pose, so a push there would never be undone.
+        """
+        q = self.quality
+        if not q.perturbation:
+            return None  # draws nothing: episodes without pushes keep their random streams
+        if self._push_left == 0 and self._rng.random() < q.perturbation:
+            lo, hi = q.perturbation_steps
+            self._push_left = int(self._rng.integers(lo, hi + 1))
+            self._push = np.zeros(14)
+            for i, arm in enumerate(ARMS):
+                tgt = wp.targets.get(arm)
+                if tgt is None or tgt.pos is None:
+                    continue
+                direction = self._rng.normal(size=3)
+                norm = max(float(np.linalg.norm(direction)), 1e-9)
+                self._push[7 * i : 7 * i + 3] = q.perturbation_scale * direction / norm
+                if tgt.rpy is not None:
+                    self._push[7 * i + 3 : 7 * i + 6] = self._rng.normal(
+                        0.0, q.perturbation_scale / 2, 3
+                    )
+        if self._push_left == 0:
+            return None
+        self._push_left -= 1
+        return np.clip(action + self._push, -1.0, 1.0).astype(np.float32)
 
     def _hold_action(self) -> np.ndarray:
         env = self._require_env()
