@@ -48,6 +48,7 @@ def bc_command(
     seed: int = typer.Option(0, "--seed"),
     save_every: int = typer.Option(500, "--save-every", min=1),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out."),
+    device: str = typer.Option("cpu", "--device", help="Torch device to train on (cpu, cuda)."),
 ) -> None:
     """Train TinyVLA by behaviour cloning (RA-BC with --rabc); resumable with --resume."""
     from sarm2_gym.algos.common.io import CheckpointError
@@ -76,6 +77,7 @@ def bc_command(
             rabc=rabc,
             seed=seed,
             save_every=save_every,
+            device=device,
             model=model,
         )
         path = train_bc(config, resume=resume)

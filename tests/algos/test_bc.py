@@ -113,3 +113,27 @@ def test_learning_rate_schedule(tmp_path: Path) -> None:
     assert learning_rate(9, cfg) == pytest.approx(1.0)
     assert learning_rate(10, cfg) == pytest.approx(1.0)
     assert learning_rate(100, cfg) == pytest.approx(0.1)
+
+
+def test_bc_device_is_checked_before_any_work(tmp_path: Path, reach_demos: Path) -> None:
+    with pytest.raises(ValueError, match="not a torch device"):
+        _config(reach_demos, tmp_path / "x", device="gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            train_bc(_config(reach_demos, tmp_path / "cuda", device="cuda"), progress_bar=False)
+        assert not (tmp_path / "cuda").exists(), "nothing is written for a run that cannot start"
+    # The device is not part of what a resumed run must share: a run may move between devices.
+    assert "device" not in _config(reach_demos, tmp_path / "x").fingerprint()
+
+
+def test_bc_on_an_explicit_cpu_device_equals_the_default(tmp_path: Path, reach_demos: Path) -> None:
+    default = train_bc(
+        _config(reach_demos, tmp_path / "a", steps=4), text_encoder=FakeText(), progress_bar=False
+    )
+    explicit = train_bc(
+        _config(reach_demos, tmp_path / "b", steps=4, device="cpu:0"),
+        text_encoder=FakeText(),
+        progress_bar=False,
+    )
+    a, b = _weights(default), _weights(explicit)
+    assert all(torch.equal(a[k], b[k]) for k in a)

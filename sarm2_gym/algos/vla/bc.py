@@ -107,6 +107,11 @@ class BCConfig:
         save_every: Steps between resume snapshots.
         log_every: Steps between TensorBoard scalars.
         model: TinyVLA architecture (instructions are filled in from the data).
+        device: Torch device the policy trains on (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+            Batches are gathered on the CPU and moved; the random streams (sample indices, flow
+            noise, times, image shifts) are drawn on the CPU whatever the device, so a run
+            may resume on another device, agreeing with an uninterrupted run up to the float
+            differences between devices (bit for bit on the same device).
     """
 
     data: tuple[str, ...]
@@ -127,10 +132,15 @@ class BCConfig:
     save_every: int = 500
     log_every: int = 50
     model: TinyVLAConfig = field(default_factory=TinyVLAConfig)
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not self.data:
             raise ValueError("data must name at least one dataset")
+        try:
+            torch.device(self.device)
+        except RuntimeError as exc:
+            raise ValueError(f"device {self.device!r} is not a torch device: {exc}") from exc
         for name in ("steps", "batch_size", "save_every", "log_every", "flow_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -138,7 +148,7 @@ class BCConfig:
     def fingerprint(self) -> dict[str, Any]:
         """Fields a resumed run must share with the run it continues (``steps`` may grow)."""
         d = asdict(self)
-        for free in ("steps", "save_every", "log_every", "out"):
+        for free in ("steps", "save_every", "log_every", "out", "device"):
             d.pop(free)
         d["data"] = [str(Path(p).resolve()) for p in self.data]
         normalised: dict[str, Any] = json.loads(json.dumps(d))  # tuples -> lists, as stored
@@ -185,6 +195,17 @@ def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
     )
 
 
+def _check_device(device: str, dist: DistInfo) -> None:
+    """Refuse a device this run cannot use, before any data is loaded."""
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return
+    if dist.enabled:
+        raise ValueError(f"data-parallel BC runs on the CPU (gloo); got device {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for, but torch sees no CUDA device")
+
+
 def _rank_seed(seed: int, rank: int) -> int:
     """Seed of a rank's torch generator (rank 0 keeps ``seed``: the single-process stream)."""
     if rank == 0:
@@ -200,6 +221,7 @@ def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInf
     torch.manual_seed(config.seed)  # every rank builds the same initial weights
     model = TinyVLA.build(replace(config.model, instructions=demos.instructions), text_encoder)
     model.set_normalization(**demos.statistics())
+    model.to(config.device)  # before the optimizer is built over its parameters
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
@@ -253,6 +275,7 @@ def _restore_run(snapshot: Path, config: BCConfig, dist: DistInfo) -> _Run:
         )
     model = TinyVLA(TinyVLAConfig.from_dict(state["model_config"]))
     model.load_state_dict(load_tensors(snapshot / "model.safetensors"), strict=True)
+    model.to(config.device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
     )
@@ -330,6 +353,7 @@ def train_bc(
             raise ValueError(
                 f"batch size {config.batch_size} is smaller than the {dist.world_size} ranks"
             )
+        _check_device(config.device, dist)
         return _train(
             config,
             dist,
