@@ -84,6 +84,8 @@ class TaskPlan:
     rollouts: int  # per round
     gradient_steps: int  # SPIRAL updates per round
     max_episode_steps: int | None = None  # None: the task's own time limit
+    demo_quality: str = "expert"  # "expert" or "dart" (pushed while executing; see collect)
+    n_action_steps: int | None = None  # actions executed per chunk (None: the whole chunk)
 
 
 PLANS = {
@@ -202,6 +204,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rollouts", type=int, default=None, help="Rollouts per SPIRAL round.")
     p.add_argument("--gradient-steps", type=int, default=None, help="SPIRAL updates per round.")
     p.add_argument("--max-episode-steps", type=int, default=None)
+    p.add_argument(
+        "--demo-quality",
+        choices=["expert", "dart"],
+        default=None,
+        help="Override every task's kind of demonstrations.",
+    )
+    p.add_argument(
+        "--n-action-steps", type=int, default=None, help="Override actions executed per chunk."
+    )
+    p.add_argument("--bc-device", default="cpu", help="Torch device BC trains on (cpu, cuda).")
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--n-envs", type=int, default=2, help="Rollout / evaluation envs per job.")
     p.add_argument("--image-size", type=int, default=96)
@@ -231,6 +243,8 @@ def plan_for(args: argparse.Namespace, task: str) -> TaskPlan:
         "rollouts": args.rollouts,
         "gradient_steps": args.gradient_steps,
         "max_episode_steps": args.max_episode_steps,
+        "demo_quality": args.demo_quality,
+        "n_action_steps": args.n_action_steps,
     }
     kwargs = {**base.__dict__, **{k: v for k, v in over.items() if v is not None}}
     kwargs["collect"] = max(kwargs["collect"], kwargs["demos"])
@@ -239,7 +253,8 @@ def plan_for(args: argparse.Namespace, task: str) -> TaskPlan:
 
 # --------------------------------------------------------------------------------------- units
 def demos_dir(args: argparse.Namespace, task: str) -> Path:
-    return args.root / "demos" / task
+    quality = plan_for(args, task).demo_quality
+    return args.root / "demos" / (task if quality == "expert" else f"{task}-{quality}")
 
 
 def ensure_demos(args: argparse.Namespace, task: str) -> Path:
@@ -253,7 +268,8 @@ def ensure_demos(args: argparse.Namespace, task: str) -> Path:
             return out
     cmd = [
         sys.executable, "-m", "sarm2_gym.cli", "collect", "--task", TASK_IDS[task],
-        "--episodes", str(want), "--out", str(out), "--quality", "expert",
+        "--episodes", str(want), "--out", str(out),
+        "--quality", plan_for(args, task).demo_quality,
         "--image-size", str(args.image_size),
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
@@ -293,7 +309,7 @@ def reward_model_dir(args: argparse.Namespace) -> str:
 
 
 def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: bool) -> Any:
-    from sarm2_gym.algos.vla import BCConfig
+    from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig
 
     plan = plan_for(args, task)
     return BCConfig(
@@ -303,6 +319,8 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         max_episodes=plan.demos,
         rabc=reward_model_dir(args) if rabc else None,
         seed=seed,
+        model=TinyVLAConfig(n_action_steps=plan.n_action_steps),
+        device=args.bc_device,
     )
 
 
@@ -711,7 +729,8 @@ def write_report(args: argparse.Namespace) -> str:
         parts += [
             f"## {task}",
             "",
-            f"Base policy: {plan.demos} expert demonstrations, {plan.bc_steps} BC steps. SPIRAL: "
+            f"Base policy: {plan.demos} {plan.demo_quality} demonstrations, {plan.bc_steps} BC "
+            f"steps, {plan.n_action_steps or 'all 10'} actions executed per chunk. SPIRAL: "
             f"{plan.rounds} rounds x {plan.rollouts} rollouts, {plan.gradient_steps} updates per "
             "round.",
             "",
@@ -800,10 +819,12 @@ def _setup_text(args: argparse.Namespace) -> str:
             f"- Success: the env's own success flag on {args.eval_episodes} held-out reset "
             "seeds (1,000,000 onwards; demonstrations use seeds 0.., SPIRAL rounds "
             "seed x 100,000 + 1,000 x round + env, PPO its own seeded envs).",
-            "- Base policy: TinyVLA (`sarm2 bc`) behaviour-cloned on the first N expert "
-            "demonstrations of the task (`sarm2 collect --quality expert`); the number of "
-            "demonstrations is the knob meant to put it near the paper's 40-70 % starting "
-            "point (the BC row says where it is). The "
+            "- Base policy: TinyVLA (`sarm2 bc`) behaviour-cloned on the first N demonstrations "
+            "of the task, `expert` (`sarm2 collect --quality expert`) or `dart` (the same expert "
+            "pushed off its path while executing, its corrections recorded: `--quality dart`); "
+            "the kind and number of demonstrations are the knobs meant to put it near the "
+            "paper's 40-70 % starting point ([bc_base_policy.md](bc_base_policy.md) measures "
+            "them; the BC row says where it is). The "
             "0-rollout point of every SPIRAL curve is this evaluation (before any update SPIRAL "
             "deploys the base policy plus a near-zero residual).",
             f"- Rollout rewards: {labels}. Critic targets alpha·MC + (1 − alpha)·TD with the "
