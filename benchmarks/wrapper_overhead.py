@@ -157,7 +157,7 @@ def main() -> None:
                 rows.append(Row(threads, n, label, every, base, wrapped))
                 print(
                     f"threads {threads}, {n} envs, query {label} ({every}): "
-                    f"{base:.1f} -> {wrapped:.1f} env steps/s ({wrapped / base:.2f})",
+                    f"{base:.1f} -> {wrapped:.1f} env steps/s ({wrapped / base:.3f})",
                     flush=True,
                 )
 
@@ -193,7 +193,7 @@ def main() -> None:
             ok = "" if r.envs != 8 else (" (met)" if r.ratio >= target else " (NOT met)")
             lines.append(
                 f"| {r.envs} | {r.label} ({r.query_every}) | {r.unwrapped:.1f} | "
-                f"{r.wrapped:.1f} | {r.ratio:.2f} | >= {target}{ok} |"
+                f"{r.wrapped:.1f} | {r.ratio:.3f} | >= {target}{ok} |"
             )
         encode_ms, value_ms = components[threads]
         base8 = next(r.unwrapped for r in rows if r.threads == threads and r.envs == 8)
