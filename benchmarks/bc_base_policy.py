@@ -1,0 +1,552 @@
+r"""Where SPIRAL's base policy starts: BC success vs demonstrations and DART pushes.
+
+The paper starts SPIRAL from a VLA that succeeds about half the time. ``benchmarks/spiral.py``
+gets there by limiting the demonstrations TinyVLA is cloned from; this sweep measures what that
+knob does. For each task it trains TinyVLA by BC on the first N demonstrations of two kinds:
+
+- ``expert``: the full-speed scripted expert;
+- ``dart``: the same expert with executed-only pushes (the ``"dart"`` preset,
+  :attr:`~sarm2_gym.envs.core.expert.ExpertQuality.perturbation`): the data also show how to steer
+  back from states off the expert's path.
+
+Every policy is scored on *development* seeds (900,000 onwards): neither the training seeds
+(0, 1, ...) nor the held-out seeds ``spiral.md`` reports (1,000,000 onwards), so choosing a
+setting here does not tune on the reported numbers. Each policy is run twice: executing its
+whole 10-step chunks (``n_action_steps`` 10, the default) and half of each (5, replanning
+twice as often).
+
+Phases, each resumable (a finished unit's file is kept and skipped):
+
+1. collect: ``ROOT/demos/<Task>/<quality>/`` (``--workers`` recording processes);
+2. train: ``ROOT/<Task>/<quality>-<n>/`` (a TinyVLA checkpoint; ``--train-workers`` runs side by
+   side, each on ``--device``);
+3. evaluate: ``ROOT/<Task>/<quality>-<n>/eval_nas<k>.json`` (the seeds split over ``--workers``
+   processes, one torch thread each).
+
+Then the page (``--doc``, default ``docs/results/bc_base_policy.md``) and its plot (same name,
+``.png``) are written; ``--report-only`` only rewrites them.
+
+Example (the committed page; on a machine with a GPU and 16 cores)::
+
+    python benchmarks/bc_base_policy.py --root DATA --device cuda --workers 16 --train-workers 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TASK_IDS = {
+    "CleanWhiteboard": "SARM2-CleanWhiteboard-v0",
+    "FoldShorts": "SARM2-FoldShorts-v0",
+}
+QUALITIES = ("expert", "dart")
+DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)
+DEFAULT_VARIANTS = ("expert:20", "expert:60", "expert:150", "dart:60", "dart:150")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """``quality`` demonstrations, the first ``demos`` of them, for the policy ``tag``."""
+
+    quality: str
+    demos: int
+    tag: str = ""  # names a non-default TinyVLA (``--model``); "" is the default policy
+
+    @property
+    def name(self) -> str:
+        """Folder name, e.g. ``dart-60`` or ``expert-45-grid4``."""
+        return f"{self.quality}-{self.demos}" + (f"-{self.tag}" if self.tag else "")
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """From ``QUALITY:N`` (the command-line form)."""
+        quality, _, n = text.partition(":")
+        if quality not in QUALITIES or not n.isdigit() or int(n) < 1:
+            raise argparse.ArgumentTypeError(
+                f"variant {text!r} must be QUALITY:N with QUALITY in {QUALITIES} and N >= 1"
+            )
+        return cls(quality, int(n))
+
+    @classmethod
+    def from_name(cls, name: str) -> Variant | None:
+        """Inverse of :attr:`name` (``None`` for a folder that is not a run)."""
+        quality, _, rest = name.partition("-")
+        n, _, tag = rest.partition("-")
+        if quality not in QUALITIES or not n.isdigit():
+            return None
+        return cls(quality, int(n), tag)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--root", type=Path, required=True, help="Data and run folder.")
+    p.add_argument("--doc", type=Path, default=Path("docs/results/bc_base_policy.md"))
+    p.add_argument("--tasks", nargs="*", default=list(TASK_IDS), choices=list(TASK_IDS))
+    p.add_argument("--variants", nargs="*", type=Variant.parse, default=None)
+    p.add_argument("--steps", type=int, default=6000, help="BC steps (spiral.py's budget).")
+    p.add_argument("--seed", type=int, default=0, help="BC seed.")
+    p.add_argument("--eval-episodes", type=int, default=30, help="Development seeds per policy.")
+    p.add_argument("--n-action-steps", nargs="*", type=int, default=[10, 5])
+    p.add_argument("--max-episode-steps", type=int, default=None, help="Default: the task's.")
+    p.add_argument("--image-size", type=int, default=96, help="Recorded / rendered frame side.")
+    p.add_argument("--device", default="cpu", help="Torch device BC trains on.")
+    p.add_argument("--workers", type=int, default=2, help="Recording / evaluation processes.")
+    p.add_argument("--train-workers", type=int, default=1, help="BC runs side by side.")
+    p.add_argument("--train-threads", type=int, default=1, help="Torch threads per BC run.")
+    p.add_argument(
+        "--model",
+        default=None,
+        help='TinyVLAConfig fields as JSON for every policy of this call, e.g. \'{"image_size": '
+        '96, "spatial_grid": 4}\'; needs --tag, which names their folders.',
+    )
+    p.add_argument("--tag", default="", help="Folder suffix of the --model policies.")
+    p.add_argument(
+        "--text-embeddings",
+        type=Path,
+        default=None,
+        help="JSON of stored instruction embeddings (StoredTextEncoder) for machines without "
+        "the sentence-encoder package; default: the packaged MiniLM.",
+    )
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--command", default="", help="Command line quoted in the report.")
+    args = p.parse_args(argv)
+    if bool(args.model) != bool(args.tag) or "-" in args.tag:
+        p.error("--model and --tag go together, and the tag has no '-'")
+    args.model = json.loads(args.model) if args.model else {}
+    variants = args.variants or [Variant.parse(v) for v in DEFAULT_VARIANTS]
+    args.variants = [Variant(v.quality, v.demos, args.tag) for v in variants]
+    return args
+
+
+# ------------------------------------------------------------------------------------ phases
+def demos_dir(args: argparse.Namespace, task: str, quality: str) -> Path:
+    return args.root / "demos" / task / quality
+
+
+def run_dir(args: argparse.Namespace, task: str, variant: Variant) -> Path:
+    return args.root / task / variant.name
+
+
+def collect_demos(args: argparse.Namespace) -> None:
+    """Record as many demonstrations of each kind as the largest variant needs."""
+    from sarm2_gym.data.generation import collect
+
+    for task in args.tasks:
+        for quality in QUALITIES:
+            want = max((v.demos for v in args.variants if v.quality == quality), default=0)
+            if want:
+                collect(
+                    [TASK_IDS[task]],
+                    want,
+                    demos_dir(args, task, quality),
+                    quality=quality,
+                    image_size=args.image_size,
+                    num_workers=args.workers,
+                )
+
+
+def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
+    """One BC run in a worker process (resumes a killed one)."""
+    import torch
+
+    from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig, train_bc
+    from sarm2_gym.reward.encoders.text import StoredTextEncoder
+
+    torch.set_num_threads(spec.pop("threads"))
+    text = spec.pop("text_embeddings")
+    encoder = StoredTextEncoder(text) if text else None
+    model = TinyVLAConfig.from_dict(spec.pop("model"))
+    config = BCConfig(**spec, model=model)
+    out = Path(config.out)
+    if (out / "bc_summary.json").is_file() and (out / "model.safetensors").is_file():
+        return dict(json.loads((out / "bc_summary.json").read_text()))
+    train_bc(config, resume=True, text_encoder=encoder, progress_bar=False)
+    return dict(json.loads((out / "bc_summary.json").read_text()))
+
+
+def train_all(args: argparse.Namespace) -> None:
+    specs = []
+    for task in args.tasks:
+        for v in args.variants:
+            specs.append(
+                {
+                    "data": (str(demos_dir(args, task, v.quality)),),
+                    "out": str(run_dir(args, task, v)),
+                    "steps": args.steps,
+                    "max_episodes": v.demos,
+                    "seed": args.seed,
+                    "device": args.device,
+                    "model": args.model,
+                    "threads": args.train_threads,
+                    "text_embeddings": str(args.text_embeddings) if args.text_embeddings else None,
+                }
+            )
+    _run_pool(_train_one, specs, args.train_workers, "train", lambda s: s["out"])
+
+
+def _eval_part(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Episodes of one policy on some seeds, in a worker process on one CPU thread."""
+    import torch
+
+    from sarm2_gym.algos.baselines.common import evaluate_on_task
+    from sarm2_gym.algos.baselines.runners import task_instruction
+    from sarm2_gym.algos.vla import TinyVLA, VLAController
+
+    torch.set_num_threads(1)
+    policy = TinyVLA.from_pretrained(spec["ckpt"])
+    controller = VLAController(
+        policy,
+        task_instruction(spec["task"], policy),
+        n_action_steps=spec["nas"],
+        seed=spec["seed"],
+    )
+    result = evaluate_on_task(
+        controller,
+        spec["task"],
+        spec["seeds"],
+        image_size=spec["image_size"],
+        n_envs=1,
+        max_episode_steps=spec["max_episode_steps"],
+    )
+    return [
+        {"seed": s, "success": bool(ok), "length": int(n), "final_progress": float(p)}
+        for s, ok, n, p in zip(
+            result.seeds, result.successes, result.lengths, result.final_progress, strict=True
+        )
+    ]
+
+
+def eval_path(args: argparse.Namespace, task: str, variant: Variant, nas: int) -> Path:
+    return run_dir(args, task, variant) / f"eval_nas{nas}.json"
+
+
+def evaluate_all(args: argparse.Namespace) -> None:
+    from sarm2_gym.algos.common.io import atomic_write_json
+
+    seeds = list(range(DEV_SEED_START, DEV_SEED_START + args.eval_episodes))
+    parts_per_eval = max(1, min(len(seeds), args.workers))
+    specs, owners = [], []
+    for task in args.tasks:
+        for v in args.variants:
+            for nas in args.n_action_steps:
+                if eval_path(args, task, v, nas).is_file():
+                    continue
+                for chunk in np.array_split(np.array(seeds), parts_per_eval):
+                    specs.append(
+                        {
+                            "ckpt": str(run_dir(args, task, v)),
+                            "task": TASK_IDS[task],
+                            "seeds": [int(s) for s in chunk],
+                            "nas": nas,
+                            "seed": args.seed,
+                            "image_size": args.image_size,
+                            "max_episode_steps": args.max_episode_steps,
+                        }
+                    )
+                    owners.append((task, v, nas))
+    episodes: dict[tuple[str, Variant, int], list[dict[str, Any]]] = {}
+    left = {owner: owners.count(owner) for owner in set(owners)}
+    started = time.perf_counter()
+
+    def finished(i: int, part: list[dict[str, Any]]) -> None:
+        # Written as soon as its last part is in: a run cut short keeps every finished policy.
+        owner = owners[i]
+        episodes.setdefault(owner, []).extend(part)
+        left[owner] -= 1
+        if left[owner]:
+            return
+        task, v, nas = owner
+        eps = sorted(episodes.pop(owner), key=lambda e: e["seed"])
+        atomic_write_json(
+            eval_path(args, task, v, nas),
+            {
+                "task": TASK_IDS[task],
+                "variant": v.name,
+                "n_action_steps": nas,
+                "success_rate": float(np.mean([e["success"] for e in eps])),
+                "episodes": eps,
+                "written_after_seconds": time.perf_counter() - started,
+            },
+        )
+
+    _run_pool(_eval_part, specs, args.workers, "evaluate", lambda s: s["ckpt"], finished)
+
+
+def _run_pool(
+    fn: Callable[[dict[str, Any]], Any],
+    specs: list[dict[str, Any]],
+    workers: int,
+    what: str,
+    label: Callable[[dict[str, Any]], str],
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """``fn`` over ``specs`` in ``workers`` fresh processes (CUDA and MuJoCo GL need a spawn).
+
+    ``on_result(i, result)`` is called as each one finishes, in the order they finish.
+    """
+    from tqdm.auto import tqdm
+
+    if not specs:
+        return []
+    results: list[Any] = [None] * len(specs)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
+        futures: dict[Future[Any], int] = {
+            pool.submit(fn, dict(spec)): i for i, spec in enumerate(specs)
+        }
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=what):
+            i = futures[fut]
+            try:
+                results[i] = fut.result()
+            except Exception as exc:
+                raise RuntimeError(f"{what} failed for {label(specs[i])}: {exc}") from exc
+            if on_result is not None:
+                on_result(i, results[i])
+    return results
+
+
+# ------------------------------------------------------------------------------------ report
+def machine() -> str:
+    import torch
+
+    text = f"{platform.machine()}, {os.cpu_count()} CPUs"
+    if torch.cuda.is_available():
+        text += f", {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _demo_stats(args: argparse.Namespace, task: str, quality: str, n: int) -> str:
+    from sarm2_gym.data.reader import LeRobotDataset
+
+    root = demos_dir(args, task, quality)
+    if not root.is_dir():
+        return "–"
+    meta = LeRobotDataset(root).episodes_meta[:n]
+    ok = sum(bool(m["success"]) for m in meta)
+    return f"{ok}/{len(meta)}"
+
+
+def variants_on_disk(args: argparse.Namespace, task: str) -> list[Variant]:
+    """This call's variants and every other run folder of the task under the root."""
+    found = list(args.variants)
+    folder = args.root / task
+    if folder.is_dir():
+        for sub in sorted(folder.iterdir()):
+            v = Variant.from_name(sub.name)
+            if v is not None and v not in found and (sub / "config.json").is_file():
+                found.append(v)
+    return sorted(found, key=lambda v: (v.tag, v.quality, v.demos))
+
+
+def rows(args: argparse.Namespace, task: str) -> Iterable[dict[str, Any]]:
+    for v in variants_on_disk(args, task):
+        summary = _read(run_dir(args, task, v) / "bc_summary.json")
+        evals = {nas: _read(eval_path(args, task, v, nas)) for nas in args.n_action_steps}
+        yield {"variant": v, "summary": summary, "evals": evals}
+
+
+def _policy(args: argparse.Namespace, task: str, v: Variant) -> str:
+    """What differs from the default TinyVLA, read from the checkpoint."""
+    from sarm2_gym.algos.vla import TinyVLAConfig
+
+    cfg = _read(run_dir(args, task, v) / "config.json")
+    if cfg is None:
+        return "–"
+    default = TinyVLAConfig().to_dict()
+    changed = {
+        k: val
+        for k, val in cfg["config"].items()
+        if k not in ("instructions",) and json.dumps(val) != json.dumps(default.get(k))
+    }
+    return ", ".join(f"{k} {val}" for k, val in changed.items()) or "default"
+
+
+def _stage_names(task: str) -> tuple[list[str], np.ndarray]:
+    """Short stage names and progress breakpoints of a task."""
+    import gymnasium as gym
+
+    import sarm2_gym  # noqa: F401  (registers the envs)
+
+    env = gym.make(TASK_IDS[task], obs_mode="state")
+    try:
+        machine = env.unwrapped.stage_machine  # type: ignore[attr-defined]
+        names = [st.primitive for st in env.unwrapped.stages]  # type: ignore[attr-defined]
+        return names, np.asarray(machine.breakpoints)
+    finally:
+        env.close()
+
+
+def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray) -> str:
+    """How many episodes ended in each stage (from their final progress), and succeeded."""
+    if entry is None:
+        return "–"
+    counts = [0] * (len(names) + 1)
+    for e in entry["episodes"]:
+        if e["success"]:
+            counts[-1] += 1
+        else:
+            k = int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
+            counts[min(k, len(names) - 1)] += 1
+    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)] + ["success"]
+    return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
+
+
+def _rate(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "–"
+    eps = entry["episodes"]
+    ok = sum(e["success"] for e in eps)
+    progress = np.mean([e["final_progress"] for e in eps])
+    return f"{100 * ok / len(eps):.0f} % ({ok}/{len(eps)}), progress {progress:.2f}"
+
+
+def plot(args: argparse.Namespace, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(args.tasks), figsize=(5 * len(args.tasks), 3.6), squeeze=False)
+    width = 0.8 / max(len(args.n_action_steps), 1)
+    for ax, task in zip(axes[0], args.tasks, strict=True):
+        table = list(rows(args, task))
+        x = np.arange(len(table))
+        for k, nas in enumerate(args.n_action_steps):
+            rates = [
+                100 * row["evals"][nas]["success_rate"] if row["evals"].get(nas) else np.nan
+                for row in table
+            ]
+            ax.bar(x + (k - (len(args.n_action_steps) - 1) / 2) * width, rates, width,
+                   label=f"{nas} actions per chunk")  # fmt: skip
+        ax.axhspan(40, 70, color="tab:green", alpha=0.1, label="paper's start (40-70 %)")
+        ax.set_xticks(x, [row["variant"].name for row in table], rotation=20, fontsize=8)
+        ax.set(title=task, ylabel="success on development seeds (%)", ylim=(0, 100))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(args: argparse.Namespace) -> None:
+    doc = args.doc
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    png = doc.with_suffix(".png")
+    plot(args, png)
+    nas_cols = " | ".join(f"success, {n} actions per chunk" for n in args.n_action_steps)
+    lines = [
+        "# Base policy: BC success vs demonstrations and DART pushes",
+        "",
+        f"![BC success per run]({png.name})",
+        "",
+        "TinyVLA (`sarm2 bc` defaults: CNN encoder at 64 px, chunks of 10) behaviour-cloned for "
+        f"{args.steps} steps (seed {args.seed}) on the first N demonstrations of each kind, "
+        f"scored on {args.eval_episodes} development seeds ({DEV_SEED_START:,} onwards; the "
+        "SPIRAL page reports other, held-out seeds) with the env's own success flag and "
+        + (
+            "time limit"
+            if args.max_episode_steps is None
+            else f"a time limit of {args.max_episode_steps} steps"
+        )
+        + ". `expert`: the full-speed scripted expert. `dart`: the same expert with "
+        "executed-only pushes (`--quality dart`: a push starts with probability 0.05 per step, "
+        "lasts 2-5 steps and moves the arms the expert is using by half their top speed; "
+        "the recorded actions stay the expert's). 'progress': mean final task progress.",
+        "",
+        f"Machine: {machine()}. BC device: `{args.device}`, one torch thread per run, "
+        "`--train-workers` runs side by side (the wall-clocks are comparable only within a "
+        "call); evaluation on the CPU, one torch thread per process.",
+        "",
+    ]
+    for task in args.tasks:
+        names, bounds = _stage_names(task)
+        first = args.n_action_steps[0]
+        lines += [
+            f"## {task}",
+            "",
+            "| demos | policy | successful demos | frames | final BC loss | BC wall-clock (s) | "
+            f"{nas_cols} | where episodes ended ({first} per chunk) |",
+            "|---|---|---|---|---|---|" + "---|" * len(args.n_action_steps) + "---|",
+        ]
+        for row in rows(args, task):
+            v, s = row["variant"], row["summary"]
+            cells = [
+                f"{v.quality} x {v.demos}",
+                _policy(args, task, v),
+                _demo_stats(args, task, v.quality, v.demos),
+                str(s["frames"]) if s else "–",
+                f"{s['final_loss']:.4f}" if s else "–",
+                f"{s['wall_seconds_this_call']:.0f}" if s else "–",
+                *(_rate(row["evals"][n]) for n in args.n_action_steps),
+                _ended_in(row["evals"][first], names, bounds),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["## Against the aim", ""]
+    for task in args.tasks:
+        best = max(
+            (
+                (e["success_rate"], row["variant"], nas)
+                for row in rows(args, task)
+                for nas, e in row["evals"].items()
+                if e is not None
+            ),
+            default=None,
+            key=lambda b: b[0],
+        )
+        if best is None:
+            lines.append(f"- {task}: nothing evaluated yet.")
+            continue
+        rate, v, nas = best
+        if rate == 0:
+            lines.append(f"- {task}: no policy succeeded on any development seed.")
+            continue
+        verdict = "inside" if 0.4 <= rate <= 0.7 else "below" if rate < 0.4 else "above"
+        lines.append(
+            f"- {task}: best {100 * rate:.0f} % ({v.name}, {nas} actions per chunk), {verdict} "
+            "the paper's 40-70 % starting point."
+        )
+    lines += [
+        "",
+        "## Command",
+        "",
+        "```bash",
+        *(args.command.splitlines() or ["python benchmarks/bc_base_policy.py --root DATA"]),
+        "```",
+        "",
+    ]
+    doc.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if not args.report_only:
+        t0 = time.perf_counter()
+        collect_demos(args)
+        t1 = time.perf_counter()
+        train_all(args)
+        t2 = time.perf_counter()
+        evaluate_all(args)
+        t3 = time.perf_counter()
+        print(f"collect {t1 - t0:.0f}s, train {t2 - t1:.0f}s, evaluate {t3 - t2:.0f}s", flush=True)
+    write_report(args)
+    print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
