@@ -378,18 +378,39 @@ def _policy(args: argparse.Namespace, task: str, v: Variant) -> str:
 
 
 def _stage_names(task: str) -> tuple[list[str], np.ndarray]:
-    """Short stage names and progress breakpoints of a task."""
-    import gymnasium as gym
+    """Short stage names and progress breakpoints of a task (from its class: no env is built)."""
+    from sarm2_gym.envs.core.stages import StageMachine
+    from sarm2_gym.envs.registry import env_class
 
-    import sarm2_gym  # noqa: F401  (registers the envs)
+    stages = env_class(TASK_IDS[task]).stages
+    return [st.primitive for st in stages], np.asarray(StageMachine(stages).breakpoints)
 
-    env = gym.make(TASK_IDS[task], obs_mode="state")
-    try:
-        machine = env.unwrapped.stage_machine  # type: ignore[attr-defined]
-        names = [st.primitive for st in env.unwrapped.stages]  # type: ignore[attr-defined]
-        return names, np.asarray(machine.breakpoints)
-    finally:
-        env.close()
+
+def _setup_text(args: argparse.Namespace) -> str:
+    """What was trained and how it was scored, read from the defaults the runs used."""
+    from sarm2_gym.algos.vla import TinyVLAConfig
+    from sarm2_gym.envs.core.expert import QUALITY_PRESETS
+
+    vla = TinyVLAConfig()
+    dart = QUALITY_PRESETS["dart"]
+    lo, hi = dart.perturbation_steps
+    limit = (
+        "time limit"
+        if args.max_episode_steps is None
+        else f"a time limit of {args.max_episode_steps} steps"
+    )
+    return (
+        f"TinyVLA (`sarm2 bc` defaults: {vla.image_encoder.upper()} encoder at "
+        f"{vla.image_size} px, chunks of {vla.chunk_size}) behaviour-cloned for "
+        f"{args.steps} steps (seed {args.seed}) on the first N demonstrations of each kind, "
+        f"scored on {args.eval_episodes} development seeds ({DEV_SEED_START:,} onwards; the "
+        f"SPIRAL page reports other, held-out seeds) with the env's own success flag and {limit}. "
+        "`expert`: the full-speed scripted expert. `dart`: the same expert with executed-only "
+        f"pushes (`--quality dart`: a push starts with probability {dart.perturbation:g} per "
+        f"step, lasts {lo}-{hi} steps and moves the arms the expert is using by "
+        f"{dart.perturbation_scale:g} of their top speed; the recorded actions stay the "
+        "expert's). 'progress': mean final task progress."
+    )
 
 
 def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray) -> str:
@@ -454,19 +475,7 @@ def write_report(args: argparse.Namespace) -> None:
         "",
         f"![BC success per run]({png.name})",
         "",
-        "TinyVLA (`sarm2 bc` defaults: CNN encoder at 64 px, chunks of 10) behaviour-cloned for "
-        f"{args.steps} steps (seed {args.seed}) on the first N demonstrations of each kind, "
-        f"scored on {args.eval_episodes} development seeds ({DEV_SEED_START:,} onwards; the "
-        "SPIRAL page reports other, held-out seeds) with the env's own success flag and "
-        + (
-            "time limit"
-            if args.max_episode_steps is None
-            else f"a time limit of {args.max_episode_steps} steps"
-        )
-        + ". `expert`: the full-speed scripted expert. `dart`: the same expert with "
-        "executed-only pushes (`--quality dart`: a push starts with probability 0.05 per step, "
-        "lasts 2-5 steps and moves the arms the expert is using by half their top speed; "
-        "the recorded actions stay the expert's). 'progress': mean final task progress.",
+        _setup_text(args),
         "",
         f"Machine: {machine()}. BC device: `{args.device}`, one torch thread per run, "
         "`--train-workers` runs side by side (the wall-clocks are comparable only within a "
