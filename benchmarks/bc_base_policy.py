@@ -170,8 +170,9 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     model = TinyVLAConfig.from_dict(spec.pop("model"))
     config = BCConfig(**spec, model=model)
     out = Path(config.out)
-    if (out / "bc_summary.json").is_file() and (out / "model.safetensors").is_file():
-        return dict(json.loads((out / "bc_summary.json").read_text()))
+    summary = _read(out / "bc_summary.json")
+    if summary is not None and summary["steps"] == config.steps:
+        return summary  # finished; a larger --steps continues the run from its snapshot
     train_bc(config, resume=True, text_encoder=encoder, progress_bar=False)
     return dict(json.loads((out / "bc_summary.json").read_text()))
 
@@ -241,8 +242,9 @@ def evaluate_all(args: argparse.Namespace) -> None:
     for task in args.tasks:
         for v in args.variants:
             for nas in args.n_action_steps:
-                if eval_path(args, task, v, nas).is_file():
-                    continue
+                done = _read(eval_path(args, task, v, nas))
+                if done is not None and [e["seed"] for e in done["episodes"]] == seeds:
+                    continue  # evaluated on these seeds (another --eval-episodes reruns it)
                 for chunk in np.array_split(np.array(seeds), parts_per_eval):
                     specs.append(
                         {
