@@ -11,7 +11,12 @@ from sarm2_gym.algos.common.io import CheckpointError
 from sarm2_gym.algos.vla import TinyVLA, VLAController
 from sarm2_gym.algos.vla.data import load_demos
 from sarm2_gym.algos.vla.policy import ChunkBatch, ChunkPolicy
-from sarm2_gym.algos.vla.vision import random_shift, resize_frames
+from sarm2_gym.algos.vla.vision import (
+    _shift_by_gather,
+    _shift_by_slices,
+    random_shift,
+    resize_frames,
+)
 
 from .helpers import IMAGE, INSTRUCTION, tiny_vla
 
@@ -167,6 +172,16 @@ def test_resize_and_shift_keep_shapes() -> None:
     x = torch.rand(3, 3, 24, 24)
     shifted = random_shift(x, 2, torch.Generator().manual_seed(0))
     assert shifted.shape == x.shape and not torch.equal(shifted, x)
+
+
+def test_the_batched_shift_crops_what_the_per_frame_shift_crops() -> None:
+    # The accelerator path (one gather) must give the CPU path's frames exactly.
+    padded = torch.rand(5, 3, 28, 30)
+    offsets = torch.tensor([[0, 0], [4, 6], [2, 1], [4, 0], [0, 6]])
+    gathered = _shift_by_gather(padded, offsets, 24, 24)
+    assert gathered.shape == (5, 3, 24, 24) and gathered.is_contiguous()
+    assert torch.equal(gathered, _shift_by_slices(padded, offsets, 24, 24))
+    assert torch.equal(gathered[1], padded[1, :, 4:28, 6:30])
 
 
 def test_the_checkpoint_carries_its_chunk_execution(tmp_path: Path) -> None:

@@ -48,10 +48,27 @@ def random_shift(
         return images
     n, _, h, w = images.shape
     padded = F.pad(images, (pad, pad, pad, pad), mode="replicate")
-    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator).tolist()
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    if images.device.type == "cpu":  # slicing frame by frame is the cheaper path on a CPU
+        return _shift_by_slices(padded, offsets, h, w)
+    # On an accelerator a loop costs a kernel launch per frame, which dominates a small CNN's
+    # step: gather the whole batch at once (the same offsets, the same values).
+    return _shift_by_gather(padded, offsets.to(images.device), h, w)
+
+
+def _shift_by_slices(padded: torch.Tensor, offsets: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """Crop ``(h, w)`` windows at ``offsets`` ``(N, 2)`` (row, column), one frame at a time."""
     return torch.stack(
-        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets)]
+        [padded[i, :, dy : dy + h, dx : dx + w] for i, (dy, dx) in enumerate(offsets.tolist())]
     )
+
+
+def _shift_by_gather(padded: torch.Tensor, offsets: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The same crops as :func:`_shift_by_slices`, as one advanced-indexing gather."""
+    rows = (offsets[:, 0, None] + torch.arange(h, device=padded.device))[:, :, None]
+    cols = (offsets[:, 1, None] + torch.arange(w, device=padded.device))[:, None, :]
+    batch = torch.arange(padded.shape[0], device=padded.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
 
 
 class SpatialSoftmaxCNN(nn.Module):
