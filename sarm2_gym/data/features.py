@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final
 
 import numpy as np
@@ -42,6 +44,9 @@ __all__ = [
 ]
 
 IMAGE_NAMES: Final[list[str]] = ["height", "width", "channels"]
+
+_ENCODE_THREADS: Final[int] = 4  # PNG-encoding threads for one column
+_FRAMES_PER_THREAD: Final[int] = 16  # shorter columns are encoded on the calling thread
 
 _ARMS: Final[tuple[str, ...]] = ("left", "right")
 _STATE_PARTS: Final[tuple[str, ...]] = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
@@ -196,12 +201,26 @@ def decode_png(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB"))
 
 
+def _encode_frames(frames: np.ndarray, compress_level: int) -> list[bytes]:
+    """PNG bytes of every frame, on a few threads for long columns.
+
+    Pillow's encoder releases the GIL, and a recording pool's workers hand whole episodes to
+    the one process that writes them: encoding there one frame after another capped recording
+    at the speed of a single core whatever the number of workers.
+    """
+    threads = min(_ENCODE_THREADS, os.cpu_count() or 1, len(frames) // _FRAMES_PER_THREAD)
+    if threads <= 1:
+        return [encode_png(frame, compress_level) for frame in frames]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(lambda frame: encode_png(frame, compress_level), frames))
+
+
 def column_to_arrow(
     arr: np.ndarray, feature: Mapping[str, Any], *, compress_level: int = 1
 ) -> pa.Array:
     """Convert one per-frame column to its Arrow storage (images are PNG-encoded here)."""
     if feature["dtype"] == "image":
-        encoded = [encode_png(frame, compress_level) for frame in arr]
+        encoded = _encode_frames(arr, compress_level)
         paths = [f"frame-{i:06d}.png" for i in range(len(encoded))]
         return pa.StructArray.from_arrays(
             [pa.array(encoded, pa.binary()), pa.array(paths, pa.string())],

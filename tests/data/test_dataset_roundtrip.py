@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sarm2_gym.data import LeRobotDataset, LeRobotDatasetWriter
-from sarm2_gym.data.features import decode_png
+from sarm2_gym.data.features import _encode_frames, decode_png, encode_png
+from sarm2_gym.data.stats import feature_stats
 
 from .helpers import TASKS, assert_frames_equal, make_episode
 
@@ -147,6 +148,27 @@ def test_stats_match_numpy(written: tuple[Path, list]) -> None:
     assert "segment" not in stats  # strings have no statistics, as in LeRobot
     assert {"timestamp", "frame_index", "index", "task_index", "episode_index"} <= set(stats)
     assert LeRobotDataset(root).stats["observation.state"]["count"].tolist() == [19]
+
+
+def test_image_stats_equal_the_float_computation() -> None:
+    # The histogram path must give what float64 min/max/mean/std over every pixel give.
+    rng = np.random.default_rng(3)
+    frames = rng.integers(30, 220, (7, 12, 10, 3), dtype=np.uint8)
+    frames[2, 3, 4] = (0, 255, 9)
+    feature = {"dtype": "image", "shape": [12, 10, 3], "names": ["height", "width", "channels"]}
+    got = feature_stats(frames, feature)
+    x = frames.astype(np.float64) / 255.0
+    for name, fn in (("min", np.min), ("max", np.max), ("mean", np.mean), ("std", np.std)):
+        np.testing.assert_allclose(got[name].ravel(), fn(x, axis=(0, 1, 2)), rtol=1e-12)
+    assert got["min"].ravel()[0] == 0.0 and got["max"].ravel()[1] == 1.0
+    assert got["count"].tolist() == [7]
+
+
+def test_threaded_png_encoding_matches_frame_by_frame() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (40, 9, 11, 3), dtype=np.uint8)
+    encoded = _encode_frames(frames, 1)
+    assert encoded == [encode_png(f, 1) for f in frames]  # same bytes, same order
+    assert np.array_equal(decode_png(encoded[17]), frames[17])
 
 
 def test_column_of_shape_t_by_1_reads_back_flat(tmp_path: Path) -> None:
