@@ -26,9 +26,14 @@ Phases, each resumable (a finished unit's file is kept and skipped):
 Then the page (``--doc``, default ``docs/results/bc_base_policy.md``) and its plot (same name,
 ``.png``) are written; ``--report-only`` only rewrites them.
 
-Example (the committed page; on a machine with a GPU and 16 cores)::
+Example (on a machine with a GPU and 16 cores)::
 
     python benchmarks/bc_base_policy.py --root DATA --device cuda --workers 16 --train-workers 10
+
+``--phases`` runs part of the work: several ``--model``/``--tag`` calls can share one
+``collect`` and then train side by side on one GPU; a policy trained elsewhere is evaluated with
+``--phases evaluate``. Each run records where it was trained (``trained_on.json``), and the page
+says so.
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ TASK_IDS = {
 QUALITIES = ("expert", "dart")
 DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)
 DEFAULT_VARIANTS = ("expert:20", "expert:60", "expert:150", "dart:60", "dart:150")
+PHASES = ("collect", "train", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tasks", nargs="*", default=list(TASK_IDS), choices=list(TASK_IDS))
     p.add_argument("--variants", nargs="*", type=Variant.parse, default=None)
     p.add_argument("--steps", type=int, default=6000, help="BC steps (spiral.py's budget).")
+    p.add_argument("--batch-size", type=int, default=64, help="BC samples per step.")
     p.add_argument("--seed", type=int, default=0, help="BC seed.")
     p.add_argument("--eval-episodes", type=int, default=30, help="Development seeds per policy.")
     p.add_argument("--n-action-steps", nargs="*", type=int, default=[10, 5])
@@ -119,13 +126,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="JSON of stored instruction embeddings (StoredTextEncoder) for machines without "
         "the sentence-encoder package; default: the packaged MiniLM.",
     )
-    p.add_argument("--report-only", action="store_true")
+    p.add_argument(
+        "--phases",
+        nargs="*",
+        choices=PHASES,
+        default=list(PHASES),
+        help="Phases to run before the report (e.g. several --model calls can share one "
+        "'collect', then train side by side).",
+    )
+    p.add_argument("--report-only", action="store_true", help="Same as --phases with none.")
     p.add_argument("--command", default="", help="Command line quoted in the report.")
+    p.add_argument("--note", default="", help="A paragraph the report adds to its setup text.")
     args = p.parse_args(argv)
     if bool(args.model) != bool(args.tag) or "-" in args.tag:
         p.error("--model and --tag go together, and the tag has no '-'")
     args.model = json.loads(args.model) if args.model else {}
-    variants = args.variants or [Variant.parse(v) for v in DEFAULT_VARIANTS]
+    if args.variants is None:  # a report with no --variants shows just the runs on disk
+        no_runs = args.report_only or not args.phases
+        args.variants = [] if no_runs else [Variant.parse(v) for v in DEFAULT_VARIANTS]
+    variants = args.variants
     args.variants = [Variant(v.quality, v.demos, args.tag) for v in variants]
     return args
 
@@ -174,6 +193,17 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     if summary is not None and summary["steps"] == config.steps:
         return summary  # finished; a larger --steps continues the run from its snapshot
     train_bc(config, resume=True, text_encoder=encoder, progress_bar=False)
+    # Where it was trained: the page may be written (and the policy evaluated) elsewhere.
+    (out / "trained_on.json").write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "device": config.device,
+                "threads": torch.get_num_threads(),
+                "torch": torch.__version__,
+            }
+        )
+    )
     return dict(json.loads((out / "bc_summary.json").read_text()))
 
 
@@ -186,6 +216,7 @@ def train_all(args: argparse.Namespace) -> None:
                     "data": (str(demos_dir(args, task, v.quality)),),
                     "out": str(run_dir(args, task, v)),
                     "steps": args.steps,
+                    "batch_size": args.batch_size,
                     "max_episodes": v.demos,
                     "seed": args.seed,
                     "device": args.device,
@@ -379,6 +410,23 @@ def _policy(args: argparse.Namespace, task: str, v: Variant) -> str:
     return ", ".join(f"{k} {val}" for k, val in changed.items()) or "default"
 
 
+def _trained_on(args: argparse.Namespace) -> str:
+    """Machines and devices the runs on the page were trained on (from each run's record)."""
+    seen: list[str] = []
+    for task in args.tasks:
+        for v in variants_on_disk(args, task):
+            rec = _read(run_dir(args, task, v) / "trained_on.json")
+            text = (
+                "not recorded"
+                if rec is None
+                else f"{rec['machine']}, device `{rec['device']}`, "
+                f"{rec.get('threads', 1)} torch thread(s) per run"
+            )
+            if (run_dir(args, task, v) / "config.json").is_file() and text not in seen:
+                seen.append(text)
+    return "; ".join(seen) or "nothing trained yet"
+
+
 def _stage_names(task: str) -> tuple[list[str], np.ndarray]:
     """Short stage names and progress breakpoints of a task (from its class: no env is built)."""
     from sarm2_gym.envs.core.stages import StageMachine
@@ -404,7 +452,8 @@ def _setup_text(args: argparse.Namespace) -> str:
     return (
         f"TinyVLA (`sarm2 bc` defaults: {vla.image_encoder.upper()} encoder at "
         f"{vla.image_size} px, chunks of {vla.chunk_size}) behaviour-cloned for "
-        f"{args.steps} steps (seed {args.seed}) on the first N demonstrations of each kind, "
+        f"{args.steps} steps of {args.batch_size} samples (seed {args.seed}) on the first N "
+        "demonstrations of each kind, "
         f"scored on {args.eval_episodes} development seeds ({DEV_SEED_START:,} onwards; the "
         f"SPIRAL page reports other, held-out seeds) with the env's own success flag and {limit}. "
         "`expert`: the full-speed scripted expert. `dart`: the same expert with executed-only "
@@ -479,9 +528,10 @@ def write_report(args: argparse.Namespace) -> None:
         "",
         _setup_text(args),
         "",
-        f"Machine: {machine()}. BC device: `{args.device}`, one torch thread per run, "
-        "`--train-workers` runs side by side (the wall-clocks are comparable only within a "
-        "call); evaluation on the CPU, one torch thread per process.",
+        *([args.note, ""] if args.note else []),
+        f"BC trained on: {_trained_on(args)}; `--train-workers` runs side by side (the "
+        "wall-clocks are comparable only within a call). Evaluation on the CPU, one torch "
+        f"thread per process; this page written on {machine()}.",
         "",
     ]
     for task in args.tasks:
@@ -546,15 +596,11 @@ def write_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if not args.report_only:
-        t0 = time.perf_counter()
-        collect_demos(args)
-        t1 = time.perf_counter()
-        train_all(args)
-        t2 = time.perf_counter()
-        evaluate_all(args)
-        t3 = time.perf_counter()
-        print(f"collect {t1 - t0:.0f}s, train {t2 - t1:.0f}s, evaluate {t3 - t2:.0f}s", flush=True)
+    phases = {"collect": collect_demos, "train": train_all, "evaluate": evaluate_all}
+    for name in [] if args.report_only else args.phases:
+        start = time.perf_counter()
+        phases[name](args)
+        print(f"{name} {time.perf_counter() - start:.0f}s", flush=True)
     write_report(args)
     print(f"wrote {args.doc}")
 
