@@ -58,6 +58,7 @@ from sarm2_gym.algos.common.io import (
 from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.data import DemoData, load_demos
 from sarm2_gym.algos.vla.rabc import DEFAULT_KAPPA, rabc_weights
+from sarm2_gym.algos.vla.targets import limits_to_tuple
 from sarm2_gym.algos.vla.tiny_vla import TinyVLA
 from sarm2_gym.common.distributed import (
     DistInfo,
@@ -217,10 +218,31 @@ def _generator_key(rank: int) -> str:
     return "torch_generator" if rank == 0 else f"torch_generator_rank{rank}"
 
 
+def _demo_control_limits(demos: DemoData) -> tuple[float, ...]:
+    """The control limits of the envs the demonstrations come from (they must agree)."""
+    from sarm2_gym.envs.registry import env_class
+
+    if not demos.env_ids:
+        raise ValueError(
+            "a 'target' TinyVLA needs the env's control limits: the demonstrations name no env "
+            "(set TinyVLAConfig.control_limits)"
+        )
+    limits = {env_id: limits_to_tuple(env_class(env_id).control_limits) for env_id in demos.env_ids}
+    if len(set(limits.values())) > 1:
+        raise ValueError(
+            f"the demonstrations' envs have different control limits ({sorted(limits)}); a "
+            "'target' TinyVLA converts with one set: train on tasks that share them"
+        )
+    return next(iter(limits.values()))
+
+
 def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInfo) -> _Run:
     torch.manual_seed(config.seed)  # every rank builds the same initial weights
-    model = TinyVLA.build(replace(config.model, instructions=demos.instructions), text_encoder)
-    model.set_normalization(**demos.statistics())
+    model_config = replace(config.model, instructions=demos.instructions)
+    if model_config.action_space == "target" and not model_config.control_limits:
+        model_config = replace(model_config, control_limits=_demo_control_limits(demos))
+    model = TinyVLA.build(model_config, text_encoder)
+    model.fit_normalization(demos.state, demos.actions)
     model.to(config.device)  # before the optimizer is built over its parameters
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True

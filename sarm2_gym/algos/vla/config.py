@@ -7,9 +7,12 @@ from typing import Any, Final
 
 from sarm2_gym.data.episode import CAMERA_NAMES
 
-__all__ = ["IMAGE_ENCODERS", "TinyVLAConfig"]
+LIMITS_WIDTH: Final[int] = 14  # numbers in flat control limits (see algos.vla.targets)
+
+__all__ = ["ACTION_SPACES", "IMAGE_ENCODERS", "TinyVLAConfig"]
 
 IMAGE_ENCODERS: Final[tuple[str, ...]] = ("cnn", "efficientnet_lite0")
+ACTION_SPACES: Final[tuple[str, ...]] = ("delta", "target")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,6 +48,13 @@ class TinyVLAConfig:
         instructions: Instructions whose embeddings the checkpoint stores.
         n_action_steps: Actions executed from each chunk before the policy plans again, the
             default of every controller that runs this policy (``None``: the whole chunk).
+        action_space: What the flow head generates. ``"delta"``: the env's delta actions.
+            ``"target"``: the commanded pose after each step (see
+            :mod:`~sarm2_gym.algos.vla.targets`), turned back into delta actions from the
+            current state when a chunk is sampled; either way the policy acts in env units.
+        control_limits: ``"target"`` only: the env's control limits, flat (see
+            :func:`~sarm2_gym.algos.vla.targets.limits_to_tuple`); ``sarm2 bc`` fills them in
+            from the demonstrations' task.
     """
 
     chunk_size: int = 10
@@ -67,6 +77,8 @@ class TinyVLAConfig:
     flow_time_alpha: float = 1.5
     instructions: tuple[str, ...] = ()
     n_action_steps: int | None = None
+    action_space: str = "delta"
+    control_limits: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -93,6 +105,14 @@ class TinyVLAConfig:
                 f"n_action_steps must be in [1, chunk_size={self.chunk_size}], "
                 f"got {self.n_action_steps}"
             )
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(
+                f"action_space must be one of {ACTION_SPACES}, got {self.action_space!r}"
+            )
+        if self.control_limits and len(self.control_limits) != LIMITS_WIDTH:
+            raise ValueError(
+                f"control_limits must hold {LIMITS_WIDTH} numbers, got {len(self.control_limits)}"
+            )
         if self.flow_time_alpha <= 0:
             raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
 
@@ -116,6 +136,6 @@ class TinyVLAConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown TinyVLAConfig fields {unknown}")
-        tuples = {"cameras", "cnn_channels", "instructions"}
+        tuples = {"cameras", "cnn_channels", "instructions", "control_limits"}
         kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
         return cls(**kwargs)

@@ -40,6 +40,7 @@ class DemoData:
         progress: ``(N,)`` privileged progress (``nan`` where the data has none).
         instructions: Task instructions.
         episodes: Per episode ``(dataset root, episode index, start, length, success)``.
+        env_ids: The envs the episodes were recorded in, in order of first appearance.
     """
 
     inputs: dict[str, np.ndarray]
@@ -51,6 +52,7 @@ class DemoData:
     progress: np.ndarray
     instructions: tuple[str, ...]
     episodes: list[tuple[str, int, int, int, bool]] = field(default_factory=list)
+    env_ids: tuple[str, ...] = ()
 
     @property
     def num_frames(self) -> int:
@@ -128,6 +130,7 @@ def load_demos(
         ValueError: If there are no episodes or a camera is missing.
     """
     names: list[str] = list(instructions)
+    env_ids: list[str] = []
     parts: list[dict[str, np.ndarray]] = []
     episodes: list[tuple[str, int, int, int, bool]] = []
     start = 0
@@ -138,6 +141,8 @@ def load_demos(
             ep = ds.episode(i)
             if ep.task not in names:
                 names.append(ep.task)
+            if ep.env_id and ep.env_id not in env_ids:
+                env_ids.append(ep.env_id)
             n = ep.length
             part = _episode_inputs(ep, cameras, image_size, feature_fn, str(root), i)
             part["state"] = ep.frames[STATE_KEY].astype(np.float32)
@@ -163,4 +168,5 @@ def load_demos(
         progress=cat["progress"],
         instructions=tuple(names),
         episodes=episodes,
+        env_ids=tuple(env_ids),
     )

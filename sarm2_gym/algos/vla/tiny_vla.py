@@ -29,6 +29,11 @@ from torch import nn
 from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.flow import FlowHead, sample_flow_times
 from sarm2_gym.algos.vla.policy import ChunkBatch, Observation
+from sarm2_gym.algos.vla.targets import (
+    actions_from_targets,
+    limits_from_tuple,
+    targets_from_actions,
+)
 from sarm2_gym.algos.vla.vision import SpatialSoftmaxCNN, resize_frames
 
 __all__ = ["TinyVLA"]
@@ -89,6 +94,9 @@ class TinyVLA(nn.Module):
         self.register_buffer(
             "instruction_embeddings", torch.as_tensor(emb, dtype=torch.float32).clone()
         )
+        if config.action_space == "target" and not config.control_limits:
+            raise ValueError("a 'target' TinyVLA needs control_limits (the env's, flat)")
+        self._limits = limits_from_tuple(config.control_limits) if config.control_limits else None
         for name, dim in (("state", config.state_dim), ("action", config.action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
@@ -193,6 +201,25 @@ class TinyVLA(nn.Module):
         ):
             buf: torch.Tensor = getattr(self, name)
             buf.copy_(torch.as_tensor(np.asarray(value, dtype=np.float32)))
+
+    def fit_normalization(self, state: np.ndarray, actions: np.ndarray) -> None:
+        """Normalisation from demonstrations: state ``(N, S)`` and delta actions ``(N, A)``.
+
+        The action statistics are those of what the flow head generates: the actions themselves,
+        or (``"target"``) the pose each action commands from its state.
+        """
+        labels = np.asarray(actions, dtype=np.float32)
+        if self.config.action_space == "target":
+            labels = self.labels(
+                torch.as_tensor(state, dtype=torch.float32), torch.as_tensor(labels)[:, None]
+            )[:, 0].numpy()
+        self.set_normalization(state.mean(0), state.std(0), labels.mean(0), labels.std(0))
+
+    def labels(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Flow-head labels of delta-action chunks ``(B, H, A)`` at states ``(B, S)``."""
+        if self._limits is None:
+            return actions
+        return targets_from_actions(state.to(actions.dtype), actions, self._limits)
 
     def task_ids(self, instruction: str | Sequence[str], n: int) -> torch.Tensor:
         """Indices ``(n,)`` of instructions (one string for all, or one per sample).
@@ -306,19 +333,23 @@ class TinyVLA(nn.Module):
             self.train(was_training)
 
     # ------------------------------------------------------------------ actions
-    def normalize_actions(self, actions: torch.Tensor) -> torch.Tensor:
-        """Env units -> model units."""
-        return (actions.to(self.device) - self.action_mean) / self.action_std
+    def normalize_actions(self, labels: torch.Tensor) -> torch.Tensor:
+        """Flow-head labels (see :meth:`labels`) -> model units."""
+        return (labels.to(self.device) - self.action_mean) / self.action_std
 
     def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Chunks ``(B, H, A)`` in env units (clipped to [-1, 1]); deterministic given ``noise``."""
         expected = (features.shape[0], self.config.chunk_size, self.config.action_dim)
         if tuple(noise.shape) != expected:
             raise ValueError(f"noise must be {expected}, got {tuple(noise.shape)}")
-        x = self.head.sample(
-            features.to(self.device), noise.to(self.device), self.config.flow_steps
-        )
-        return (x * self.action_std + self.action_mean).clamp(-1.0, 1.0)
+        features = features.to(self.device)
+        x = self.head.sample(features, noise.to(self.device), self.config.flow_steps)
+        out = x * self.action_std + self.action_mean
+        if self._limits is None:
+            return out.clamp(-1.0, 1.0)
+        # The features end with the normalised state: the targets become deltas from it.
+        state = features[:, -self.config.state_dim :] * self.state_std + self.state_mean
+        return actions_from_targets(state, out, self._limits)
 
     @torch.no_grad()
     def sample_chunk(
@@ -359,7 +390,11 @@ class TinyVLA(nn.Module):
         feats = self.features_from_inputs(
             batch.inputs, batch.task_ids.to(self.device), shift, generator
         )
-        target = self.normalize_actions(batch.actions)
+        target = self.normalize_actions(
+            self.labels(
+                batch.inputs["state"].to(self.device, torch.float32), batch.actions.to(self.device)
+            )
+        )
         b = target.shape[0]
         pad = batch.action_pad.to(self.device)
         if flow_samples > 1:

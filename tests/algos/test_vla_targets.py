@@ -1,0 +1,122 @@
+"""Pose-target TinyVLA: targets integrate like the env, and chunks come back as env deltas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import sarm2_gym  # noqa: F401  (registers the tasks)
+from sarm2_gym.algos.vla.bc import _demo_control_limits
+from sarm2_gym.algos.vla.config import TinyVLAConfig
+from sarm2_gym.algos.vla.data import load_demos
+from sarm2_gym.algos.vla.targets import (
+    actions_from_targets,
+    limits_from_tuple,
+    limits_to_tuple,
+    targets_from_actions,
+)
+from sarm2_gym.envs.core.embodiment import ControlLimits
+from sarm2_gym.envs.registry import env_class
+
+from .helpers import IMAGE, INSTRUCTION, tiny_vla
+
+CW = "SARM2-CleanWhiteboard-v0"
+# The fake reaching task moves 0.15 per unit action in an unbounded plane.
+REACH_LIMITS = ControlLimits(
+    max_translation=0.15,
+    max_rotation=0.15,
+    workspace_low=(-10.0, -10.0, -10.0),
+    workspace_high=(10.0, 10.0, 10.0),
+    rpy_low=(-3.0, -3.0, -3.0),
+    rpy_high=(3.0, 3.0, 3.0),
+)
+
+
+def test_targets_are_the_poses_the_env_commands() -> None:
+    env = gym.make(CW, obs_mode="state")
+    obs, _ = env.reset(seed=3)
+    start = obs["state"].copy()
+    rng = np.random.default_rng(0)
+    actions, states = [], []
+    for _ in range(8):
+        a = rng.uniform(-1, 1, 14).astype(np.float32)
+        obs, *_ = env.step(a)
+        actions.append(a)
+        states.append(obs["state"].copy())
+    env.close()
+    targets = targets_from_actions(
+        torch.tensor(start)[None],
+        torch.tensor(np.array(actions))[None],
+        env_class(CW).control_limits,
+    )[0].numpy()
+    pose = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    np.testing.assert_allclose(targets[:, pose], np.array(states)[:, pose], atol=1e-6)
+    np.testing.assert_array_equal(targets[:, [6, 13]], np.array(actions)[:, [6, 13]])
+
+
+def test_targets_turn_back_into_the_same_deltas_and_moves_are_bounded() -> None:
+    limits = ControlLimits()
+    gen = torch.Generator().manual_seed(0)
+    state = torch.rand(5, 14, generator=gen) * 0.2
+    state[:, [2, 9]] += 0.15  # well inside the workspace: no clipping
+    actions = torch.rand(5, 6, 14, generator=gen) * 2 - 1
+    back = actions_from_targets(state, targets_from_actions(state, actions, limits), limits)
+    torch.testing.assert_close(back, actions, atol=1e-5, rtol=0)
+    # a target out of reach is approached at full speed, one bounded step at a time
+    far = targets_from_actions(state, torch.zeros(5, 3, 14), limits)
+    far[:, :, 2] += 0.1
+    steps = actions_from_targets(state, far, limits)
+    assert steps.abs().max() <= 1.0
+    torch.testing.assert_close(steps[:, :, 2], torch.ones(5, 3))
+    # the workspace floor clips the integrated pose, as the env clips its command
+    low = targets_from_actions(state, -torch.ones(5, 20, 14), limits)
+    assert float(low[:, -1, 2].min()) == pytest.approx(limits.workspace_low[2])
+    assert limits_from_tuple(limits_to_tuple(limits)) == limits
+
+
+def test_a_target_tiny_vla_overfits_and_samples_env_deltas(reach_demos: Path) -> None:
+    torch.manual_seed(0)
+    vla = tiny_vla(
+        flow_hidden=128, action_space="target", control_limits=limits_to_tuple(REACH_LIMITS)
+    )
+    demos = load_demos([reach_demos], cameras=vla.config.cameras, image_size=IMAGE, max_episodes=3)
+    vla.fit_normalization(demos.state, demos.actions)
+    index = np.arange(demos.num_frames)
+    batch = demos.batch(np.tile(index, 4), vla.chunk_size)
+    opt = torch.optim.AdamW(vla.parameters(), lr=1e-3, foreach=True)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(250):
+        loss = vla.bc_loss(batch, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    full = demos.batch(index, vla.chunk_size)
+    obs = {k: v.numpy() for k, v in full.inputs.items()}
+    noise = torch.randn(len(index), vla.chunk_size, 14, generator=gen)
+    pred = vla.sample_chunk(obs, INSTRUCTION, noise)
+    assert pred.abs().max() <= 1.0  # env units, whatever the head generates
+    # what it learned is where to go: the poses its chunks reach match the demonstrated ones
+    state = full.inputs["state"]
+    reached = targets_from_actions(state, pred, REACH_LIMITS)[~full.action_pad][:, :2]
+    shown = targets_from_actions(state, full.actions, REACH_LIMITS)[~full.action_pad][:, :2]
+    err = (reached - shown).abs().mean()
+    assert err < 0.35 * (shown - shown.mean(0)).abs().mean(), err
+
+
+def test_target_configuration_errors(reach_demos: Path) -> None:
+    with pytest.raises(ValueError, match="needs control_limits"):
+        tiny_vla(action_space="target")
+    with pytest.raises(ValueError, match="control_limits must hold 14"):
+        TinyVLAConfig(action_space="target", control_limits=(0.1, 0.2))
+    with pytest.raises(ValueError, match="action_space must be one of"):
+        TinyVLAConfig(action_space="velocity")
+    demos = load_demos([reach_demos], cameras=("top",), image_size=IMAGE, max_episodes=1)
+    mixed = type(demos)(**{**demos.__dict__, "env_ids": (CW, "SARM2-PutAwayUmbrella-v0")})
+    with pytest.raises(ValueError, match="different control limits"):
+        _demo_control_limits(mixed)
+    same = type(demos)(**{**demos.__dict__, "env_ids": (CW, "SARM2-FoldShorts-v0")})
+    assert _demo_control_limits(same) == limits_to_tuple(ControlLimits())
