@@ -118,5 +118,8 @@ def test_target_configuration_errors(reach_demos: Path) -> None:
     mixed = type(demos)(**{**demos.__dict__, "env_ids": (CW, "SARM2-PutAwayUmbrella-v0")})
     with pytest.raises(ValueError, match="different control limits"):
         _demo_control_limits(mixed)
+    foreign = type(demos)(**{**demos.__dict__, "env_ids": ("MyLab-Wipe-v3",)})
+    with pytest.raises(ValueError, match=r"set TinyVLAConfig\.control_limits"):
+        _demo_control_limits(foreign)
     same = type(demos)(**{**demos.__dict__, "env_ids": (CW, "SARM2-FoldShorts-v0")})
     assert _demo_control_limits(same) == limits_to_tuple(ControlLimits())

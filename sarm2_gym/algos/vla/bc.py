@@ -227,7 +227,15 @@ def _demo_control_limits(demos: DemoData) -> tuple[float, ...]:
             "a 'target' TinyVLA needs the env's control limits: the demonstrations name no env "
             "(set TinyVLAConfig.control_limits)"
         )
-    limits = {env_id: limits_to_tuple(env_class(env_id).control_limits) for env_id in demos.env_ids}
+    limits = {}
+    for env_id in demos.env_ids:
+        try:
+            limits[env_id] = limits_to_tuple(env_class(env_id).control_limits)
+        except ValueError as exc:  # data from an env this library does not know
+            raise ValueError(
+                f"cannot look up the control limits of {env_id!r} ({exc}): set "
+                "TinyVLAConfig.control_limits for a 'target' TinyVLA"
+            ) from exc
     if len(set(limits.values())) > 1:
         raise ValueError(
             f"the demonstrations' envs have different control limits ({sorted(limits)}); a "
