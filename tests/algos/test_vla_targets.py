@@ -18,6 +18,7 @@ from sarm2_gym.algos.vla.targets import (
     limits_from_tuple,
     limits_to_tuple,
     targets_from_actions,
+    targets_from_states,
 )
 from sarm2_gym.envs.core.embodiment import ControlLimits
 from sarm2_gym.envs.registry import env_class
@@ -58,6 +59,34 @@ def test_targets_are_the_poses_the_env_commands() -> None:
     np.testing.assert_array_equal(targets[:, [6, 13]], np.array(actions)[:, [6, 13]])
 
 
+def test_recorded_states_give_the_commanded_poses_when_actions_were_pushed() -> None:
+    # DART data: the env executed recorded + push, so only the recorded states say where the
+    # arm was when each action was chosen; integrating the recorded actions drifts away.
+    env = gym.make(CW, obs_mode="state")
+    obs, _ = env.reset(seed=5)
+    rng = np.random.default_rng(1)
+    before, recorded, executed, after = [], [], [], []
+    for _ in range(6):
+        a = rng.uniform(-0.5, 0.5, 14).astype(np.float32)
+        push = rng.uniform(-0.4, 0.4, 14).astype(np.float32)
+        push[[6, 13]] = 0.0
+        before.append(obs["state"].copy())
+        obs, *_ = env.step(a + push)
+        recorded.append(a)
+        executed.append(a + push)
+        after.append(obs["state"].copy())
+    env.close()
+    limits = env_class(CW).control_limits
+    states = torch.tensor(np.array(before))[None]
+    pose = [0, 1, 2, 3, 4, 5, 7, 8, 9, 10, 11, 12]
+    reached = targets_from_states(states, torch.tensor(np.array(executed))[None], limits)[0]
+    np.testing.assert_allclose(reached.numpy()[:, pose], np.array(after)[:, pose], atol=1e-6)
+    intended = targets_from_states(states, torch.tensor(np.array(recorded))[None], limits)[0]
+    drifted = targets_from_actions(states[:, 0], torch.tensor(np.array(recorded))[None], limits)[0]
+    assert torch.allclose(intended[0], drifted[0])  # the first step agrees
+    assert (intended[-1, pose] - drifted[-1, pose]).abs().max() > 0.01  # later ones do not
+
+
 def test_targets_turn_back_into_the_same_deltas_and_moves_are_bounded() -> None:
     limits = ControlLimits()
     gen = torch.Generator().manual_seed(0)
@@ -87,6 +116,8 @@ def test_a_target_tiny_vla_overfits_and_samples_env_deltas(reach_demos: Path) ->
     vla.fit_normalization(demos.state, demos.actions)
     index = np.arange(demos.num_frames)
     batch = demos.batch(np.tile(index, 4), vla.chunk_size)
+    assert batch.action_states is not None
+    assert torch.equal(batch.action_states[:, 0], batch.inputs["state"])
     opt = torch.optim.AdamW(vla.parameters(), lr=1e-3, foreach=True)
     gen = torch.Generator().manual_seed(0)
     for _ in range(250):

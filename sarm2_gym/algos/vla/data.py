@@ -79,6 +79,7 @@ class DemoData:
             task_ids=torch.from_numpy(self.task_ids[index]),
             actions=torch.from_numpy(self.actions[act_idx]),
             action_pad=torch.from_numpy(pad),
+            action_states=torch.from_numpy(self.state[act_idx]),
         )
 
     def statistics(self) -> dict[str, np.ndarray]:

@@ -36,12 +36,17 @@ class ChunkBatch:
         actions: ``(B, H, A)`` demonstrated chunk, in env action units.
         action_pad: ``(B, H)`` True where the chunk runs past the episode end (excluded from
             the loss, like LeRobot's ``action_is_pad``).
+        action_states: ``(B, H, S)`` the recorded state at each action's step, or ``None``.
+            A pose-target policy learns ``state + action`` per step from them; without them it
+            integrates the actions from the first state, which is the same only if the actions
+            were executed as recorded (not with DART pushes).
     """
 
     inputs: Mapping[str, torch.Tensor]
     task_ids: torch.Tensor
     actions: torch.Tensor
     action_pad: torch.Tensor
+    action_states: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         b, h = self.actions.shape[:2]
@@ -49,6 +54,10 @@ class ChunkBatch:
             raise ValueError(f"action_pad must be {(b, h)}, got {tuple(self.action_pad.shape)}")
         if self.task_ids.shape != (b,):
             raise ValueError(f"task_ids must be ({b},), got {tuple(self.task_ids.shape)}")
+        if self.action_states is not None and tuple(self.action_states.shape[:2]) != (b, h):
+            raise ValueError(
+                f"action_states must be ({b}, {h}, S), got {tuple(self.action_states.shape)}"
+            )
 
 
 @runtime_checkable

@@ -32,6 +32,7 @@ __all__ = [
     "limits_from_tuple",
     "limits_to_tuple",
     "targets_from_actions",
+    "targets_from_states",
 ]
 
 _ARM_WIDTH: Final[int] = 7  # x, y, z, roll, pitch, yaw, gripper
@@ -114,6 +115,34 @@ def targets_from_actions(
             step = actions[:, k, pose].clamp(-1.0, 1.0) * b["step"]
             current = torch.minimum(torch.maximum(current + step, b["low"]), b["high"])
             out[:, k, pose] = current
+    return out
+
+
+def targets_from_states(
+    states: torch.Tensor, actions: torch.Tensor, limits: ControlLimits
+) -> torch.Tensor:
+    """The pose each action commands from the state it was taken in (recorded states).
+
+    Unlike :func:`targets_from_actions` nothing is integrated: with DART pushes the executed
+    action differed from the recorded one, and the recorded states say where the arm really was.
+
+    Args:
+        states: ``(B, H, S)`` state at each step of the chunk.
+        actions: ``(B, H, A)`` delta actions in env units.
+        limits: The env's control limits.
+    """
+    if states.ndim != 3 or states.shape[:2] != actions.shape[:2]:
+        raise ValueError(
+            f"need states (B, H, S) matching actions (B, H, A), got {tuple(states.shape)} and "
+            f"{tuple(actions.shape)}"
+        )
+    arms = _check(states[:, 0], actions)
+    b = _bounds(limits, actions)
+    out = actions.clone()
+    for arm in range(arms):
+        pose = slice(arm * _ARM_WIDTH, arm * _ARM_WIDTH + 6)
+        moved = states[:, :, pose].to(actions.dtype) + actions[:, :, pose].clamp(-1, 1) * b["step"]
+        out[:, :, pose] = torch.minimum(torch.maximum(moved, b["low"]), b["high"])
     return out
 
 

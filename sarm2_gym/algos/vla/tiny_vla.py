@@ -33,6 +33,7 @@ from sarm2_gym.algos.vla.targets import (
     actions_from_targets,
     limits_from_tuple,
     targets_from_actions,
+    targets_from_states,
 )
 from sarm2_gym.algos.vla.vision import SpatialSoftmaxCNN, resize_frames
 
@@ -215,10 +216,21 @@ class TinyVLA(nn.Module):
             )[:, 0].numpy()
         self.set_normalization(state.mean(0), state.std(0), labels.mean(0), labels.std(0))
 
-    def labels(self, state: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Flow-head labels of delta-action chunks ``(B, H, A)`` at states ``(B, S)``."""
+    def labels(
+        self,
+        state: torch.Tensor,
+        actions: torch.Tensor,
+        action_states: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Flow-head labels of delta-action chunks ``(B, H, A)`` taken from states ``(B, S)``.
+
+        ``action_states`` ``(B, H, S)``, the recorded state at each step, make pose targets
+        exact where the executed actions differed from the recorded ones (DART pushes).
+        """
         if self._limits is None:
             return actions
+        if action_states is not None:
+            return targets_from_states(action_states.to(actions), actions, self._limits)
         return targets_from_actions(state.to(actions.dtype), actions, self._limits)
 
     def task_ids(self, instruction: str | Sequence[str], n: int) -> torch.Tensor:
@@ -392,7 +404,9 @@ class TinyVLA(nn.Module):
         )
         target = self.normalize_actions(
             self.labels(
-                batch.inputs["state"].to(self.device, torch.float32), batch.actions.to(self.device)
+                batch.inputs["state"].to(self.device, torch.float32),
+                batch.actions.to(self.device),
+                None if batch.action_states is None else batch.action_states.to(self.device),
             )
         )
         b = target.shape[0]
