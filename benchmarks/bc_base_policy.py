@@ -405,7 +405,9 @@ def _policy(args: argparse.Namespace, task: str, v: Variant) -> str:
     changed = {
         k: val
         for k, val in cfg["config"].items()
-        if k not in ("instructions",) and json.dumps(val) != json.dumps(default.get(k))
+        # instructions and control limits come from the data and the task, not the recipe
+        if k not in ("instructions", "control_limits")
+        and json.dumps(val) != json.dumps(default.get(k))
     }
     return ", ".join(f"{k} {val}" for k, val in changed.items()) or "default"
 
@@ -460,7 +462,8 @@ def _setup_text(args: argparse.Namespace) -> str:
         f"pushes (`--quality dart`: a push starts with probability {dart.perturbation:g} per "
         f"step, lasts {lo}-{hi} steps and moves the arms the expert is using by "
         f"{dart.perturbation_scale:g} of their top speed; the recorded actions stay the "
-        "expert's). 'progress': mean final task progress."
+        f"expert's). Demonstrations and evaluation episodes are rendered at {args.image_size} px "
+        "and resized to the policy's input size. 'progress': mean final task progress."
     )
 
 
