@@ -7,9 +7,10 @@ Cloning deltas leaves a height error unseen: a policy that stops a few millimetr
 board predicts "hold still" there, as the expert did at its own height, and never presses.
 Diffusion Policy (Chi et al., 2023) reports the same failure of velocity-style actions with action
 chunks and clones *positions* instead. A ``"target"`` TinyVLA does that: it learns the commanded
-pose after each step of the chunk (the demonstrated deltas integrated from the state, with the
-env's clipping), and each sampled chunk is turned back into deltas from the *current* state, so
-every new chunk steers towards absolute poses again.
+pose after each step of the chunk (each demonstrated delta added to the state it was recorded in,
+clipped as the env clips its command: :func:`targets_from_states`), and each sampled chunk is
+turned back into deltas from the *current* state (:func:`actions_from_targets`), so every new
+chunk steers towards absolute poses again.
 
 State and action share one layout per arm: ``[x, y, z, roll, pitch, yaw, gripper]``; the gripper
 entry of a target is the demonstrated gripper command itself.
