@@ -253,9 +253,20 @@ def _eval_part(spec: dict[str, Any]) -> list[dict[str, Any]]:
         max_episode_steps=spec["max_episode_steps"],
     )
     return [
-        {"seed": s, "success": bool(ok), "length": int(n), "final_progress": float(p)}
-        for s, ok, n, p in zip(
-            result.seeds, result.successes, result.lengths, result.final_progress, strict=True
+        {
+            "seed": s,
+            "success": bool(ok),
+            "length": int(n),
+            "final_progress": float(p),
+            "final_stage": int(k),
+        }
+        for s, ok, n, p, k in zip(
+            result.seeds,
+            result.successes,
+            result.lengths,
+            result.final_progress,
+            result.final_stage,
+            strict=True,
         )
     ]
 
@@ -468,13 +479,19 @@ def _setup_text(args: argparse.Namespace) -> str:
 
 
 def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray) -> str:
-    """How many episodes ended in each stage (from their final progress), and succeeded."""
+    """How many episodes ended in each stage, and succeeded.
+
+    The stage the env reported at the end where the evaluation recorded it (``final_stage``),
+    else the stage its final progress falls in (older evaluation files).
+    """
     if entry is None:
         return "–"
     counts = [0] * (len(names) + 1)
     for e in entry["episodes"]:
         if e["success"]:
             counts[-1] += 1
+        elif e.get("final_stage", -1) >= 0:
+            counts[min(int(e["final_stage"]), len(names) - 1)] += 1
         else:
             k = int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
             counts[min(k, len(names) - 1)] += 1

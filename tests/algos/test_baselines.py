@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -27,6 +28,7 @@ from sarm2_gym.cli import app
 
 from .helpers import REACH_ID, FakeText, ReachEnv, make_reach_env, tiny_vla, tiny_vla_config
 
+CLEAN_WHITEBOARD = "SARM2-CleanWhiteboard-v0"
 TINY_SPIRAL = SPIRALConfig(
     rollouts_per_round=2, gradient_steps=4, actor_hidden=(16,), critic_hidden=(16,)
 )
@@ -57,6 +59,11 @@ def test_evaluate_success_runs_one_episode_per_seed() -> None:
     assert len(res.lengths) == 3 and res.env_steps == sum(res.lengths)
     still = evaluate_success(_Still(), make_reach_env, [5, 6], n_envs=2)
     assert still.success_rate == 0.0 and still.lengths == [25, 25]
+    assert still.final_stage == [0, 0]  # the fake task has one stage
+    staged = evaluate_success(
+        _Still(), lambda: gym.make(CLEAN_WHITEBOARD, obs_mode="state", max_episode_steps=3), [0]
+    )
+    assert staged.final_stage == [0] and staged.lengths == [3]  # still grasping the eraser
     with pytest.raises(ValueError, match="distinct"):
         evaluate_success(Expert(), make_reach_env, [1, 1])
     assert eval_seeds(3) == [1_000_000, 1_000_001, 1_000_002]

@@ -43,6 +43,9 @@ class EvalResult:
         successes: Per-episode success.
         lengths: Per-episode control steps.
         final_progress: Per-episode privileged progress at the end (``nan`` if not reported).
+        final_stage: Per-episode stage index at the end (``info["stage"]``; -1 if not
+            reported). Unlike a stage read back from progress, it says e.g. that a wiping
+            stage was finished even when little progress was made in the next one.
         env_steps: Control steps taken in total.
         wall_seconds: Wall-clock time of the evaluation.
     """
@@ -55,6 +58,7 @@ class EvalResult:
     env_steps: int
     wall_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
+    final_stage: list[int] = field(default_factory=list)
 
     @property
     def steps_per_second(self) -> float:
@@ -114,7 +118,7 @@ def evaluate_success(
     lengths = [0] * len(envs)
     starts = np.ones(len(envs), dtype=bool)
     state: Any = None
-    results: dict[int, tuple[bool, int, float]] = {}
+    results: dict[int, tuple[bool, int, float, int]] = {}
     env_steps = 0
     try:
         for i, env in enumerate(envs):
@@ -146,7 +150,12 @@ def evaluate_success(
                     seed = slot_seed[i]
                     assert seed is not None
                     progress = float(info.get("progress", float("nan")))
-                    results[seed] = (bool(info.get("is_success", False)), lengths[i], progress)
+                    results[seed] = (
+                        bool(info.get("is_success", False)),
+                        lengths[i],
+                        progress,
+                        int(info.get("stage", -1)),
+                    )
                     lengths[i] = 0
                     starts[i] = True
                     slot_seed[i] = pending.pop() if pending else None
@@ -165,4 +174,5 @@ def evaluate_success(
         final_progress=[r[2] for r in ordered],
         env_steps=env_steps,
         wall_seconds=time.perf_counter() - start,
+        final_stage=[r[3] for r in ordered],
     )
