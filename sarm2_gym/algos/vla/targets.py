@@ -114,7 +114,7 @@ def targets_from_actions(
         current = state[:, pose].to(actions.dtype)
         for k in range(actions.shape[1]):
             step = actions[:, k, pose].clamp(-1.0, 1.0) * b["step"]
-            current = torch.minimum(torch.maximum(current + step, b["low"]), b["high"])
+            current = (current + step).clamp(b["low"], b["high"])
             out[:, k, pose] = current
     return out
 
@@ -143,7 +143,7 @@ def targets_from_states(
     for arm in range(arms):
         pose = slice(arm * _ARM_WIDTH, arm * _ARM_WIDTH + 6)
         moved = states[:, :, pose].to(actions.dtype) + actions[:, :, pose].clamp(-1, 1) * b["step"]
-        out[:, :, pose] = torch.minimum(torch.maximum(moved, b["low"]), b["high"])
+        out[:, :, pose] = moved.clamp(b["low"], b["high"])
     return out
 
 
@@ -170,5 +170,5 @@ def actions_from_targets(
         for k in range(targets.shape[1]):
             delta = ((targets[:, k, pose] - current) / b["step"]).clamp(-1.0, 1.0)
             out[:, k, pose] = delta
-            current = torch.minimum(torch.maximum(current + delta * b["step"], b["low"]), b["high"])
+            current = (current + delta * b["step"]).clamp(b["low"], b["high"])
     return out
