@@ -180,6 +180,7 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
     """One BC run in a worker process (resumes a killed one)."""
     import torch
 
+    from sarm2_gym.algos.common.io import atomic_write_json
     from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig, train_bc
     from sarm2_gym.reward.encoders.text import StoredTextEncoder
 
@@ -194,15 +195,14 @@ def _train_one(spec: dict[str, Any]) -> dict[str, Any]:
         return summary  # finished; a larger --steps continues the run from its snapshot
     train_bc(config, resume=True, text_encoder=encoder, progress_bar=False)
     # Where it was trained: the page may be written (and the policy evaluated) elsewhere.
-    (out / "trained_on.json").write_text(
-        json.dumps(
-            {
-                "machine": machine(),
-                "device": config.device,
-                "threads": torch.get_num_threads(),
-                "torch": torch.__version__,
-            }
-        )
+    atomic_write_json(
+        out / "trained_on.json",
+        {
+            "machine": machine(),
+            "device": config.device,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
     )
     return dict(json.loads((out / "bc_summary.json").read_text()))
 
