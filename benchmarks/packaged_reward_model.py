@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,8 @@ from sarm2_gym.reward.kinds import load_model
 LABELS = {
     "demo_mse": "demo MSE",
     "demo_mse_linear": "demo MSE (linear label)",
-    "primitive_acc": "primitive acc",
+    "primitive_acc": "primitive acc (demos)",
+    "primitive_acc_rollouts": "primitive acc (rollouts)",
     "stage_acc": "stage acc",
     "rollout_spearman": "rollout Spearman",
     "rollout_rho": "rollout ρ",
@@ -81,8 +83,10 @@ def evaluate(args: argparse.Namespace, name: str, directory: Path) -> dict[str, 
     sha = json.loads((directory / "config.json").read_text())["weights_sha256"]
     if summary.is_file():
         done = json.loads(summary.read_text())
-        # Reuse only results of these very weights: a checkpoint folder may be retrained.
-        if done["model"] == str(directory) and done.get("weights_sha256") == sha:
+        # Reuse only results of these very weights (a checkpoint folder may be retrained) that
+        # carry every metric this version reports.
+        fresh = set(METRICS) <= set(done["results"]["overall"])
+        if done["model"] == str(directory) and done.get("weights_sha256") == sha and fresh:
             return {**done, "encoder_ms": ms}
     data = [args.data_root / "heldout_demos", args.data_root / "heldout_rollouts"]
     t0 = time.perf_counter()
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"--model must be NAME=CHECKPOINT_DIR, got {spec!r}")
         rows[name] = evaluate(args, name, Path(directory))
         print(f"[{name}] {json.dumps(rows[name]['results']['overall'])}", flush=True)
-    command = "python benchmarks/packaged_reward_model.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/packaged_reward_model.py " + shlex.join(sys.argv[1:])
     print(write_doc(args, rows, command))
 
 

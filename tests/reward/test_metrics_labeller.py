@@ -58,7 +58,10 @@ def test_rollout_rho_hand_made() -> None:
     assert np.isnan(rollout_rho(np.zeros(0), []))
 
 
-def _scores(task: str, outcome: str, pred: list[float], true: list[float]) -> EpisodeScores:
+def _scores(
+    task: str, outcome: str, pred: list[float], true: list[float], wrong: int = 1
+) -> EpisodeScores:
+    """Hand-made scores whose last ``wrong`` predicted primitives miss the annotation."""
     n = len(pred)
     return EpisodeScores(
         task=task,
@@ -69,7 +72,7 @@ def _scores(task: str, outcome: str, pred: list[float], true: list[float]) -> Ep
         progress=np.array(true),
         act_pri=np.zeros(n, np.int64),
         stage=np.zeros(n, np.int64),
-        primitive=np.array([0] * (n - 1) + [1]),
+        primitive=np.array([0] * (n - wrong) + [1] * wrong),
         predicted_stage=None,
         final_progress=pred[-1],
     )
@@ -80,11 +83,13 @@ def test_group_metrics_hand_made() -> None:
         _scores("T", "", [0.0, 0.5, 1.0], [0.0, 0.5, 1.0]),  # perfect demo
         _scores("T", "", [0.0, 0.0, 0.0], [0.0, 0.5, 1.0]),  # flat demo: MSE (0 + .25 + 1) / 3
         _scores("T", "success", [0.1, 0.6, 0.95], [0.0, 0.4, 1.0]),
-        _scores("T", "failed", [0.3, 0.2, 0.1], [0.1, 0.0, 0.05]),
+        _scores("T", "failed", [0.3, 0.2, 0.1], [0.1, 0.0, 0.05], wrong=3),
     ]
     m = _group_metrics(scores)
     assert m["demo_mse"] == pytest.approx((0.0 + 1.25 / 3) / 2)
-    assert m["primitive_acc"] == pytest.approx(8 / 12)
+    # Primitive accuracy counts demonstrations and rollouts apart.
+    assert m["primitive_acc"] == pytest.approx(4 / 6)
+    assert m["primitive_acc_rollouts"] == pytest.approx(2 / 6)
     assert m["rollout_rho"] == pytest.approx(1.0)  # 0.95 -> success, 0.1 -> failed
     assert m["rollout_spearman"] == pytest.approx((1.0 + 0.5) / 2)
     assert m["voc"] == pytest.approx(1.0)  # the flat demo has no order and is skipped
