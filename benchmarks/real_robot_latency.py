@@ -15,6 +15,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -133,7 +134,7 @@ def measure(endpoint: str, args: argparse.Namespace) -> list[str]:
     robot.home()
     robot.close()
 
-    cmd = "    .venv/bin/python benchmarks/real_robot_latency.py " + " ".join(sys.argv[1:])
+    cmd = "    .venv/bin/python benchmarks/real_robot_latency.py " + shlex.join(sys.argv[1:])
     return [
         "# Real-robot stack: latency over loopback",
         "",

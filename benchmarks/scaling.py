@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -302,7 +303,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="Runs of each measurement.")
     parser.add_argument("--out", type=Path, default=Path("docs/results/scaling.md"))
     args = parser.parse_args()
-    command = "python benchmarks/scaling.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/scaling.py " + shlex.join(sys.argv[1:])
     import ray
     import torch
 
