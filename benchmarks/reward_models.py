@@ -32,16 +32,6 @@ from typing import Any
 import numpy as np
 
 SPLITS = ("train", "heldout_demos", "heldout_rollouts")
-METRICS = (
-    "demo_mse",
-    "demo_mse_linear",
-    "primitive_acc",
-    "primitive_acc_rollouts",
-    "stage_acc",
-    "rollout_spearman",
-    "rollout_rho",
-    "voc",
-)
 LABELS = {
     "sarm2": "SARM2",
     "sarm2_no_stage": "SARM2 w/o stage estimator",
@@ -459,6 +449,7 @@ def _targets(results: dict[str, list[dict[str, Any]]], tasks: list[str]) -> list
 
 
 def write_report(args: argparse.Namespace) -> str:
+    from sarm2_gym.reward.evaluation import METRICS
     from sarm2_gym.reward.kinds import MODEL_KINDS
 
     results = load_results(args.out)
