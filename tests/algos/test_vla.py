@@ -67,7 +67,7 @@ def test_tiny_vla_overfits_a_handful_of_demonstrations(reach_demos: Path) -> Non
     torch.manual_seed(0)
     vla = tiny_vla(flow_hidden=128)
     demos = load_demos([reach_demos], cameras=vla.config.cameras, image_size=IMAGE, max_episodes=3)
-    vla.set_normalization(**demos.statistics())
+    vla.fit_normalization(demos.state, demos.actions)
     index = np.arange(demos.num_frames)
     batch = demos.batch(np.tile(index, 4), vla.chunk_size)
     opt = torch.optim.AdamW(vla.parameters(), lr=1e-3, foreach=True)

@@ -82,15 +82,6 @@ class DemoData:
             action_states=torch.from_numpy(self.state[act_idx]),
         )
 
-    def statistics(self) -> dict[str, np.ndarray]:
-        """Mean and std of state and actions (for the policy's normalisation buffers)."""
-        return {
-            "state_mean": self.state.mean(0),
-            "state_std": self.state.std(0),
-            "action_mean": self.actions.mean(0),
-            "action_std": self.actions.std(0),
-        }
-
 
 def _episode_inputs(
     ep: Episode, cameras: Sequence[str], image_size: int, feature_fn: Any, root: str, index: int
