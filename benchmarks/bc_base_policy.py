@@ -52,10 +52,10 @@ from typing import Any
 
 import numpy as np
 
-TASK_IDS = {
-    "CleanWhiteboard": "SARM2-CleanWhiteboard-v0",
-    "FoldShorts": "SARM2-FoldShorts-v0",
-}
+from sarm2_gym.envs.registry import implemented_tasks
+
+TASK_IDS = {t.name: t.env_id for t in implemented_tasks()}
+DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks spiral.md reports
 QUALITIES = ("expert", "dart")
 DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)
 DEFAULT_VARIANTS = ("expert:20", "expert:60", "expert:150", "dart:60", "dart:150")
@@ -99,7 +99,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--root", type=Path, required=True, help="Data and run folder.")
     p.add_argument("--doc", type=Path, default=Path("docs/results/bc_base_policy.md"))
-    p.add_argument("--tasks", nargs="*", default=list(TASK_IDS), choices=list(TASK_IDS))
+    p.add_argument("--tasks", nargs="*", default=list(DEFAULT_TASKS), choices=list(TASK_IDS))
     p.add_argument("--variants", nargs="*", type=Variant.parse, default=None)
     p.add_argument("--steps", type=int, default=6000, help="BC steps (spiral.py's budget).")
     p.add_argument("--batch-size", type=int, default=64, help="BC samples per step.")

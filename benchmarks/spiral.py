@@ -1,5 +1,7 @@
 r"""SPIRAL vs baselines on CleanWhiteboard and FoldShorts -> docs/results/spiral.md.
 
+``--tasks`` takes any benchmark task (the other eight run with the same budgets as these two).
+
 For every task and seed: a TinyVLA is behaviour-cloned on a limited number of expert
 demonstrations (the base policy, aimed at the paper's 40-70 % starting point), then SPIRAL runs
 rounds of at most 100 rollouts from it, scored by the packaged SARM2 reward model, and is
@@ -48,10 +50,10 @@ from typing import Any
 
 import numpy as np
 
-TASK_IDS = {
-    "CleanWhiteboard": "SARM2-CleanWhiteboard-v0",
-    "FoldShorts": "SARM2-FoldShorts-v0",
-}
+from sarm2_gym.envs.registry import implemented_tasks
+
+TASK_IDS = {t.name: t.env_id for t in implemented_tasks()}
+DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = ("bc", "spiral", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2")
 LABELS = {
     "bc": "BC (base policy)",
@@ -88,14 +90,10 @@ class TaskPlan:
     n_action_steps: int | None = None  # actions executed per chunk (None: the whole chunk)
 
 
-PLANS = {
-    "CleanWhiteboard": TaskPlan(
-        demos=20, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
-    ),
-    "FoldShorts": TaskPlan(
-        demos=20, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
-    ),
-}
+DEFAULT_PLAN = TaskPlan(
+    demos=20, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
+)
+PLANS = {"CleanWhiteboard": DEFAULT_PLAN, "FoldShorts": DEFAULT_PLAN}  # other tasks: DEFAULT_PLAN
 
 
 # --------------------------------------------------------------------------------------- jobs
@@ -195,7 +193,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, required=True, help="Data and run folder.")
     p.add_argument("--doc", type=Path, default=Path("docs/results/spiral.md"))
-    p.add_argument("--tasks", nargs="*", default=list(TASK_IDS), choices=list(TASK_IDS))
+    p.add_argument("--tasks", nargs="*", default=list(DEFAULT_TASKS), choices=list(TASK_IDS))
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--demos", type=int, default=None, help="Override every task's demos.")
@@ -235,7 +233,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def plan_for(args: argparse.Namespace, task: str) -> TaskPlan:
-    base = PLANS[task]
+    base = PLANS.get(task, DEFAULT_PLAN)
     over = {
         "demos": args.demos,
         "bc_steps": args.bc_steps,
