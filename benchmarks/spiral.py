@@ -212,6 +212,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--n-action-steps", type=int, default=None, help="Override actions executed per chunk."
     )
     p.add_argument("--bc-device", default="cpu", help="Torch device BC trains on (cpu, cuda).")
+    p.add_argument(
+        "--model",
+        type=json.loads,
+        default={},
+        help="TinyVLAConfig fields as JSON for the base policies (BC, RA-BC), e.g. "
+        '\'{"action_space": "target"}\'. Runs already in --root keep the model they were '
+        "trained with: use a new --root for another one.",
+    )
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--n-envs", type=int, default=2, help="Rollout / evaluation envs per job.")
     p.add_argument("--image-size", type=int, default=96)
@@ -317,7 +325,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         max_episodes=plan.demos,
         rabc=reward_model_dir(args) if rabc else None,
         seed=seed,
-        model=TinyVLAConfig(n_action_steps=plan.n_action_steps),
+        model=TinyVLAConfig(**{**args.model, "n_action_steps": plan.n_action_steps}),
         device=args.bc_device,
     )
 
@@ -822,7 +830,9 @@ def _setup_text(args: argparse.Namespace) -> str:
             "pushed off its path while executing, its corrections recorded: `--quality dart`); "
             "the kind and number of demonstrations are the knobs meant to put it near the "
             "paper's 40-70 % starting point ([bc_base_policy.md](bc_base_policy.md) measures "
-            "them; the BC row says where it is). The "
+            "them; the BC row says where it is)"
+            + (f", with TinyVLA fields `{json.dumps(args.model)}`" if args.model else "")
+            + ". The "
             "0-rollout point of every SPIRAL curve is this evaluation (before any update SPIRAL "
             "deploys the base policy plus a near-zero residual).",
             f"- Rollout rewards: {labels}. Critic targets alpha·MC + (1 − alpha)·TD with the "
