@@ -289,3 +289,31 @@ def test_mismatched_env_is_rejected_on_load(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SPIRAL.load(tmp_path / "run", env=other, reward_model=PrivilegedProgressLabeler())
     other.close()
+
+
+def test_residual_acts_in_the_base_policys_normalised_action_units() -> None:
+    # The residual is added where the base policy's head generates (spec §2.2, as the reference
+    # edits pi0's normalised actions): a dimension moves by at most scale * its data spread, so
+    # one the demonstrations never moved (std at the floor) cannot drift.
+    model = _spiral()
+    policy, base = model.policy, model.policy.base
+    std = torch.full((14,), 0.2)
+    std[3] = 1e-2  # a rotation the demonstrations keep still
+    base.set_normalization(np.zeros(base.config.state_dim), np.ones(base.config.state_dim),
+                           np.zeros(14), std.numpy())  # fmt: skip
+    with torch.no_grad():
+        policy.actor.mlp[-1].weight.normal_(0.0, 5.0)  # a saturated residual: +-scale
+    feats = policy.encode(model.env.reset())  # type: ignore[union-attr]
+    noise = torch.randn(2, base.chunk_size, 14, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        total, residual = policy.total_chunks(feats, noise)
+        plain = base.sample_actions(feats, noise)
+        normalized = base.sample_normalized_actions(feats, noise)
+    scale = policy.config.actor_output_scale
+    assert torch.allclose(plain, base.env_actions(feats, normalized))
+    assert residual.abs().max() > 0.9 * scale
+    moved = (total - plain).abs()
+    inside = plain.abs() < 1.0 - 0.2 * scale  # away from the [-1, 1] clip
+    assert (moved <= scale * std + 1e-6)[inside].all()
+    assert moved[..., 3].max() <= scale * 1e-2 + 1e-6
+    assert moved[..., 0][inside[..., 0]].max() > 0.5 * scale * 0.2

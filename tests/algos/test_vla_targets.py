@@ -130,6 +130,10 @@ def test_a_target_tiny_vla_overfits_and_samples_env_deltas(reach_demos: Path) ->
     noise = torch.randn(len(index), vla.chunk_size, 14, generator=gen)
     pred = vla.sample_chunk(obs, INSTRUCTION, noise)
     assert pred.abs().max() <= 1.0  # env units, whatever the head generates
+    with torch.no_grad():  # the two halves SPIRAL's residual goes between give the same chunks
+        feats = vla.encode(obs, INSTRUCTION)
+        halves = vla.env_actions(feats, vla.sample_normalized_actions(feats, noise))
+    assert torch.allclose(halves, pred, atol=1e-6)
     # what it learned is where to go: the poses its chunks reach match the demonstrated ones
     state = full.inputs["state"]
     reached = targets_from_actions(state, pred, REACH_LIMITS)[~full.action_pad][:, :2]

@@ -66,7 +66,8 @@ class SPIRALConfig:
         grad_clip: Global gradient-norm clip (1.0).
         batch_size: Chunk samples per update (16).
         gradient_steps: Updates per round (10,000).
-        actor_output_scale: Bound of the residual (0.1).
+        actor_output_scale: Bound of every residual entry (0.1), in the base policy's normalised
+            action units (:meth:`~sarm2_gym.algos.vla.policy.ChunkPolicy.env_actions`).
         actor_hidden: Residual-actor MLP widths.
         critic_hidden: Critic MLP widths (each member).
         rollouts_per_round: Episodes collected per round (the paper: 50-100).

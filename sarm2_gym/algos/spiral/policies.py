@@ -1,6 +1,9 @@
 """``ResidualChunkPolicy``: frozen base chunk policy + residual actor + critic ensemble.
 
-Executed chunk (spec §2.2): ``a = clip(pi_VLA(s, z) + s_theta(s, z), -1, 1)``. Deployment is
+Executed chunk (spec §2.2): ``a = pi_VLA(s, z) + s_theta(s, z)``, the residual added in the base
+policy's normalised action space (:meth:`ChunkPolicy.env_actions` maps the sum to env units), as
+the reference adds it to pi0's normalised actions: each action dimension can move only in units of
+its spread in the demonstrations, and one they never moved hardly at all. Deployment is
 best-of-kappa: draw ``kappa`` latents, form their total chunks, execute the one with the highest
 ensemble-min Q. The base policy is held outside the module tree (never trained, never in this
 policy's ``state_dict``; saved separately), and is always in eval mode.
@@ -118,9 +121,28 @@ class ResidualChunkPolicy(BasePolicy):
         n, k = noise.shape[:2]
         f = features.repeat_interleave(k, dim=0)
         z = noise.reshape(n * k, *noise.shape[2:])
-        chunks = (self.base.sample_actions(f, z) + self.actor(f, z)).clamp(-1.0, 1.0)
+        chunks, _ = self.total_chunks(f, z)
         q = self.critic.min_q(f, z, chunks)
         return chunks.view(n, k, *chunks.shape[1:]), q.view(n, k)
+
+    def total_chunks(
+        self, features: torch.Tensor, noise: torch.Tensor, base: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Executed chunks ``(B, H, A)`` in env units and the residual ``(B, H, A)``.
+
+        Args:
+            features: ``(B, F)`` base-policy features.
+            noise: ``(B, H, A)`` latents.
+            base: The base policy's normalised chunks for these latents, if already sampled
+                (sampled here, without gradient, otherwise).
+
+        Gradients reach the actor through the residual (the base policy is frozen).
+        """
+        if base is None:
+            with torch.no_grad():
+                base = self.base.sample_normalized_actions(features, noise)
+        residual = self.actor(features, noise)
+        return self.base.env_actions(features, base + residual), residual
 
     def plan_from_features(
         self, features: torch.Tensor, generator: torch.Generator

@@ -290,10 +290,7 @@ class SPIRAL(BaseAlgorithm):
             # critic: y = alpha y^MC + (1 - alpha)(R + gamma^H (1 - d) min_i Q^tgt_i(s', z', a'))
             with torch.no_grad():
                 z_next = torch.randn((b, h, a), generator=self.latent_rng)
-                a_next = (
-                    p.base.sample_actions(batch.next_features, z_next)
-                    + p.actor(batch.next_features, z_next)
-                ).clamp(-1, 1)
+                a_next, _ = p.total_chunks(batch.next_features, z_next)
                 q_next = p.critic_target.min_q(batch.next_features, z_next, a_next)
                 y, y_td = critic_targets(
                     batch.chunk_return,
@@ -312,11 +309,9 @@ class SPIRAL(BaseAlgorithm):
             # actor: -mean_j min_i Q_i(s, z_j, pi(s,z_j) + s_theta(s,z_j)) + beta mean ||s_theta||^2
             f_k = batch.features.repeat_interleave(cfg.kappa, dim=0)  # (B*kappa, F)
             z_k = torch.randn((b * cfg.kappa, h, a), generator=self.latent_rng)
-            with torch.no_grad():
-                base_k = p.base.sample_actions(f_k, z_k)
-            residual = p.actor(f_k, z_k)
+            chunks_k, residual = p.total_chunks(f_k, z_k)
             p.critic.requires_grad_(False)  # the actor loss must not move the critics
-            q_pi = p.critic.min_q(f_k, z_k, base_k + residual)
+            q_pi = p.critic.min_q(f_k, z_k, chunks_k)
             p.critic.requires_grad_(True)
             residual_sq = residual.pow(2).mean()
             actor_loss = -q_pi.mean() + cfg.beta_bc * residual_sq

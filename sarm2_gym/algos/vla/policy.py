@@ -98,8 +98,23 @@ class ChunkPolicy(Protocol):
     def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Chunks ``(B, H, A)`` in env action units from features and latent noise ``(B, H, A)``.
 
-        Deterministic: the same features and noise give the same chunk.
+        Deterministic: the same features and noise give the same chunk. Equals
+        ``env_actions(features, sample_normalized_actions(features, noise))``.
         """
+        ...
+
+    def sample_normalized_actions(
+        self, features: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """The same chunks in the policy's own normalised action space (what its head generates).
+
+        Residual policies (SPIRAL) edit chunks here, where every action dimension is in units of
+        its spread in the training data, as the reference edits pi0's normalised actions.
+        """
+        ...
+
+    def env_actions(self, features: torch.Tensor, normalized: torch.Tensor) -> torch.Tensor:
+        """Env-unit chunks ``(B, H, A)`` for normalised chunks; differentiable in ``normalized``."""
         ...
 
     def sample_chunk(

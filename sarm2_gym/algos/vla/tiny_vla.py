@@ -351,15 +351,37 @@ class TinyVLA(nn.Module):
 
     def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Chunks ``(B, H, A)`` in env units (clipped to [-1, 1]); deterministic given ``noise``."""
+        return self.env_actions(features, self.sample_normalized_actions(features, noise))
+
+    def sample_normalized_actions(
+        self, features: torch.Tensor, noise: torch.Tensor
+    ) -> torch.Tensor:
+        """What the flow head generates: ``(B, H, A)`` in model units, deterministic in ``noise``.
+
+        Model units are normalised delta actions, or normalised pose targets with
+        ``action_space="target"``.
+        """
         expected = (features.shape[0], self.config.chunk_size, self.config.action_dim)
         if tuple(noise.shape) != expected:
             raise ValueError(f"noise must be {expected}, got {tuple(noise.shape)}")
-        features = features.to(self.device)
-        x = self.head.sample(features, noise.to(self.device), self.config.flow_steps)
-        out = x * self.action_std + self.action_mean
+        return self.head.sample(
+            features.to(self.device), noise.to(self.device), self.config.flow_steps
+        )
+
+    def env_actions(self, features: torch.Tensor, normalized: torch.Tensor) -> torch.Tensor:
+        """Env-unit chunks ``(B, H, A)`` in [-1, 1] for model-unit chunks (differentiable in them).
+
+        Args:
+            features: ``(B, F)`` features the chunks were sampled from (target mode reads the
+                state they end with).
+            normalized: ``(B, H, A)`` chunks in model units (:meth:`sample_normalized_actions`,
+                possibly edited, e.g. by SPIRAL's residual).
+        """
+        out = normalized.to(self.device) * self.action_std + self.action_mean
         if self._limits is None:
             return out.clamp(-1.0, 1.0)
         # The features end with the normalised state: the targets become deltas from it.
+        features = features.to(self.device)
         state = features[:, -self.config.state_dim :] * self.state_std + self.state_mean
         return actions_from_targets(state, out, self._limits)
 
