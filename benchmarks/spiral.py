@@ -107,6 +107,10 @@ PLANS = {
         gradient_steps=3000,
         n_action_steps=5,
     ),
+    # 45 demonstrations, whole chunks: 30 % on the development seeds, the best of that sweep.
+    "PullPlug": TaskPlan(
+        demos=45, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
+    ),
 }  # other tasks: DEFAULT_PLAN
 
 
@@ -249,6 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=1, help="Worker processes sharing the queue.")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--command", default="", help="Command line quoted in the report.")
+    p.add_argument("--note", default="", help="Paragraph printed under the page's title.")
     args = p.parse_args(argv)
     args.root = args.root.resolve()
     return args
@@ -740,9 +745,12 @@ def write_report(args: argparse.Namespace) -> str:
             "Tables and plot show only what exists; the benchmark is resumable.",
             "",
         ]
-    png = args.doc.parent / "spiral" / "success_vs_rollouts.png"
+    if args.note:
+        parts += [args.note, ""]
+    # The plot lives in a folder named after the page, so pages of other roots keep their own.
+    png = args.doc.parent / args.doc.stem / "success_vs_rollouts.png"
     if plot(args, runs, png):
-        parts += [f"![success vs rollouts](spiral/{png.name})", ""]
+        parts += [f"![success vs rollouts]({args.doc.stem}/{png.name})", ""]
     parts += [_setup_text(args), ""]
     for task in args.tasks:
         plan = plan_for(args, task)
