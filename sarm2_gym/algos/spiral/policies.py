@@ -126,21 +126,19 @@ class ResidualChunkPolicy(BasePolicy):
         return chunks.view(n, k, *chunks.shape[1:]), q.view(n, k)
 
     def total_chunks(
-        self, features: torch.Tensor, noise: torch.Tensor, base: torch.Tensor | None = None
+        self, features: torch.Tensor, noise: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Executed chunks ``(B, H, A)`` in env units and the residual ``(B, H, A)``.
 
         Args:
             features: ``(B, F)`` base-policy features.
             noise: ``(B, H, A)`` latents.
-            base: The base policy's normalised chunks for these latents, if already sampled
-                (sampled here, without gradient, otherwise).
 
-        Gradients reach the actor through the residual (the base policy is frozen).
+        Gradients reach the actor through the residual; the base policy's chunks are sampled
+        without gradient (it is frozen).
         """
-        if base is None:
-            with torch.no_grad():
-                base = self.base.sample_normalized_actions(features, noise)
+        with torch.no_grad():
+            base = self.base.sample_normalized_actions(features, noise)
         residual = self.actor(features, noise)
         return self.base.env_actions(features, base + residual), residual
 
