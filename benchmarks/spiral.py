@@ -45,7 +45,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -98,19 +98,9 @@ PLANS = {
     "CleanWhiteboard": DEFAULT_PLAN,
     "FoldShorts": DEFAULT_PLAN,
     # 45 demonstrations and half-chunks put BC inside the paper's 40-70 % (bc_base_policy.md).
-    "PlatesIntoBin": TaskPlan(
-        demos=45,
-        collect=60,
-        bc_steps=6000,
-        rounds=3,
-        rollouts=50,
-        gradient_steps=3000,
-        n_action_steps=5,
-    ),
+    "PlatesIntoBin": replace(DEFAULT_PLAN, demos=45, n_action_steps=5),
     # 45 demonstrations, whole chunks: 30 % on the development seeds, the best of that sweep.
-    "PullPlug": TaskPlan(
-        demos=45, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
-    ),
+    "PullPlug": replace(DEFAULT_PLAN, demos=45),
 }  # other tasks: DEFAULT_PLAN
 
 
@@ -351,8 +341,6 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
 
 def make_jobs(args: argparse.Namespace) -> list[Job]:
     """All jobs, in priority order."""
-    from dataclasses import replace
-
     from sarm2_gym.algos.baselines import PPORunConfig, SPIRALRunConfig, run_bc, run_ppo
     from sarm2_gym.algos.baselines import run_spiral as _run_spiral
     from sarm2_gym.algos.spiral import SPIRALConfig

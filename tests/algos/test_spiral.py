@@ -299,8 +299,8 @@ def test_residual_acts_in_the_base_policys_normalised_action_units() -> None:
     policy, base = model.policy, model.policy.base
     std = torch.full((14,), 0.2)
     std[3] = 1e-2  # a rotation the demonstrations keep still
-    base.set_normalization(np.zeros(base.config.state_dim), np.ones(base.config.state_dim),
-                           np.zeros(14), std.numpy())  # fmt: skip
+    state_dim = base.config.state_dim
+    base.set_normalization(np.zeros(state_dim), np.ones(state_dim), np.zeros(14), std.numpy())
     with torch.no_grad():
         policy.actor.mlp[-1].weight.normal_(0.0, 5.0)  # a saturated residual: +-scale
     feats = policy.encode(model.env.reset())  # type: ignore[union-attr]
