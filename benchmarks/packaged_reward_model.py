@@ -25,20 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from sarm2_gym.reward.evaluation import METRICS, evaluate_model
+from sarm2_gym.reward.evaluation import METRIC_LABELS, METRICS, evaluate_model
 from sarm2_gym.reward.frames import DEFAULT_CACHE_DIR
 from sarm2_gym.reward.kinds import load_model
 
-LABELS = {
-    "demo_mse": "demo MSE",
-    "demo_mse_linear": "demo MSE (linear label)",
-    "primitive_acc": "primitive acc (demos)",
-    "primitive_acc_rollouts": "primitive acc (rollouts)",
-    "stage_acc": "stage acc",
-    "rollout_spearman": "rollout Spearman",
-    "rollout_rho": "rollout ρ",
-    "voc": "VOC",
-}
 PER_TASK = ("demo_mse", "primitive_acc", "rollout_spearman")
 
 
@@ -131,7 +121,9 @@ def write_doc(args: argparse.Namespace, rows: dict[str, dict[str, Any]], command
         *(["## Models", "", *descriptions, ""] if descriptions else []),
         "## Overall",
         "",
-        "| model | encoder | ms per frame | " + " | ".join(LABELS[m] for m in METRICS) + " |",
+        "| model | encoder | ms per frame | "
+        + " | ".join(METRIC_LABELS[m] for m in METRICS)
+        + " |",
         "|---|---|---|" + "---|" * len(METRICS),
     ]
     for name, row in rows.items():
@@ -141,7 +133,7 @@ def write_doc(args: argparse.Namespace, rows: dict[str, dict[str, Any]], command
     for metric in PER_TASK:
         parts += [
             "",
-            f"## {LABELS[metric]} per task",
+            f"## {METRIC_LABELS[metric]} per task",
             "",
             "| model | " + " | ".join(tasks) + " |",
             "|---|" + "---|" * len(tasks),

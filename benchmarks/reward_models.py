@@ -449,7 +449,7 @@ def _targets(results: dict[str, list[dict[str, Any]]], tasks: list[str]) -> list
 
 
 def write_report(args: argparse.Namespace) -> str:
-    from sarm2_gym.reward.evaluation import METRICS
+    from sarm2_gym.reward.evaluation import METRIC_LABELS, METRICS
     from sarm2_gym.reward.kinds import MODEL_KINDS
 
     results = load_results(args.out)
@@ -498,10 +498,10 @@ def write_report(args: argparse.Namespace) -> str:
         "",
         "## Overall",
         "",
-        "| model | demo MSE | demo MSE (linear label) | primitive acc (demos) | primitive acc "
-        "(rollouts) | stage acc | rollout Spearman | rollout ρ | VOC | train wall-clock (s) "
-        "| seeds |",
-        "|---|" + "---|" * 10,
+        "| model | "
+        + " | ".join(METRIC_LABELS[m] for m in METRICS)
+        + " | train wall-clock (s) | seeds |",
+        "|---|" + "---|" * (len(METRICS) + 2),
     ]
     for kind in kinds:
         runs = results[kind]

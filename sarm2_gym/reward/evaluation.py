@@ -51,7 +51,15 @@ from sarm2_gym.reward.metrics import (
 )
 from sarm2_gym.reward.sampling import TrainBatch, assemble_batch, task_ids_of
 
-__all__ = ["EpisodeScores", "evaluate_model", "evaluate_table", "metrics_table", "score_episodes"]
+__all__ = [
+    "METRICS",
+    "METRIC_LABELS",
+    "EpisodeScores",
+    "evaluate_model",
+    "evaluate_table",
+    "metrics_table",
+    "score_episodes",
+]
 
 METRICS = (
     "demo_mse",
@@ -63,6 +71,17 @@ METRICS = (
     "rollout_rho",
     "voc",
 )
+METRIC_LABELS = {
+    "demo_mse": "demo MSE",
+    "demo_mse_linear": "demo MSE (linear label)",
+    "primitive_acc": "primitive acc (demos)",
+    "primitive_acc_rollouts": "primitive acc (rollouts)",
+    "stage_acc": "stage acc",
+    "rollout_spearman": "rollout Spearman",
+    "rollout_rho": "rollout ρ",
+    "voc": "VOC",
+}
+"""Column heading of each of :data:`METRICS` in the markdown reports."""
 
 
 @dataclass(frozen=True)
@@ -206,9 +225,8 @@ def metrics_table(results: dict[str, dict[str, float]], title: str = "") -> str:
     def fmt(v: float) -> str:
         return "–" if not np.isfinite(v) else f"{v:.4f}" if abs(v) < 0.1 else f"{v:.3f}"
 
-    head = "| task | demo MSE | demo MSE (linear) | primitive acc (demos) "
-    head += "| primitive acc (rollouts) | stage acc | rollout Spearman "
-    head += "| rollout ρ | VOC | demos | rollouts |\n|---|" + "---|" * 10
+    labels = " | ".join(METRIC_LABELS[k] for k in METRICS)
+    head = f"| task | {labels} | demos | rollouts |\n|---|" + "---|" * (len(METRICS) + 2)
     rows = [
         f"| {t} | "
         + " | ".join(fmt(m[k]) for k in METRICS)
