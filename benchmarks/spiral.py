@@ -229,6 +229,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "trained with: use a new --root for another one.",
     )
     p.add_argument("--eval-episodes", type=int, default=50)
+    p.add_argument(
+        "--stochastic-eval",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Evaluate BC and every SPIRAL round a second time with fresh latents per chunk.",
+    )
     p.add_argument("--n-envs", type=int, default=2, help="Rollout / evaluation envs per job.")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument(
@@ -362,6 +368,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 cfg, TASK_IDS[task], eval_episodes=args.eval_episodes,
                 image_size=args.image_size, n_eval_envs=args.n_envs,
                 max_episode_steps=plan_for(args, task).max_episode_steps,
+                eval_stochastic=args.stochastic_eval,
             )  # fmt: skip
 
         return Job(task, method, seed, run)
@@ -387,6 +394,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             max_rounds=plan.rounds,
             eval_round0=False,  # the 0-rollout point is the BC evaluation of the same policy
             max_episode_steps=plan.max_episode_steps,
+            eval_stochastic=args.stochastic_eval,
         )
         method = "spiral" if alpha == 0.5 else f"spiral_alpha{alpha:g}"
         out = folder(task, method, seed)
@@ -532,15 +540,16 @@ def _curve_points(entry: dict[str, Any], bc: dict[str, Any] | None) -> list[dict
     """A SPIRAL run's points, starting from its base policy's BC evaluation (0 rollouts)."""
     pts = list(entry.get("curve", {}).get("curve", []))
     if bc is not None and "result" in bc and not any(p["rollouts"] == 0 for p in pts):
-        pts.insert(
-            0,
-            {
-                "round": 0,
-                "rollouts": 0,
-                "env_steps": 0,
-                "success_rate": bc["result"]["success_rate"],
-            },
-        )
+        base = {
+            "round": 0,
+            "rollouts": 0,
+            "env_steps": 0,
+            "success_rate": bc["result"]["success_rate"],
+        }
+        fresh = _stochastic_rate(bc["result"])
+        if fresh is not None:
+            base["success_rate_stochastic"] = fresh
+        pts.insert(0, base)
     return pts
 
 
@@ -574,6 +583,13 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
                     color=COLORS[method], capsize=3,
                     label=f"{LABELS[method]} ({len(curves)} seed{'s' * (len(curves) > 1)})",
                 )  # fmt: skip
+                fresh = [c[:n] for c in curves if all("success_rate_stochastic" in p for p in c)]
+                if fresh:
+                    ys = np.array([[100 * p["success_rate_stochastic"] for p in c] for c in fresh])
+                    ax.plot(
+                        xs, ys.mean(0), ls="--", marker=".", color=COLORS[method],
+                        label=f"{LABELS[method]}, fresh latents ({len(fresh)})",
+                    )  # fmt: skip
         for method, marker in (("bc", "s"), ("rabc", "D")):
             vals = [
                 100 * e["result"]["success_rate"]
@@ -619,12 +635,28 @@ def _wall(entry: dict[str, Any]) -> str:
     return "–" if secs is None else f"{secs / 60:.0f}"
 
 
+def _stochastic_rate(result: dict[str, Any]) -> float | None:
+    """Success with fresh latents per chunk of a finished run, if it was measured."""
+    if "stochastic_eval" in result.get("extra", {}):  # BC / RA-BC
+        return float(result["extra"]["stochastic_eval"]["success_rate"])
+    curve = result.get("curve") or [{}]
+    rate = curve[-1].get("success_rate_stochastic")
+    return None if rate is None else float(rate)
+
+
+def _rates_cell(deterministic: float, stochastic: float | None) -> str:
+    """``"90"`` or, with the fresh-latents evaluation, ``"90 / 62"`` (percent)."""
+    cell = f"{100 * deterministic:.0f}"
+    return cell if stochastic is None else f"{cell} / {100 * stochastic:.0f}"
+
+
 def _method_row(
     task: str, method: str, seeds: dict[int, dict[str, Any]], args: argparse.Namespace
 ) -> str:
     finished = {s: e for s, e in seeds.items() if "result" in e}
     running = [s for s, e in seeds.items() if e.get("running")]
     rates = [e["result"]["success_rate"] for e in finished.values()]
+    fresh = [r for r in (_stochastic_rate(e["result"]) for e in finished.values()) if r is not None]
     per_seed = ", ".join(
         f"s{s}: {100 * e['result']['success_rate']:.0f}" for s, e in sorted(finished.items())
     )
@@ -644,7 +676,7 @@ def _method_row(
     if running:
         status += f" (running: seed {', '.join(map(str, running))})"
     return (
-        f"| {LABELS[method]} | {_fmt_rate(rates)} | {per_seed or '–'} | "
+        f"| {LABELS[method]} | {_fmt_rate(rates)} | {_fmt_rate(fresh)} | {per_seed or '–'} | "
         f"{', '.join(map(str, demos)) or '–'} | {round(np.mean(rollouts)) if rollouts else '–'} | "
         f"{round(np.mean(steps)) if steps else '–'} | {walls or '–'} | {status} |"
     )
@@ -656,9 +688,10 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     if not seeds:
         return []
     lines = [
-        f"**{LABELS[method]}** per round (success % on the held-out seeds; in brackets the "
-        "rollouts used so far, the success rate of the round's own rollouts, and the run's "
-        "wall-clock in minutes at that point, evaluations included):",
+        f"**{LABELS[method]}** per round (success % on the held-out seeds with fixed latents, "
+        "then with fresh latents where measured; in brackets the rollouts used so far, the "
+        "success rate of the round's own rollouts, and the run's wall-clock in minutes at that "
+        "point, evaluations included):",
         "",
         "| seed | base (BC) | round 1 | round 2 | round 3 | status |",
         "|---|---|---|---|---|---|",
@@ -666,7 +699,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     bc = by.get("bc", {})
     for seed, entry in sorted(seeds.items()):
         base = bc.get(seed, {}).get("result")
-        cells = [f"{100 * base['success_rate']:.0f}" if base else "–"]
+        cells = [_rates_cell(base["success_rate"], _stochastic_rate(base)) if base else "–"]
         pts = [p for p in entry.get("curve", {}).get("curve", []) if p["round"] > 0]
         prev_rollouts, prev_succ = 0, 0
         for p in pts[:3]:
@@ -676,9 +709,8 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             rate = f"{100 * k / n:.0f} %" if n else "–"
             wall = p.get("wall_seconds")
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
-            cells.append(
-                f"{100 * p['success_rate']:.0f} ({p['rollouts']} rollouts, {rate}{wall_s})"
-            )
+            rates = _rates_cell(p["success_rate"], p.get("success_rate_stochastic"))
+            cells.append(f"{rates} ({p['rollouts']} rollouts, {rate}{wall_s})")
         cells += ["–"] * (4 - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
@@ -750,9 +782,9 @@ def write_report(args: argparse.Namespace) -> str:
             f"{plan.rounds} rounds x {plan.rollouts} rollouts, {plan.gradient_steps} updates per "
             "round.",
             "",
-            "| method | success (mean ± std over seeds) | per seed (%) | demos | rollouts used | "
-            "env steps used | wall-clock per seed (min) | seeds done |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | success (mean ± std over seeds) | with fresh latents | per seed (%) | "
+            "demos | rollouts used | env steps used | wall-clock per seed (min) | seeds done |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         by = runs.get(task, {})
         for method in args.methods:
@@ -834,7 +866,16 @@ def _setup_text(args: argparse.Namespace) -> str:
             "the 50-episode evaluations and are comparable only within this page.",
             f"- Success: the env's own success flag on {args.eval_episodes} held-out reset "
             "seeds (1,000,000 onwards; demonstrations use seeds 0.., SPIRAL rounds "
-            "seed x 100,000 + 1,000 x round + env, PPO its own seeded envs).",
+            "seed x 100,000 + 1,000 x round + env, PPO its own seeded envs). The policies are "
+            "deployed with fixed latents (`predict(deterministic=True)`: the same latent noise "
+            "for every chunk; SPIRAL picks the best of its kappa fixed latents by min-Q)"
+            + (
+                " and, in the column 'with fresh latents' and after the slash in the round "
+                "tables, once more with fresh latents for every chunk, as a flow-matching VLA "
+                "runs and as SPIRAL's rollouts are collected (same 50 seeds)."
+                if args.stochastic_eval
+                else "."
+            ),
             "- Base policy: TinyVLA (`sarm2 bc`) behaviour-cloned on the first N demonstrations "
             "of the task, `expert` (`sarm2 collect --quality expert`) or `dart` (the same expert "
             "pushed off its path while executing, its corrections recorded: `--quality dart`); "

@@ -243,3 +243,38 @@ def test_run_ppo_with_sarm2_dense_rewards_through_the_wrappers(tmp_path: Path) -
     result = run_ppo(run)
     assert result.method == "ppo_sarm2" and result.env_steps == 32
     assert result.eval["lengths"] == [10, 10] or result.success_rate > 0
+
+
+def test_stochastic_evaluation_is_recorded_and_leaves_the_run_unchanged(
+    tmp_path: Path, reach_demos: Path
+) -> None:
+    bc = BCConfig(
+        data=(str(reach_demos),), out=str(tmp_path / "bc"), steps=6, batch_size=8,
+        model=tiny_vla_config(),
+    )  # fmt: skip
+    bc_run = run_bc(bc, REACH_ID, eval_episodes=2, text_encoder=FakeText(), eval_stochastic=True)
+    fresh = bc_run.extra["stochastic_eval"]
+    assert fresh["seeds"] == eval_seeds(2) and 0.0 <= fresh["success_rate"] <= 1.0
+
+    def run(name: str, stochastic: bool) -> Any:
+        cfg = SPIRALRunConfig(
+            task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / name),
+            timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=24, max_rounds=2,
+            eval_round0=False, max_episode_steps=10, eval_stochastic=stochastic,
+        )  # fmt: skip
+        return run_spiral(cfg, PrivilegedProgressLabeler())
+
+    plain, both = run("plain", False), run("both", True)
+    assert all("success_rate_stochastic" not in p for p in plain.curve)
+    assert all(0.0 <= p["success_rate_stochastic"] <= 1.0 for p in both.curve)
+    # The evaluation draws its own latents: rollouts and updates are those of the plain run.
+    keys = ("round", "env_steps", "rollouts", "rollout_successes", "success_rate")
+    assert [{k: p[k] for k in keys} for p in both.curve] == [
+        {k: p[k] for k in keys} for p in plain.curve
+    ]
+
+    def untimed(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if "seconds" not in k} for r in history]
+
+    assert untimed(both.extra["history"]) == untimed(plain.extra["history"])
+    assert len(both.extra["history"]) == 2  # per round: losses, returns, rollout successes

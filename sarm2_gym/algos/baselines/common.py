@@ -88,9 +88,20 @@ def evaluate_on_task(
     obs_mode: str = "rgb",
     n_envs: int = 2,
     max_episode_steps: int | None = None,
+    deterministic: bool = True,
 ) -> EvalResult:
-    """Success of ``predictor`` on ``task`` from the given reset seeds (sparse-reward env)."""
+    """Success of ``predictor`` on ``task`` from the given reset seeds (sparse-reward env).
+
+    ``deterministic`` is passed to ``predict``: for the chunk policies here ``True`` draws the
+    same latents for every chunk, ``False`` fresh ones (as a flow-matching VLA is deployed).
+    """
     kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
-    return evaluate_success(predictor, lambda: gym.make(task, **kwargs), seeds, n_envs=n_envs)
+    return evaluate_success(
+        predictor,
+        lambda: gym.make(task, **kwargs),
+        seeds,
+        n_envs=n_envs,
+        deterministic=deterministic,
+    )

@@ -5,6 +5,10 @@ from its last snapshot, SPIRAL from its last finished round (the per-round evalu
 recorded in ``curve.json`` are kept), and a folder with ``result.json`` is a finished run that is
 returned as is. A benchmark script loops over tasks x methods x seeds calling these.
 
+Evaluation deploys the policy with fixed latents (``deterministic=True``: the same latents for every
+chunk) and, where asked, once more with fresh latents per chunk, which is how a flow-matching VLA
+runs (``eval_stochastic``); the two can differ by tens of points on 50 seeds.
+
 Budgets: BC and RA-BC use demonstrations only (0 env steps). SPIRAL variants start from the same
 BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`) gets the same
 ``timesteps``.
@@ -13,12 +17,14 @@ BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import gymnasium as gym
+import torch
 from stable_baselines3.common.env_util import make_vec_env
 
 from sarm2_gym.algos.baselines.common import RunResult, eval_seeds, evaluate_on_task, load_result
@@ -36,6 +42,8 @@ __all__ = [
     "with_alpha",
 ]
 
+STOCHASTIC_EVAL_SEED: Final[int] = 7_000_000  # + run seed: latents of the stochastic evaluations
+
 
 def run_bc(
     config: BCConfig,
@@ -47,11 +55,14 @@ def run_bc(
     text_encoder: Any = None,
     progress_bar: bool = False,
     max_episode_steps: int | None = None,
+    eval_stochastic: bool = False,
 ) -> RunResult:
     """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds.
 
     The policy acts as :class:`~sarm2_gym.algos.vla.controller.VLAController` deploys it by
-    default (deterministic latents, the checkpoint's ``n_action_steps``).
+    default (deterministic latents, the checkpoint's ``n_action_steps``). With
+    ``eval_stochastic`` it is evaluated a second time with fresh latents per chunk; that result
+    goes to ``extra["stochastic_eval"]``.
     """
     done = load_result(config.out)
     if done is not None:
@@ -64,6 +75,15 @@ def run_bc(
         controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
         max_episode_steps=max_episode_steps,
     )  # fmt: skip
+    extra: dict[str, Any] = {}
+    if eval_stochastic:
+        sampler = VLAController(
+            policy, controller.instruction, seed=STOCHASTIC_EVAL_SEED + config.seed
+        )
+        extra["stochastic_eval"] = evaluate_on_task(
+            sampler, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
+            max_episode_steps=max_episode_steps, deterministic=False,
+        ).to_dict()  # fmt: skip
     summary = read_json(Path(out) / "bc_summary.json", "BC summary")
     run = RunResult(
         method="rabc" if config.rabc else "bc",
@@ -74,7 +94,7 @@ def run_bc(
         success_rate=result.success_rate,
         wall_seconds=time.perf_counter() - start,
         eval=result.to_dict(),
-        extra={"bc": summary, "rabc": config.rabc},
+        extra={"bc": summary, "rabc": config.rabc, **extra},
     )
     return run.save(config.out)
 
@@ -114,6 +134,8 @@ class SPIRALRunConfig:
             benchmark that already evaluated the base policy (e.g. with :func:`run_bc`) may skip
             it: before any update SPIRAL deploys the base policy plus a near-zero residual.
         max_episode_steps: Override of the task's time limit (rollouts and evaluation).
+        eval_stochastic: Evaluate every round a second time with fresh latents per chunk
+            (best-of-kappa as in the rollouts), recorded as ``success_rate_stochastic``.
     """
 
     task: str
@@ -131,6 +153,7 @@ class SPIRALRunConfig:
     max_rounds: int | None = None
     eval_round0: bool = True
     max_episode_steps: int | None = None
+    eval_stochastic: bool = False
 
 
 RoundCallback = Callable[[dict[str, Any]], None]
@@ -139,6 +162,21 @@ RoundCallback = Callable[[dict[str, Any]], None]
 def spiral_method_name(config: SPIRALConfig) -> str:
     """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations."""
     return "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
+
+
+@contextmanager
+def _latents_from(policy: Any, seed: int) -> Iterator[None]:
+    """Draw ``policy``'s stochastic deployment latents from a generator seeded with ``seed``.
+
+    The run's own latent stream is put back afterwards, so an evaluation never changes the
+    rollouts that follow it (a run resumed after its evaluation equals one that never stopped).
+    """
+    saved = policy.rng
+    policy.rng = torch.Generator().manual_seed(seed)
+    try:
+        yield
+    finally:
+        policy.rng = saved
 
 
 def run_spiral(
@@ -200,9 +238,16 @@ def run_spiral(
             "rollouts": rollouts,
             "rollout_successes": successes,
             "success_rate": res.success_rate,
-            "eval_seconds": time.perf_counter() - eval_start,
-            "wall_seconds": time.perf_counter() - start,
         }
+        if config.eval_stochastic:
+            with _latents_from(model.policy, STOCHASTIC_EVAL_SEED + config.seed):
+                point["success_rate_stochastic"] = evaluate_on_task(
+                    model, config.task, seeds, image_size=config.image_size,
+                    n_envs=config.n_eval_envs, max_episode_steps=config.max_episode_steps,
+                    deterministic=False,
+                ).success_rate  # fmt: skip
+        point["eval_seconds"] = time.perf_counter() - eval_start
+        point["wall_seconds"] = time.perf_counter() - start
         state["curve"].append(point)
         state["wall_seconds"] = time.perf_counter() - start
         atomic_write_json(curve_path, state)
