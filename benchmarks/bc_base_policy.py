@@ -52,9 +52,9 @@ from typing import Any
 
 import numpy as np
 
-from sarm2_gym.envs.registry import implemented_tasks
+from sarm2_gym.envs.registry import env_ids_by_name
 
-TASK_IDS = {t.name: t.env_id for t in implemented_tasks()}
+TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks spiral.md reports
 QUALITIES = ("expert", "dart")
 DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)

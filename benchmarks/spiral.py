@@ -51,9 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from sarm2_gym.envs.registry import implemented_tasks
+from sarm2_gym.envs.registry import env_ids_by_name
 
-TASK_IDS = {t.name: t.env_id for t in implemented_tasks()}
+TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = ("bc", "spiral", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2")
 LABELS = {

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from sarm2_gym.envs.core.expert import ExpertQuality, ScriptedExpert
 
-__all__ = ["TASKS", "TaskInfo", "expert_for", "implemented_tasks", "task_by_id", "task_index"]
+__all__ = [
+    "TASKS",
+    "TaskInfo",
+    "env_ids_by_name",
+    "expert_for",
+    "implemented_tasks",
+    "task_by_id",
+    "task_index",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,16 @@ TASKS: Final[tuple[TaskInfo, ...]] = (
 def implemented_tasks() -> tuple[TaskInfo, ...]:
     """The tasks whose env exists (and is registered)."""
     return tuple(t for t in TASKS if t.env_entry is not None)
+
+
+def env_ids_by_name() -> dict[str, str]:
+    """Short name -> Gymnasium id of every implemented task, in the paper's order.
+
+    Example:
+        >>> env_ids_by_name()["FoldShorts"]
+        'SARM2-FoldShorts-v0'
+    """
+    return {t.name: t.env_id for t in implemented_tasks()}
 
 
 def task_by_id(env_id: str) -> TaskInfo:

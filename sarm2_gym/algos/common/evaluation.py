@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -70,6 +70,15 @@ class EvalResult:
         return {**asdict(self), "steps_per_second": self.steps_per_second}
 
 
+class _Episode(NamedTuple):
+    """How one evaluation episode ended."""
+
+    success: bool
+    length: int
+    progress: float  # privileged progress at the last step (NaN if the env reports none)
+    stage: int  # stage index at the last step (-1 if the env reports none)
+
+
 def _slice_state(state: Any, index: np.ndarray) -> Any:
     if state is None:
         return None
@@ -118,7 +127,7 @@ def evaluate_success(
     lengths = [0] * len(envs)
     starts = np.ones(len(envs), dtype=bool)
     state: Any = None
-    results: dict[int, tuple[bool, int, float, int]] = {}
+    results: dict[int, _Episode] = {}
     env_steps = 0
     try:
         for i, env in enumerate(envs):
@@ -150,11 +159,11 @@ def evaluate_success(
                     seed = slot_seed[i]
                     assert seed is not None
                     progress = float(info.get("progress", float("nan")))
-                    results[seed] = (
-                        bool(info.get("is_success", False)),
-                        lengths[i],
-                        progress,
-                        int(info.get("stage", -1)),
+                    results[seed] = _Episode(
+                        success=bool(info.get("is_success", False)),
+                        length=lengths[i],
+                        progress=progress,
+                        stage=int(info.get("stage", -1)),
                     )
                     lengths[i] = 0
                     starts[i] = True
@@ -165,14 +174,14 @@ def evaluate_success(
         for env in envs:
             env.close()
     ordered = [results[s] for s in seeds]
-    successes = [r[0] for r in ordered]
+    successes = [r.success for r in ordered]
     return EvalResult(
         success_rate=float(np.mean(successes)),
         seeds=[int(s) for s in seeds],
         successes=successes,
-        lengths=[r[1] for r in ordered],
-        final_progress=[r[2] for r in ordered],
+        lengths=[r.length for r in ordered],
+        final_progress=[r.progress for r in ordered],
         env_steps=env_steps,
         wall_seconds=time.perf_counter() - start,
-        final_stage=[r[3] for r in ordered],
+        final_stage=[r.stage for r in ordered],
     )
