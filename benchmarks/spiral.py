@@ -279,14 +279,28 @@ def demos_dir(args: argparse.Namespace, task: str) -> Path:
 
 
 def ensure_demos(args: argparse.Namespace, task: str) -> Path:
-    """Record the task's expert demonstrations once (``sarm2 collect`` resumes a partial set)."""
+    """Record the task's expert demonstrations once (``sarm2 collect`` resumes a partial set).
+
+    Workers that need the same demonstrations wait for the one recording them (a lock file
+    beside the dataset) instead of failing on the dataset's own writer lock.
+    """
+    import fcntl
+
     from sarm2_gym.data.reader import LeRobotDataset
 
     out = demos_dir(args, task)
     want = plan_for(args, task).collect
-    with contextlib.suppress(Exception):
-        if LeRobotDataset(out).num_episodes >= want:
-            return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.with_name(out.name + ".lock"), "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        with contextlib.suppress(Exception):
+            if LeRobotDataset(out).num_episodes >= want:
+                return out
+        _collect(args, task, out, want)
+    return out
+
+
+def _collect(args: argparse.Namespace, task: str, out: Path, want: int) -> None:
     cmd = [
         sys.executable, "-m", "sarm2_gym.cli", "collect", "--task", TASK_IDS[task],
         "--episodes", str(want), "--out", str(out),
@@ -294,7 +308,6 @@ def ensure_demos(args: argparse.Namespace, task: str) -> Path:
         "--image-size", str(args.image_size),
     ]  # fmt: skip
     subprocess.run(cmd, check=True)
-    return out
 
 
 def labeler(args: argparse.Namespace) -> Any:
