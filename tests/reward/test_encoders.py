@@ -20,7 +20,11 @@ from sarm2_gym.reward.encoders import (
     TextEncoder,
     compute_text_embeddings,
 )
-from sarm2_gym.reward.encoders.efficientnet import fold_for_inference
+from sarm2_gym.reward.encoders.efficientnet import (
+    PointwiseLinear,
+    _padding_into_conv,
+    fold_for_inference,
+)
 
 _TINY_TOWER = {
     "hidden_size": 32,
@@ -62,10 +66,52 @@ def test_efficientnet_loads_offline_and_gives_1280_features() -> None:
     # rounding, no batch norm left, and a cache key of its own.
     folded = EfficientNetLite0Encoder(input_size=96)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.net.modules())
+    # ... every padding inside a convolution and every 1x1 convolution a matrix product.
+    assert not any(
+        isinstance(m, torch.nn.ZeroPad2d) and any(m.padding) for m in folded.net.modules()
+    )
+    convs = [m for m in folded.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.kernel_size != (1, 1) for m in convs)
+    assert sum(isinstance(m, PointwiseLinear) for m in folded.net.modules()) == 32
     torch.testing.assert_close(folded.encode(images), feats, atol=1e-4, rtol=1e-4)
     assert folded.cache_key == "efficientnet_lite0-bnfold-96"
     with pytest.raises(ValueError, match="eval mode"):
         fold_for_inference(enc.net.train())
+
+
+@pytest.mark.parametrize(
+    ("kernel", "pad", "size"),
+    [(3, (0, 1, 0, 1), 48), (5, (1, 2, 1, 2), 24), (3, (0, 1, 0, 1), 7), (3, (1, 1, 1, 1), 10)],
+)
+def test_padding_goes_into_the_convolution_exactly(
+    kernel: int, pad: tuple[int, int, int, int], size: int
+) -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(6, 6, kernel, stride=2, groups=6, bias=True)
+    conv.static_padding = torch.nn.ZeroPad2d(pad)  # type: ignore[assignment]
+    x = torch.randn(2, 6, size, size)
+    want = conv(conv.static_padding(x))
+    _padding_into_conv(conv)
+    assert isinstance(conv.static_padding, torch.nn.Identity)
+    got = conv(x)  # the wrapper is gone: the convolution pads itself
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+    odd = torch.nn.Conv2d(1, 1, 3, stride=2)
+    odd.static_padding = torch.nn.ZeroPad2d((0, 2, 0, 2))  # type: ignore[assignment]
+    _padding_into_conv(odd)
+    assert isinstance(odd.static_padding, torch.nn.ZeroPad2d)  # not expressible: left alone
+
+
+def test_pointwise_linear_equals_the_1x1_convolution() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(8, 5, 1)
+    x = torch.randn(3, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    lin = PointwiseLinear(conv)
+    torch.testing.assert_close(lin(x), conv(x), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="1x1"):
+        PointwiseLinear(torch.nn.Conv2d(8, 5, 3))
+    with pytest.raises(ValueError, match="no bias"):
+        PointwiseLinear(torch.nn.Conv2d(8, 5, 1, bias=False))
 
 
 def test_efficientnet_chunked_channels_last_encoding_matches_one_by_one() -> None:
