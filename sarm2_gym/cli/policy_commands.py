@@ -122,6 +122,12 @@ def spiral_command(
     n_envs: int = typer.Option(2, "--n-envs", min=1),
     image_size: int = typer.Option(96, "--image-size", min=16),
     eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
+    fresh_latents_eval: bool = typer.Option(
+        True,
+        "--fresh-latents-eval/--fixed-latents-eval-only",
+        help="Evaluate every round with fresh latents per chunk (as deployed) as well as with "
+        "fixed ones.",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run SPIRAL rounds (collect -> label -> update), evaluating after every round; resumable."""
@@ -144,13 +150,16 @@ def spiral_command(
             image_size=image_size,
             offline_data=None if offline_data is None else str(offline_data),
             eval_episodes=eval_episodes,
+            eval_stochastic=fresh_latents_eval,
         )
         result = run_spiral(config, _labeler(labeler), progress_bar=True)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     for point in result.curve:
         steps, rate = point["env_steps"], point["success_rate"]
-        typer.echo(f"round {point['round']}: {steps} steps, success {rate:.2f}")
+        fresh = point.get("success_rate_stochastic")
+        rates = f"{rate:.2f}" if fresh is None else f"{fresh:.2f} (fixed latents {rate:.2f})"
+        typer.echo(f"round {point['round']}: {steps} steps, success {rates}")
 
 
 @app.command("ppo")
@@ -197,7 +206,13 @@ def eval_policy_command(
     episodes: int = typer.Option(50, "--episodes", min=1),
     image_size: int = typer.Option(96, "--image-size", min=16),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
-    seed: int = typer.Option(0, "--seed", help="Seed of the policy's latent noise."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fresh latents (--latents fresh)."),
+    latents: str = typer.Option(
+        "fresh",
+        "--latents",
+        help="'fresh': new latent noise for every chunk, as a flow-matching VLA is deployed; "
+        "'fixed': the same noise for every chunk (predict(deterministic=True)).",
+    ),
     n_action_steps: int | None = typer.Option(
         None, "--n-action-steps", min=1, help="Actions per chunk (default: the checkpoint's)."
     ),
@@ -206,6 +221,8 @@ def eval_policy_command(
     ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds."""
+    if latents not in ("fresh", "fixed"):
+        raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
     from sarm2_gym.algos.baselines.runners import task_instruction
     from sarm2_gym.algos.common.evaluation import Predictor
@@ -219,13 +236,19 @@ def eval_policy_command(
             vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed
         )
     else:  # acting needs no labeller; the oracle one only fills the argument
-        predictor = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+        spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+        spiral.policy.rng.manual_seed(seed)
+        predictor = spiral
     result = evaluate_on_task(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
-        max_episode_steps=max_episode_steps,
+        max_episode_steps=max_episode_steps, deterministic=latents == "fixed",
     )  # fmt: skip
     typer.echo(
         json.dumps(
-            {"success_rate": result.success_rate, "steps_per_second": result.steps_per_second}
+            {
+                "success_rate": result.success_rate,
+                "latents": latents,
+                "steps_per_second": result.steps_per_second,
+            }
         )
     )

@@ -174,6 +174,7 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "round 0:" in res.output and (tmp_path / "s" / "result.json").is_file()
+    assert "(fixed latents " in res.output  # both evaluations by default
     res = runner.invoke(
         app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2"]
     )
@@ -189,9 +190,17 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
             REACH_ID,
             "--episodes",
             "2",
+            "--latents",
+            "fixed",
         ],
     )
     assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["latents"] == "fixed"
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--latents", "mean"],
+    )
+    assert res.exit_code != 0 and "--latents must be" in res.output
     res = runner.invoke(
         app,
         [
