@@ -33,21 +33,19 @@ a faster network computing the same function:
   (:class:`PointwiseLinear`): at one thread and fewer than 16 images PyTorch runs 1x1
   convolutions through its slower im2col path, with layout copies around it.
 
-The last two, measured on one CPU thread on a batch of 24 frames (best of 15, interleaved, ms per
-image, with two other jobs on the machine): 48 px 1.42 -> 1.16 and 128 px 11.9 -> 6.6. Features
-equal the unfolded network's up to float rounding (~1e-5; the padding rewrite is exact). Feature
-caches carry ``bnfold`` in their key, so caches of the unfolded network are not mixed in.
+The last two took 48 px from 1.42 to 1.16 ms per image and 128 px from 11.9 to 6.6 (one CPU
+thread, a batch of 24 frames, with two other jobs on the machine). Features equal the unfolded
+network's up to float rounding (~1e-5; the padding rewrite is exact). Feature caches carry
+``bnfold`` in their key, so caches of the unfolded network are not mixed in.
 
-The network runs in channels-last memory layout, on chunks of at most :data:`ENCODE_CHUNK` images:
-oneDNN's depthwise convolutions are faster on NHWC, and chunks small enough to stay in cache avoid
-the slowdown of large batches. Measured on one thread here (best of 3, ms per image, folded):
-128 px 10.9 -> 7.7 and 96 px 6.6 -> 4.8, and 64 px 3.6 -> 2.1. A batch is cut into chunks of
-equal size (24 frames: 12 + 12, not 16 + 8): a small remainder chunk costs more per image, about
-10% on the 24-frame batches of an 8-env reward wrapper. More torch threads do not help this network
-at these sizes (2 threads: no faster at 48 and 64 px). After the rewrites above, on a quiet machine
-(best of 10, ms per image on 24 frames, chunk limit 8 / 16 / 24): 48 px 1.67 / 1.45 / 1.19,
-64 px 2.12 / 2.02 / 2.12, 96 px 3.20 / 2.96 / 3.44, 128 px 5.88 / 5.33 / 5.92; so inputs of at
-most 48 px go through in chunks of up to :data:`ENCODE_CHUNK_SMALL`.
+The network runs in channels-last memory layout (oneDNN's depthwise convolutions are faster on
+NHWC), on chunks of at most :data:`ENCODE_CHUNK` images, :data:`ENCODE_CHUNK_SMALL` for inputs of
+at most 48 px: larger chunks slow the bigger inputs down (they leave the cache), while the small
+48 px frames are fastest in one pass. A batch is cut into chunks of equal size (24 frames at 64 px:
+12 + 12, not 16 + 8), since a small remainder chunk costs more per image. More torch threads do not
+help this network at these sizes. ``benchmarks/encoder_speed.py`` measures all of this
+(``docs/results/encoder_speed.md``: the network as loaded against the rewrite, and the chunk
+limits, per input size).
 """
 
 from __future__ import annotations
