@@ -681,8 +681,8 @@ def _method_row(
     finished = {s: e for s, e in seeds.items() if "result" in e}
     running = [s for s, e in seeds.items() if e.get("running")]
     rates = [_final_rate(e["result"]) for e in finished.values()]
-    fixed = [e["result"]["success_rate"] for e in finished.values() if _stochastic_rate(e["result"])
-             is not None]  # fmt: skip
+    both = [e["result"] for e in finished.values() if _stochastic_rate(e["result"]) is not None]
+    fixed = [r["success_rate"] for r in both]  # the same runs with fixed latents
     per_seed = ", ".join(
         f"s{s}: {100 * _final_rate(e['result']):.0f}" for s, e in sorted(finished.items())
     )
