@@ -55,10 +55,16 @@ from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
-METHODS = ("bc", "spiral", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2")
+METHODS = (
+    "bc", "spiral", "spiral_offline", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse",
+    "ppo_sarm2",
+)  # fmt: skip
+# The methods with SPIRAL rounds (a curve and a per-round table each).
+SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_alpha0", "spiral_alpha1")
 LABELS = {
     "bc": "BC (base policy)",
     "spiral": "SPIRAL (alpha = 0.5)",
+    "spiral_offline": "SPIRAL + offline phase (stage 2b)",
     "rabc": "RA-BC (SARM2 weights)",
     "spiral_alpha0": "SPIRAL alpha = 0 (dense TD only)",
     "spiral_alpha1": "SPIRAL alpha = 1 (sparse MC only)",
@@ -68,6 +74,7 @@ LABELS = {
 COLORS = {
     "bc": "black",
     "spiral": "tab:red",
+    "spiral_offline": "tab:brown",
     "rabc": "tab:gray",
     "spiral_alpha0": "tab:blue",
     "spiral_alpha1": "tab:green",
@@ -321,7 +328,7 @@ def labeler(args: argparse.Namespace) -> Any:
     return RewardModelLabeler(model, frame_gap=args.label_gap, window=args.label_window)
 
 
-LABELED_METHODS = frozenset({"spiral", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sarm2"})
+LABELED_METHODS = frozenset({*SPIRAL_METHODS, "rabc", "ppo_sarm2"})
 
 
 def labeler_id(args: argparse.Namespace) -> str:
@@ -386,7 +393,8 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
 
         return Job(task, method, seed, run)
 
-    def spiral_job(task: str, seed: int, alpha: float) -> Job:
+    def spiral_job(task: str, seed: int, alpha: float, offline: bool = False) -> Job:
+        """SPIRAL from the seed's BC policy; ``offline``: first the offline phase (stage 2b)."""
         plan = plan_for(args, task)
         base = folder(task, "bc", seed)
         cfg = SPIRALRunConfig(
@@ -405,11 +413,18 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             eval_episodes=args.eval_episodes,
             n_eval_envs=args.n_envs,
             max_rounds=plan.rounds,
-            eval_round0=False,  # the 0-rollout point is the BC evaluation of the same policy
+            # The 0-rollout point is the BC evaluation of the same policy; after an offline
+            # phase the policy is another one, evaluated before the first round.
+            eval_round0=offline,
             max_episode_steps=plan.max_episode_steps,
             eval_stochastic=args.stochastic_eval,
+            # Stage 2b: the demonstrations the base policy was cloned from, labelled by the
+            # reward model, trained on before the first round and kept in the replay.
+            offline_data=str(demos_dir(args, task)) if offline else None,
+            offline_episodes=plan.demos if offline else None,
         )
         method = "spiral" if alpha == 0.5 else f"spiral_alpha{alpha:g}"
+        method = "spiral_offline" if offline else method
         out = folder(task, method, seed)
         cfg = replace(cfg, out=str(out))
 
@@ -441,10 +456,12 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
     want = set(args.methods)
     for task in args.tasks:  # 1. BC + SPIRAL, task by task
         for seed in args.seeds:
-            if "bc" in want or "spiral" in want:
+            if want & {"bc", "spiral", "spiral_offline"}:
                 jobs.append(bc_job(task, seed, rabc=False))
             if "spiral" in want:
                 jobs.append(spiral_job(task, seed, 0.5))
+            if "spiral_offline" in want:
+                jobs.append(spiral_job(task, seed, 0.5, offline=True))
     for seed in args.seeds:  # 2. baselines: every baseline at one seed before the next seed
         for task in args.tasks:
             if "rabc" in want:
@@ -550,9 +567,13 @@ def _fmt_rate(values: list[float]) -> str:
 
 
 def _curve_points(entry: dict[str, Any], bc: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A SPIRAL run's points, starting from its base policy's BC evaluation (0 rollouts)."""
+    """A SPIRAL run's points, starting from its base policy's BC evaluation (0 rollouts).
+
+    A run with an offline phase has its own 0-rollout point (after that phase) after the BC one.
+    """
     pts = list(entry.get("curve", {}).get("curve", []))
-    if bc is not None and "result" in bc and not any(p["rollouts"] == 0 for p in pts):
+    own_base = any(p["rollouts"] == 0 and not p.get("offline_updates") for p in pts)
+    if bc is not None and "result" in bc and not own_base:
         base = {
             "round": 0,
             "rollouts": 0,
@@ -579,7 +600,7 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     for ax, task in zip(axes[0], tasks, strict=True):
         by = runs[task]
         bc = by.get("bc", {})
-        for method in ("spiral", "spiral_alpha0", "spiral_alpha1"):
+        for method in SPIRAL_METHODS:
             curves = [_curve_points(e, bc.get(s)) for s, e in by.get(method, {}).items()]
             curves = [c for c in curves if len(c) > 1]
             for c in curves:
@@ -713,20 +734,31 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     seeds = by.get(method, {})
     if not seeds:
         return []
+    offline = method == "spiral_offline"
     lines = [
         f"**{LABELS[method]}** per round (success % on the held-out seeds with fresh latents / "
         "with fixed latents, or fixed only where fresh were not measured; in brackets the "
         "rollouts used so far, the success rate of the round's own rollouts, and the run's "
         "wall-clock in minutes at that point, evaluations included):",
         "",
-        "| seed | base (BC) | round 1 | round 2 | round 3 | status |",
-        "|---|---|---|---|---|---|",
+        "| seed | base (BC) | "
+        + ("after the offline phase | " if offline else "")
+        + "round 1 | round 2 | round 3 | status |",
+        "|---|---|---|---|---|" + ("---|" if offline else "") + "---|",
     ]
     bc = by.get("bc", {})
     for seed, entry in sorted(seeds.items()):
         base = bc.get(seed, {}).get("result")
         cells = [_rates_cell(base["success_rate"], _stochastic_rate(base)) if base else "–"]
-        pts = [p for p in entry.get("curve", {}).get("curve", []) if p["round"] > 0]
+        curve = entry.get("curve", {}).get("curve", [])
+        if offline:
+            first = [p for p in curve if p["round"] == 0]
+            cells.append(
+                _rates_cell(first[0]["success_rate"], first[0].get("success_rate_stochastic"))
+                if first
+                else "–"
+            )
+        pts = [p for p in curve if p["round"] > 0]
         prev_rollouts, prev_succ = 0, 0
         for p in pts[:3]:
             n = p["rollouts"] - prev_rollouts
@@ -737,32 +769,37 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
             rates = _rates_cell(p["success_rate"], p.get("success_rate_stochastic"))
             cells.append(f"{rates} ({p['rollouts']} rollouts, {rate}{wall_s})")
-        cells += ["–"] * (4 - len(cells))
+        cells += ["–"] * (4 + offline - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
     return [*lines, ""]
 
 
 def _targets(task: str, runs: dict[str, Any]) -> list[str]:
+    """The 95 % target and the comparison with every baseline, for each full-SPIRAL variant."""
     by = runs.get(task, {})
-    done = [e["result"] for e in by.get("spiral", {}).values() if "result" in e]
-    if not done:
-        return [f"- {task}: SPIRAL has no finished seed yet."]
-    finals = [_final_rate(r) for r in done]
-    best = [max(_point_rate(p) for p in r["curve"]) for r in done]
-    lines = [
-        f"- {task}: SPIRAL after its last round {_fmt_rate(finals)} over {len(done)} seed(s) "
-        f"(best round {_fmt_rate(best)}); target >= 95 % after at most 3 rounds — "
-        f"**{'met' if np.mean(finals) >= 0.95 else 'not met'}**"
-    ]
-    for method in ("ppo_sparse", "ppo_sarm2", "rabc", "spiral_alpha0", "spiral_alpha1"):
-        other = [_final_rate(e["result"]) for e in by.get(method, {}).values() if "result" in e]
-        if other:
-            ahead = np.mean(finals) > np.mean(other)
-            lines.append(
-                f"  - vs {LABELS[method]}: {_fmt_rate(other)} — SPIRAL "
-                f"{'ahead' if ahead else '**not ahead**'}"
-            )
+    lines: list[str] = []
+    for variant in ("spiral", "spiral_offline"):
+        done = [e["result"] for e in by.get(variant, {}).values() if "result" in e]
+        if not done:
+            if variant == "spiral":
+                lines.append(f"- {task}: SPIRAL has no finished seed yet.")
+            continue
+        finals = [_final_rate(r) for r in done]
+        best = [max(_point_rate(p) for p in r["curve"]) for r in done]
+        lines.append(
+            f"- {task}: {LABELS[variant]} after its last round {_fmt_rate(finals)} over "
+            f"{len(done)} seed(s) (best round {_fmt_rate(best)}); target >= 95 % after at most 3 "
+            f"rounds — **{'met' if np.mean(finals) >= 0.95 else 'not met'}**"
+        )
+        for method in ("ppo_sparse", "ppo_sarm2", "rabc", "spiral_alpha0", "spiral_alpha1"):
+            other = [_final_rate(e["result"]) for e in by.get(method, {}).values() if "result" in e]
+            if other:
+                ahead = np.mean(finals) > np.mean(other)
+                lines.append(
+                    f"  - vs {LABELS[method]}: {_fmt_rate(other)} — "
+                    f"{'ahead' if ahead else '**not ahead**'}"
+                )
     return lines
 
 
@@ -816,7 +853,7 @@ def write_report(args: argparse.Namespace) -> str:
         for method in args.methods:
             parts.append(_method_row(task, method, by.get(method, {}), args))
         parts.append("")
-        for method in ("spiral", "spiral_alpha0", "spiral_alpha1"):
+        for method in SPIRAL_METHODS:
             parts += _spiral_rounds(task, method, runs)
     parts += _labeler_section(args, runs)
     parts += ["## Targets", ""]
@@ -922,9 +959,13 @@ def _setup_text(args: argparse.Namespace) -> str:
             "sparse terminal 1 for success, 0 otherwise (`mc_terminal='success'`).",
             "- SPIRAL: the spec's preset (gamma 0.9995 at 30 fps converted to 10 Hz, beta 30, "
             "5 critics, kappa 4, tau 0.005, lr 1e-4, batch 16, residual bound 0.1) with 3 x 256 "
-            "MLPs over TinyVLA features instead of 3 x 1024 over SigLIP features, and fewer "
-            "updates per round than the preset's 10,000 (see each task) to fit two shared CPU "
-            "cores. No reward-model adaptation round (stage 2a) and no offline phase (2b).",
+            "MLPs over TinyVLA features instead of 3 x 1024 over SigLIP features, and the "
+            "updates per round each task gives (the preset does 10,000; fewer fit two shared "
+            "CPU cores). No reward-model adaptation round (stage 2a). No offline phase (2b) but in "
+            "'SPIRAL + offline phase': the base policy's own demonstrations, labelled by the "
+            "same reward model, get one round's updates before the first round (its policy is "
+            "evaluated after them) and stay in the replay (the critic's input latent is 0 for "
+            "their actions, spec §2.2).",
             "- RA-BC: the same demonstrations and steps as BC, weights from the same reward "
             "model's progress (spec §3.6, kappa 0.01). SPIRAL alpha = 0 / 1: same rounds. PPO "
             "(SB3, `MultiInputPolicy` on the same cameras + state at 64 px): the env steps the "

@@ -119,6 +119,9 @@ def spiral_command(
     offline_data: Path | None = typer.Option(
         None, "--offline-data", help="Demos for offline SPIRAL first."
     ),
+    offline_episodes: int | None = typer.Option(
+        None, "--offline-episodes", min=1, help="Only the first N episodes of --offline-data."
+    ),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
     image_size: int = typer.Option(96, "--image-size", min=16),
     eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
@@ -149,6 +152,7 @@ def spiral_command(
             n_envs=n_envs,
             image_size=image_size,
             offline_data=None if offline_data is None else str(offline_data),
+            offline_episodes=offline_episodes,
             eval_episodes=eval_episodes,
             eval_stochastic=fresh_latents_eval,
         )
@@ -219,8 +223,26 @@ def eval_policy_command(
     max_episode_steps: int | None = typer.Option(
         None, "--max-episode-steps", min=1, help="Override the task's time limit."
     ),
+    kappa: int | None = typer.Option(
+        None,
+        "--kappa",
+        min=1,
+        help="SPIRAL only: latents per chunk of best-of-kappa (default: the run's; 1: no choice "
+        "by the critic).",
+    ),
+    residual: bool = typer.Option(
+        True,
+        "--residual/--no-residual",
+        help="SPIRAL only: --no-residual executes the base policy's chunks (still chosen by the "
+        "critic among --kappa latents).",
+    ),
 ) -> None:
-    """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds."""
+    """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
+
+    ``--kappa`` and ``--no-residual`` take a SPIRAL policy apart: ``--kappa 1 --no-residual`` is
+    its base policy, ``--kappa 1`` the residual without the critic's choice, ``--no-residual``
+    the critic's choice among base chunks.
+    """
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
@@ -231,6 +253,8 @@ def eval_policy_command(
 
     predictor: Predictor
     if (policy / "config.json").is_file():
+        if kappa is not None or not residual:
+            raise typer.BadParameter("--kappa and --no-residual need a SPIRAL run, not a TinyVLA")
         vla = TinyVLA.from_pretrained(policy)
         predictor = VLAController(
             vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed
@@ -238,6 +262,7 @@ def eval_policy_command(
     else:  # acting needs no labeller; the oracle one only fills the argument
         spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
         spiral.policy.rng.manual_seed(seed)
+        spiral.policy.set_deployment(kappa=kappa, residual=residual)
         predictor = spiral
     result = evaluate_on_task(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
@@ -248,6 +273,8 @@ def eval_policy_command(
             {
                 "success_rate": result.success_rate,
                 "latents": latents,
+                **({"kappa": kappa} if kappa is not None else {}),
+                **({} if residual else {"residual": False}),
                 "steps_per_second": result.steps_per_second,
             }
         )

@@ -148,6 +148,22 @@ def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path
     assert 0 <= result.curve[-1]["rollout_successes"] <= 4
 
 
+def test_run_spiral_offline_phase_uses_the_first_demos_and_is_evaluated(
+    tmp_path: Path, reach_demos: Path
+) -> None:
+    cfg = SPIRALRunConfig(
+        task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / "s"),
+        timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=24, max_rounds=1,
+        max_episode_steps=10, offline_data=str(reach_demos), offline_episodes=4, offline_steps=3,
+    )  # fmt: skip
+    result = run_spiral(cfg, PrivilegedProgressLabeler())
+    assert result.demos == 4  # of the dataset's 6
+    first, last = result.curve
+    assert (first["round"], first["rollouts"], first["offline_updates"]) == (0, 0, 3)
+    assert (last["round"], last["rollouts"], last["offline_updates"]) == (1, 2, 3)
+    assert run_spiral(cfg, PrivilegedProgressLabeler()) == result  # finished: not rerun
+
+
 def test_run_ppo_with_the_sparse_reward(tmp_path: Path) -> None:
     cfg = PPORunConfig(
         task=REACH_ID, out=str(tmp_path / "ppo"), timesteps=64, n_steps=16, batch_size=16,
@@ -196,6 +212,17 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["latents"] == "fixed"
+    ablation = ["--kappa", "1", "--no-residual"]  # the run's base policy
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(tmp_path / "s" / "checkpoints"), "--task", REACH_ID,
+         "--episodes", "2", *ablation],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output.strip().splitlines()[-1])
+    assert (out["kappa"], out["residual"]) == (1, False)
+    res = runner.invoke(app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, *ablation])
+    assert res.exit_code != 0 and "need a SPIRAL run" in res.output
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--latents", "mean"],

@@ -135,6 +135,39 @@ def test_deployment_picks_the_candidate_with_the_highest_min_q() -> None:
     assert not torch.allclose(chunks[:, 0], chunks[:, 1])
 
 
+def test_deployment_ablations_take_the_policy_apart() -> None:
+    model = _spiral()
+    policy = model.policy
+    with torch.no_grad():  # a residual far from zero, so leaving it out shows
+        for param in policy.actor.parameters():
+            param.add_(0.5)
+    obs = model.env.reset()  # type: ignore[union-attr]
+    feats = policy.encode(obs)
+    z = torch.randn(
+        (2, 1, 4, 14), generator=torch.Generator().manual_seed(policy.config.deploy_seed)
+    )
+    base = policy.base.env_actions(feats, policy.base.sample_normalized_actions(feats, z[:, 0]))
+    policy.set_deployment(kappa=1, residual=False)  # = the base policy
+    gen = torch.Generator().manual_seed(policy.config.deploy_seed)
+    assert torch.allclose(policy.plan_from_features(feats, gen), base)
+    policy.set_deployment(kappa=1)  # one latent, with the residual
+    with_residual = policy.plan(obs, deterministic=True)
+    assert not np.allclose(with_residual, base.numpy())
+    assert np.allclose(with_residual, policy.total_chunks(feats, z[:, 0])[0].detach().numpy())
+    policy.set_deployment(kappa=3, residual=False)
+    seen: list[int] = []
+
+    def count(f: torch.Tensor, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        seen.append(len(f))
+        return torch.zeros(len(f))
+
+    policy.critic.min_q = count  # type: ignore[method-assign]
+    policy.plan(obs, deterministic=True)
+    assert seen == [2 * 3]  # 2 envs x 3 latents
+    with pytest.raises(ValueError, match="kappa must be at least 1"):
+        policy.set_deployment(kappa=0)
+
+
 def test_save_load_round_trip_predicts_identically(tmp_path: Path) -> None:
     model = _spiral()
     model.learn(40)

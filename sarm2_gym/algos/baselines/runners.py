@@ -126,6 +126,8 @@ class SPIRALRunConfig:
         image_size: Camera size of the envs.
         offline_data: Demonstrations for an offline phase before the first round (stage 2b).
         offline_steps: Updates of the offline phase (default: the config's ``gradient_steps``).
+        offline_episodes: Use only the first this many demonstrations of ``offline_data`` (e.g.
+            the ones the base policy was cloned from; ``None``: all).
         eval_episodes: Held-out evaluation episodes after every round.
         n_eval_envs: Envs of the evaluation.
         max_rounds: Stop after this many rounds even if ``timesteps`` is not used up (``None``:
@@ -148,6 +150,7 @@ class SPIRALRunConfig:
     image_size: int = 96
     offline_data: str | None = None
     offline_steps: int | None = None
+    offline_episodes: int | None = None
     eval_episodes: int = 50
     n_eval_envs: int = 2
     max_rounds: int | None = None
@@ -237,6 +240,7 @@ def run_spiral(
             "env_steps": model.num_timesteps,
             "rollouts": rollouts,
             "rollout_successes": successes,
+            "offline_updates": model.offline_updates,
             "success_rate": res.success_rate,
         }
         if config.eval_stochastic:
@@ -260,7 +264,7 @@ def run_spiral(
         return model.num_timesteps < config.timesteps
 
     if config.offline_data and model.offline_updates == 0 and model.round == 0:
-        model.add_demonstrations(config.offline_data)
+        model.add_demonstrations(config.offline_data, config.offline_episodes)
         model.learn_offline(config.offline_steps)
     if config.eval_round0 or model.round > 0:
         evaluate()

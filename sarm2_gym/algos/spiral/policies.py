@@ -91,6 +91,9 @@ class ResidualChunkPolicy(BasePolicy):
         )
         self.rng = torch.Generator().manual_seed(0)  # latents of stochastic deployment
         self.n_action_steps = config.n_action_steps or getattr(base, "n_action_steps", None) or h
+        # Deployment ablations (set_deployment): not part of the config, never saved.
+        self.deploy_kappa: int | None = None
+        self.deploy_residual = True
 
     @property
     def base(self) -> ChunkPolicy:
@@ -108,6 +111,25 @@ class ResidualChunkPolicy(BasePolicy):
         self.critic.train(mode)
         self.training = mode
 
+    def set_deployment(self, kappa: int | None = None, residual: bool = True) -> None:
+        """Change how the policy acts, to take its parts apart (evaluation ablations).
+
+        Rollouts collected afterwards act this way too; the updates (actor loss over the config's
+        kappa latents, critic targets) do not change.
+
+        Args:
+            kappa: Latents drawn per chunk (``None``: the config's kappa). ``1`` executes one
+                latent's chunk with no choice by the critic.
+            residual: ``False`` executes the base policy's chunks without the residual (still
+                chosen among ``kappa`` latents by the critic).
+
+        Raises:
+            ValueError: If ``kappa`` is below 1.
+        """
+        if kappa is not None and kappa < 1:
+            raise ValueError(f"kappa must be at least 1, got {kappa}")
+        self.deploy_kappa, self.deploy_residual = kappa, residual
+
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
         """Base-policy features ``(n, F)`` of a batched observation."""
@@ -121,7 +143,10 @@ class ResidualChunkPolicy(BasePolicy):
         n, k = noise.shape[:2]
         f = features.repeat_interleave(k, dim=0)
         z = noise.reshape(n * k, *noise.shape[2:])
-        chunks, _ = self.total_chunks(f, z)
+        if self.deploy_residual:
+            chunks, _ = self.total_chunks(f, z)
+        else:
+            chunks = self.base.env_actions(f, self.base.sample_normalized_actions(f, z))
         q = self.critic.min_q(f, z, chunks)
         return chunks.view(n, k, *chunks.shape[1:]), q.view(n, k)
 
@@ -146,9 +171,8 @@ class ResidualChunkPolicy(BasePolicy):
         self, features: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """Best-of-kappa chunks ``(n, H, A)`` for features ``(n, F)``."""
-        noise = torch.randn(
-            (features.shape[0], self.config.kappa, *self.chunk_shape), generator=generator
-        )
+        kappa = self.config.kappa if self.deploy_kappa is None else self.deploy_kappa
+        noise = torch.randn((features.shape[0], kappa, *self.chunk_shape), generator=generator)
         chunks, q = self.candidates(features, noise)
         return best_of_kappa(q, chunks)[0]
 

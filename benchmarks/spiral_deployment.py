@@ -1,0 +1,227 @@
+r"""Where a SPIRAL policy's success comes from -> docs/results/spiral_deployment.md.
+
+A SPIRAL policy acts by drawing ``kappa`` latents, adding the residual actor's edit to each of the
+frozen base policy's chunks, and executing the chunk the critic ensemble rates highest (spec §2.2,
+best-of-kappa). This benchmark takes finished SPIRAL runs of ``benchmarks/spiral.py`` apart on the
+held-out seeds, with fresh latents per chunk as deployed, through
+:meth:`~sarm2_gym.algos.spiral.policies.ResidualChunkPolicy.set_deployment`:
+
+- ``kappa`` latents per chunk (1: no choice by the critic; the run's own kappa; more);
+- with or without the residual (without: the critic chooses among the base policy's own chunks;
+  with ``kappa = 1`` that is the base policy).
+
+The run's own deployment (its kappa, with the residual) uses the latent seed of the run's own
+fresh-latent evaluation, so on the same held-out seeds it reproduces the number the run recorded
+after its last round; the page says whether it did. Each cell is one evaluation (``--episodes``
+episodes), so it carries the binomial spread of that many episodes.
+
+Resumable: every evaluation is a JSON file under ``--out``; finished ones are skipped.
+
+Usage:
+    python benchmarks/spiral_deployment.py --root DATA --task PlatesIntoBin --seeds 0 1 2 \
+        --out DATA/deployment
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
+from sarm2_gym.algos.baselines.runners import STOCHASTIC_EVAL_SEED
+from sarm2_gym.algos.common.io import atomic_write_json
+from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
+from sarm2_gym.envs.registry import env_ids_by_name
+
+TASK_IDS = env_ids_by_name()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", type=Path, required=True, help="--root of benchmarks/spiral.py.")
+    p.add_argument("--task", required=True, choices=list(TASK_IDS))
+    p.add_argument("--method", default="spiral", help="SPIRAL method folder under the task.")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument("--kappas", nargs="*", type=int, default=[1, 4, 16])
+    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--n-envs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="Torch threads.")
+    p.add_argument("--out", type=Path, required=True, help="Folder of the evaluations.")
+    p.add_argument("--doc", type=Path, default=Path("docs/results/spiral_deployment.md"))
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--command", default="", help="Command line quoted in the report.")
+    p.add_argument("--note", default="", help="Paragraph printed under the table.")
+    return p.parse_args(argv)
+
+
+def run_dir(args: argparse.Namespace, seed: int) -> Path:
+    return args.root / args.task / args.method / f"seed{seed}"
+
+
+def variants(args: argparse.Namespace, own_kappa: int) -> list[tuple[int, bool]]:
+    """``(kappa, residual)`` pairs, the run's own deployment first."""
+    kappas = sorted({*args.kappas, own_kappa})
+    pairs = [(own_kappa, True)]
+    pairs += [(k, r) for r in (True, False) for k in kappas if (k, r) != (own_kappa, True)]
+    return pairs
+
+
+def _key(kappa: int, residual: bool) -> str:
+    return f"kappa{kappa}_{'residual' if residual else 'base'}"
+
+
+def evaluate_run(args: argparse.Namespace, seed: int) -> None:
+    """Evaluate every deployment variant of one run (skipping finished ones)."""
+    run = run_dir(args, seed)
+    if not (run / "result.json").is_file():
+        print(f"[{run}] not finished; skipped", flush=True)
+        return
+    probe = SPIRAL.load(run / "checkpoints", reward_model=PrivilegedProgressLabeler())
+    for kappa, residual in variants(args, probe.policy.config.kappa):
+        path = args.out / args.task / args.method / f"seed{seed}" / f"{_key(kappa, residual)}.json"
+        if path.is_file():
+            continue
+        model = SPIRAL.load(run / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        model.policy.rng = torch.Generator().manual_seed(STOCHASTIC_EVAL_SEED + seed)
+        model.policy.set_deployment(kappa=kappa, residual=residual)
+        start = time.perf_counter()
+        res = evaluate_on_task(
+            model, TASK_IDS[args.task], eval_seeds(args.episodes), image_size=args.image_size,
+            n_envs=args.n_envs, deterministic=False,
+        )  # fmt: skip
+        record = {
+            "seed": seed,
+            "kappa": kappa,
+            "residual": residual,
+            "episodes": args.episodes,
+            "success_rate": res.success_rate,
+            "successes": [bool(s) for s in res.successes],
+            "final_progress": [float(p) for p in res.final_progress],
+            "wall_seconds": time.perf_counter() - start,
+        }
+        atomic_write_json(path, record)
+        print(
+            json.dumps(
+                {k: v for k, v in record.items() if k not in ("successes", "final_progress")}
+            ),
+            flush=True,
+        )
+
+
+def _own_fresh_rate(args: argparse.Namespace, seed: int) -> float | None:
+    """The fresh-latent success the run recorded after its last round (if it measured one)."""
+    result = json.loads((run_dir(args, seed) / "result.json").read_text())
+    curve = result.get("curve") or [{}]
+    rate = curve[-1].get("success_rate_stochastic")
+    return None if rate is None else float(rate)
+
+
+def write_report(args: argparse.Namespace) -> str:
+    records: dict[int, dict[tuple[int, bool], dict[str, Any]]] = {}
+    for seed in args.seeds:
+        folder = args.out / args.task / args.method / f"seed{seed}"
+        for path in sorted(folder.glob("kappa*.json")):
+            r = json.loads(path.read_text())
+            if r["episodes"] == args.episodes:
+                records.setdefault(seed, {})[(r["kappa"], bool(r["residual"]))] = r
+    seeds = sorted(records)
+    own = {
+        s: json.loads((run_dir(args, s) / "result.json").read_text())["extra"]["spiral"]["kappa"]
+        for s in seeds
+    }
+    pairs: list[tuple[int, bool]] = []
+    for s in seeds:  # the run's own deployment first, then every variant evaluated
+        pairs += [p for p in variants(args, own[s]) if p not in pairs]
+    measured = {p for by in records.values() for p in by}
+    pairs = [p for p in pairs if p in measured]
+    pairs += sorted(measured - set(pairs), key=lambda p: (not p[1], p[0]))
+
+    def name(kappa: int, residual: bool) -> str:
+        if kappa == 1 and not residual:
+            return "base policy (1 latent, no residual)"
+        what = "base chunks + residual" if residual else "base chunks"
+        choice = "one latent, no choice" if kappa == 1 else f"best of {kappa} by the critic"
+        mark = " — as deployed" if residual and all(own[s] == kappa for s in seeds) else ""
+        return f"{what}, {choice}{mark}"
+
+    half = 100 * 0.5 / math.sqrt(args.episodes)  # the largest binomial std of one cell
+    lines = [
+        f"# SPIRAL deployment taken apart: {args.task}",
+        "",
+        f"Success (%) of the final policy of each `{args.method}` run under `{args.root.name}` of "
+        f"`benchmarks/spiral.py` on {args.episodes} held-out seeds with fresh latents per chunk, "
+        f"deployed in other ways (`sarm2 eval-policy --kappa K [--no-residual]` does one cell). "
+        f"One cell's binomial std is up to {half:.0f} points.",
+        "",
+        "| deployment | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
+        "|---|" + "---|" * (len(seeds) + 1),
+    ]
+    for pair in pairs:
+        rates = [records[s][pair]["success_rate"] for s in seeds if pair in records[s]]
+        cells = [
+            f"{100 * records[s][pair]['success_rate']:.0f}" if pair in records[s] else "–"
+            for s in seeds
+        ]
+        mean = f"{100 * np.mean(rates):.0f}" if rates else "–"
+        if len(rates) > 1:
+            mean += f" ± {100 * np.std(rates):.0f}"
+        if 0 < len(rates) < len(seeds):
+            mean += f" ({len(rates)} seed{'s' * (len(rates) > 1)})"
+        lines.append(f"| {name(*pair)} | " + " | ".join(cells) + f" | {mean} |")
+    lines += ["", *([args.note, ""] if args.note else []), "Checks:", ""]
+    for s in seeds:
+        mine = records[s].get((own[s], True))
+        recorded = _own_fresh_rate(args, s)
+        if mine is None or recorded is None:
+            continue
+        same = abs(mine["success_rate"] - recorded) < 1e-9
+        lines.append(
+            f"- seed {s}: as deployed {100 * mine['success_rate']:.0f} %, the run's own "
+            f"fresh-latent evaluation after its last round {100 * recorded:.0f} % — "
+            f"{'reproduced' if same else '**not reproduced**'}."
+        )
+    walls = [r["wall_seconds"] for by in records.values() for r in by.values()]
+    lines += [
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
+        f"{len(walls)} evaluations, {np.mean(walls) / 60 if walls else 0:.1f} min each on "
+        "average (other jobs shared the machine).",
+        "",
+        "## Command",
+        "",
+        "```bash",
+        args.command
+        or "python benchmarks/spiral_deployment.py --root DATA --task "
+        f"{args.task} --method {args.method} --seeds {' '.join(map(str, args.seeds))} "
+        f"--kappas {' '.join(map(str, args.kappas))} --episodes {args.episodes} --out OUT",
+        "```",
+        "",
+    ]
+    text = "\n".join(lines)
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    args.doc.write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not args.report_only:
+        for seed in args.seeds:
+            evaluate_run(args, seed)
+    write_report(args)
+    print(f"wrote {args.doc}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
