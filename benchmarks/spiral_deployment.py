@@ -18,8 +18,8 @@ episodes), so it carries the binomial spread of that many episodes.
 Resumable: every evaluation is a JSON file under ``--out``; finished ones are skipped.
 
 Usage:
-    python benchmarks/spiral_deployment.py --root DATA --task PlatesIntoBin --seeds 0 1 2 \
-        --out DATA/deployment
+    python benchmarks/spiral_deployment.py --root DATA --runs PlatesIntoBin \
+        PlatesIntoBin:spiral_offline --seeds 0 1 2 --out DATA/deployment
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -45,11 +45,31 @@ from sarm2_gym.envs.registry import env_ids_by_name
 TASK_IDS = env_ids_by_name()
 
 
+class Run(NamedTuple):
+    """The runs of one SPIRAL method on one task (``ROOT/<task>/<method>/seed<k>``)."""
+
+    task: str
+    method: str
+
+    @classmethod
+    def parse(cls, text: str) -> Run:
+        """``"Task"`` or ``"Task:method"`` (method default ``spiral``)."""
+        task, _, method = text.partition(":")
+        if task not in TASK_IDS:
+            raise argparse.ArgumentTypeError(f"unknown task {task!r}; known: {sorted(TASK_IDS)}")
+        return cls(task, method or "spiral")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, required=True, help="--root of benchmarks/spiral.py.")
-    p.add_argument("--task", required=True, choices=list(TASK_IDS))
-    p.add_argument("--method", default="spiral", help="SPIRAL method folder under the task.")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        type=Run.parse,
+        required=True,
+        help="TASK or TASK:METHOD (a SPIRAL method folder, default spiral), one page section each.",
+    )
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--kappas", nargs="*", type=int, default=[1, 4, 16])
     p.add_argument("--episodes", type=int, default=50)
@@ -60,12 +80,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--doc", type=Path, default=Path("docs/results/spiral_deployment.md"))
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--command", default="", help="Command line quoted in the report.")
-    p.add_argument("--note", default="", help="Paragraph printed under the table.")
+    p.add_argument("--note", default="", help="Paragraph printed under the title.")
     return p.parse_args(argv)
 
 
-def run_dir(args: argparse.Namespace, seed: int) -> Path:
-    return args.root / args.task / args.method / f"seed{seed}"
+def run_dir(args: argparse.Namespace, run: Run, seed: int) -> Path:
+    return args.root / run.task / run.method / f"seed{seed}"
+
+
+def records_dir(args: argparse.Namespace, run: Run, seed: int) -> Path:
+    return args.out / run.task / run.method / f"seed{seed}"
 
 
 def variants(args: argparse.Namespace, own_kappa: int) -> list[tuple[int, bool]]:
@@ -80,23 +104,23 @@ def _key(kappa: int, residual: bool) -> str:
     return f"kappa{kappa}_{'residual' if residual else 'base'}"
 
 
-def evaluate_run(args: argparse.Namespace, seed: int) -> None:
-    """Evaluate every deployment variant of one run (skipping finished ones)."""
-    run = run_dir(args, seed)
-    if not (run / "result.json").is_file():
-        print(f"[{run}] not finished; skipped", flush=True)
+def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
+    """Evaluate every deployment variant of one seed's run (skipping finished ones)."""
+    folder = run_dir(args, run, seed)
+    if not (folder / "result.json").is_file():
+        print(f"[{folder}] not finished; skipped", flush=True)
         return
-    probe = SPIRAL.load(run / "checkpoints", reward_model=PrivilegedProgressLabeler())
+    probe = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
     for kappa, residual in variants(args, probe.policy.config.kappa):
-        path = args.out / args.task / args.method / f"seed{seed}" / f"{_key(kappa, residual)}.json"
+        path = records_dir(args, run, seed) / f"{_key(kappa, residual)}.json"
         if path.is_file():
             continue
-        model = SPIRAL.load(run / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
         model.policy.rng = torch.Generator().manual_seed(STOCHASTIC_EVAL_SEED + seed)
         model.policy.set_deployment(kappa=kappa, residual=residual)
         start = time.perf_counter()
         res = evaluate_on_task(
-            model, TASK_IDS[args.task], eval_seeds(args.episodes), image_size=args.image_size,
+            model, TASK_IDS[run.task], eval_seeds(args.episodes), image_size=args.image_size,
             n_envs=args.n_envs, deterministic=False,
         )  # fmt: skip
         record = {
@@ -118,25 +142,27 @@ def evaluate_run(args: argparse.Namespace, seed: int) -> None:
         )
 
 
-def _own_fresh_rate(args: argparse.Namespace, seed: int) -> float | None:
+def _own_fresh_rate(args: argparse.Namespace, run: Run, seed: int) -> float | None:
     """The fresh-latent success the run recorded after its last round (if it measured one)."""
-    result = json.loads((run_dir(args, seed) / "result.json").read_text())
+    result = json.loads((run_dir(args, run, seed) / "result.json").read_text())
     curve = result.get("curve") or [{}]
     rate = curve[-1].get("success_rate_stochastic")
     return None if rate is None else float(rate)
 
 
-def write_report(args: argparse.Namespace) -> str:
+def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]]:
+    """One run's table and checks, and the wall-clock of each of its evaluations."""
     records: dict[int, dict[tuple[int, bool], dict[str, Any]]] = {}
     for seed in args.seeds:
-        folder = args.out / args.task / args.method / f"seed{seed}"
-        for path in sorted(folder.glob("kappa*.json")):
+        for path in sorted(records_dir(args, run, seed).glob("kappa*.json")):
             r = json.loads(path.read_text())
             if r["episodes"] == args.episodes:
                 records.setdefault(seed, {})[(r["kappa"], bool(r["residual"]))] = r
     seeds = sorted(records)
     own = {
-        s: json.loads((run_dir(args, s) / "result.json").read_text())["extra"]["spiral"]["kappa"]
+        s: json.loads((run_dir(args, run, s) / "result.json").read_text())["extra"]["spiral"][
+            "kappa"
+        ]
         for s in seeds
     }
     pairs: list[tuple[int, bool]] = []
@@ -154,14 +180,8 @@ def write_report(args: argparse.Namespace) -> str:
         mark = " — as deployed" if residual and all(own[s] == kappa for s in seeds) else ""
         return f"{what}, {choice}{mark}"
 
-    half = 100 * 0.5 / math.sqrt(args.episodes)  # the largest binomial std of one cell
     lines = [
-        f"# SPIRAL deployment taken apart: {args.task}",
-        "",
-        f"Success (%) of the final policy of each `{args.method}` run under `{args.root.name}` of "
-        f"`benchmarks/spiral.py` on {args.episodes} held-out seeds with fresh latents per chunk, "
-        f"deployed in other ways (`sarm2 eval-policy --kappa K [--no-residual]` does one cell). "
-        f"One cell's binomial std is up to {half:.0f} points.",
+        f"## {run.task}, `{run.method}`",
         "",
         "| deployment | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
         "|---|" + "---|" * (len(seeds) + 1),
@@ -178,21 +198,44 @@ def write_report(args: argparse.Namespace) -> str:
         if 0 < len(rates) < len(seeds):
             mean += f" ({len(rates)} seed{'s' * (len(rates) > 1)})"
         lines.append(f"| {name(*pair)} | " + " | ".join(cells) + f" | {mean} |")
-    lines += ["", *([args.note, ""] if args.note else []), "Checks:", ""]
+    lines += [""]
     for s in seeds:
         mine = records[s].get((own[s], True))
-        recorded = _own_fresh_rate(args, s)
+        recorded = _own_fresh_rate(args, run, s)
         if mine is None or recorded is None:
             continue
         same = abs(mine["success_rate"] - recorded) < 1e-9
         lines.append(
-            f"- seed {s}: as deployed {100 * mine['success_rate']:.0f} %, the run's own "
+            f"- Seed {s}: as deployed {100 * mine['success_rate']:.0f} %, the run's own "
             f"fresh-latent evaluation after its last round {100 * recorded:.0f} % — "
             f"{'reproduced' if same else '**not reproduced**'}."
         )
     walls = [r["wall_seconds"] for by in records.values() for r in by.values()]
-    lines += [
+    return [*lines, ""], walls
+
+
+def write_report(args: argparse.Namespace) -> str:
+    half = 100 * 0.5 / math.sqrt(args.episodes)  # the largest binomial std of one cell
+    lines = [
+        "# SPIRAL deployment taken apart",
         "",
+        "Success (%) of the final policy of each run of `benchmarks/spiral.py` "
+        f"(`{args.root.name}`) on {args.episodes} held-out seeds with fresh latents per chunk, "
+        "deployed in other ways "
+        "(`sarm2 eval-policy --kappa K [--no-residual]` does one cell). The run's own deployment "
+        "(its kappa, with the residual) draws the latents of the run's own fresh-latent "
+        "evaluation, so it should reproduce the run's last number; each section checks that. "
+        f"One cell's binomial std is up to {half:.0f} points.",
+        "",
+        *([args.note, ""] if args.note else []),
+    ]
+    walls: list[float] = []
+    for run in args.runs:
+        part, run_walls = _section(args, run)
+        lines += part
+        walls += run_walls
+    runs = " ".join(run.task if run.method == "spiral" else ":".join(run) for run in args.runs)
+    lines += [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
         f"{len(walls)} evaluations, {np.mean(walls) / 60 if walls else 0:.1f} min each on "
         "average (other jobs shared the machine).",
@@ -201,9 +244,9 @@ def write_report(args: argparse.Namespace) -> str:
         "",
         "```bash",
         args.command
-        or "python benchmarks/spiral_deployment.py --root DATA --task "
-        f"{args.task} --method {args.method} --seeds {' '.join(map(str, args.seeds))} "
-        f"--kappas {' '.join(map(str, args.kappas))} --episodes {args.episodes} --out OUT",
+        or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
+        f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
+        f"--episodes {args.episodes} --out OUT",
         "```",
         "",
     ]
@@ -217,8 +260,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.report_only:
-        for seed in args.seeds:
-            evaluate_run(args, seed)
+        for run in args.runs:
+            for seed in args.seeds:
+                evaluate_run(args, run, seed)
     write_report(args)
     print(f"wrote {args.doc}", flush=True)
 
