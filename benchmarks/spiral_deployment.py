@@ -150,6 +150,12 @@ def _own_fresh_rate(args: argparse.Namespace, run: Run, seed: int) -> float | No
     return None if rate is None else float(rate)
 
 
+def _own_kappa(args: argparse.Namespace, run: Run, seed: int) -> int:
+    """The kappa the run deployed with (from its recorded SPIRAL config)."""
+    result = json.loads((run_dir(args, run, seed) / "result.json").read_text())
+    return int(result["extra"]["spiral"]["kappa"])
+
+
 def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]]:
     """One run's table and checks, and the wall-clock of each of its evaluations."""
     records: dict[int, dict[tuple[int, bool], dict[str, Any]]] = {}
@@ -159,12 +165,7 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
             if r["episodes"] == args.episodes:
                 records.setdefault(seed, {})[(r["kappa"], bool(r["residual"]))] = r
     seeds = sorted(records)
-    own = {
-        s: json.loads((run_dir(args, run, s) / "result.json").read_text())["extra"]["spiral"][
-            "kappa"
-        ]
-        for s in seeds
-    }
+    own = {s: _own_kappa(args, run, s) for s in seeds}
     pairs: list[tuple[int, bool]] = []
     for s in seeds:  # the run's own deployment first, then every variant evaluated
         pairs += [p for p in variants(args, own[s]) if p not in pairs]
