@@ -59,8 +59,12 @@ METHODS = (
     "bc", "spiral", "spiral_offline", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse",
     "ppo_sarm2",
 )  # fmt: skip
+# The full method (with and without the offline phase): the targets are theirs.
+FULL_SPIRAL_METHODS = ("spiral", "spiral_offline")
 # The methods with SPIRAL rounds (a curve and a per-round table each).
-SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_alpha0", "spiral_alpha1")
+SPIRAL_METHODS = (*FULL_SPIRAL_METHODS, "spiral_alpha0", "spiral_alpha1")
+# What full SPIRAL is compared against at the same budget.
+BASELINE_METHODS = ("ppo_sparse", "ppo_sarm2", "rabc", "spiral_alpha0", "spiral_alpha1")
 LABELS = {
     "bc": "BC (base policy)",
     "spiral": "SPIRAL (alpha = 0.5)",
@@ -367,7 +371,13 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
 
 def make_jobs(args: argparse.Namespace) -> list[Job]:
     """All jobs, in priority order."""
-    from sarm2_gym.algos.baselines import PPORunConfig, SPIRALRunConfig, run_bc, run_ppo
+    from sarm2_gym.algos.baselines import (
+        PPORunConfig,
+        SPIRALRunConfig,
+        run_bc,
+        run_ppo,
+        spiral_method_name,
+    )
     from sarm2_gym.algos.baselines import run_spiral as _run_spiral
     from sarm2_gym.algos.spiral import SPIRALConfig
 
@@ -423,8 +433,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             offline_data=str(demos_dir(args, task)) if offline else None,
             offline_episodes=plan.demos if offline else None,
         )
-        method = "spiral" if alpha == 0.5 else f"spiral_alpha{alpha:g}"
-        method = "spiral_offline" if offline else method
+        method = "spiral_offline" if offline else spiral_method_name(cfg.spiral)
         out = folder(task, method, seed)
         cfg = replace(cfg, out=str(out))
 
@@ -456,7 +465,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
     want = set(args.methods)
     for task in args.tasks:  # 1. BC + SPIRAL, task by task
         for seed in args.seeds:
-            if want & {"bc", "spiral", "spiral_offline"}:
+            if want & {"bc", *FULL_SPIRAL_METHODS}:
                 jobs.append(bc_job(task, seed, rabc=False))
             if "spiral" in want:
                 jobs.append(spiral_job(task, seed, 0.5))
@@ -690,6 +699,11 @@ def _point_rate(point: dict[str, Any]) -> float:
     return float(point.get("success_rate_stochastic", point["success_rate"]))
 
 
+def _point_cell(point: dict[str, Any]) -> str:
+    """A curve point's :func:`_rates_cell`."""
+    return _rates_cell(point["success_rate"], point.get("success_rate_stochastic"))
+
+
 def _rates_cell(deterministic: float, stochastic: float | None) -> str:
     """``"46"``, or with the fresh-latents evaluation ``"32 / 46"`` (fresh / fixed, percent)."""
     cell = f"{100 * deterministic:.0f}"
@@ -753,11 +767,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
         curve = entry.get("curve", {}).get("curve", [])
         if offline:
             first = [p for p in curve if p["round"] == 0]
-            cells.append(
-                _rates_cell(first[0]["success_rate"], first[0].get("success_rate_stochastic"))
-                if first
-                else "–"
-            )
+            cells.append(_point_cell(first[0]) if first else "–")
         pts = [p for p in curve if p["round"] > 0]
         prev_rollouts, prev_succ = 0, 0
         for p in pts[:3]:
@@ -767,8 +777,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             rate = f"{100 * k / n:.0f} %" if n else "–"
             wall = p.get("wall_seconds")
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
-            rates = _rates_cell(p["success_rate"], p.get("success_rate_stochastic"))
-            cells.append(f"{rates} ({p['rollouts']} rollouts, {rate}{wall_s})")
+            cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{wall_s})")
         cells += ["–"] * (4 + offline - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
@@ -779,7 +788,7 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
     """The 95 % target and the comparison with every baseline, for each full-SPIRAL variant."""
     by = runs.get(task, {})
     lines: list[str] = []
-    for variant in ("spiral", "spiral_offline"):
+    for variant in FULL_SPIRAL_METHODS:
         done = [e["result"] for e in by.get(variant, {}).values() if "result" in e]
         if not done:
             if variant == "spiral":
@@ -792,7 +801,7 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
             f"{len(done)} seed(s) (best round {_fmt_rate(best)}); target >= 95 % after at most 3 "
             f"rounds — **{'met' if np.mean(finals) >= 0.95 else 'not met'}**"
         )
-        for method in ("ppo_sparse", "ppo_sarm2", "rabc", "spiral_alpha0", "spiral_alpha1"):
+        for method in BASELINE_METHODS:
             other = [_final_rate(e["result"]) for e in by.get(method, {}).values() if "result" in e]
             if other:
                 ahead = np.mean(finals) > np.mean(other)
