@@ -110,12 +110,14 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
     if not (folder / "result.json").is_file():
         print(f"[{folder}] not finished; skipped", flush=True)
         return
-    probe = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
-    for kappa, residual in variants(args, probe.policy.config.kappa):
+    model: SPIRAL | None = None  # loaded once, for the first variant still to evaluate
+    for kappa, residual in variants(args, _own_kappa(args, run, seed)):
         path = records_dir(args, run, seed) / f"{_key(kappa, residual)}.json"
         if path.is_file():
             continue
-        model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        if model is None:
+            model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        # Acting draws only from this generator: every variant starts from the same latents.
         model.policy.rng = torch.Generator().manual_seed(STOCHASTIC_EVAL_SEED + seed)
         model.policy.set_deployment(kappa=kappa, residual=residual)
         start = time.perf_counter()
@@ -239,7 +241,7 @@ def write_report(args: argparse.Namespace) -> str:
     lines += [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
         f"{len(walls)} evaluations, {np.mean(walls) / 60 if walls else 0:.1f} min each on "
-        "average (other jobs shared the machine).",
+        "average (a wall-clock, not a speed measurement: it depends on what else ran).",
         "",
         "## Command",
         "",
