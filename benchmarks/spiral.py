@@ -51,6 +51,7 @@ from typing import Any
 
 import numpy as np
 
+from sarm2_gym.algos.baselines.common import fresh_latent_success
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
@@ -433,7 +434,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             offline_data=str(demos_dir(args, task)) if offline else None,
             offline_episodes=plan.demos if offline else None,
         )
-        method = "spiral_offline" if offline else spiral_method_name(cfg.spiral)
+        method = spiral_method_name(cfg.spiral, offline=offline)
         out = folder(task, method, seed)
         cfg = replace(cfg, out=str(out))
 
@@ -589,7 +590,7 @@ def _curve_points(entry: dict[str, Any], bc: dict[str, Any] | None) -> list[dict
             "env_steps": 0,
             "success_rate": bc["result"]["success_rate"],
         }
-        fresh = _stochastic_rate(bc["result"])
+        fresh = fresh_latent_success(bc["result"])
         if fresh is not None:
             base["success_rate_stochastic"] = fresh
         pts.insert(0, base)
@@ -676,21 +677,12 @@ def _wall(entry: dict[str, Any]) -> str:
     return "–" if secs is None else f"{secs / 60:.0f}"
 
 
-def _stochastic_rate(result: dict[str, Any]) -> float | None:
-    """Success with fresh latents per chunk of a finished run, if it was measured."""
-    if "stochastic_eval" in result.get("extra", {}):  # BC / RA-BC
-        return float(result["extra"]["stochastic_eval"]["success_rate"])
-    curve = result.get("curve") or [{}]
-    rate = curve[-1].get("success_rate_stochastic")
-    return None if rate is None else float(rate)
-
-
 def _final_rate(result: dict[str, Any]) -> float:
     """A finished run's success as deployed: fresh latents where measured, else its own eval.
 
     PPO is evaluated with its mean action (SB3's ``deterministic=True``), its usual deployment.
     """
-    fresh = _stochastic_rate(result)
+    fresh = fresh_latent_success(result)
     return float(result["success_rate"]) if fresh is None else fresh
 
 
@@ -716,7 +708,7 @@ def _method_row(
     finished = {s: e for s, e in seeds.items() if "result" in e}
     running = [s for s, e in seeds.items() if e.get("running")]
     rates = [_final_rate(e["result"]) for e in finished.values()]
-    both = [e["result"] for e in finished.values() if _stochastic_rate(e["result"]) is not None]
+    both = [e["result"] for e in finished.values() if fresh_latent_success(e["result"]) is not None]
     fixed = [r["success_rate"] for r in both]  # the same runs with fixed latents
     per_seed = ", ".join(
         f"s{s}: {100 * _final_rate(e['result']):.0f}" for s, e in sorted(finished.items())
@@ -763,7 +755,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     bc = by.get("bc", {})
     for seed, entry in sorted(seeds.items()):
         base = bc.get(seed, {}).get("result")
-        cells = [_rates_cell(base["success_rate"], _stochastic_rate(base)) if base else "–"]
+        cells = [_rates_cell(base["success_rate"], fresh_latent_success(base)) if base else "–"]
         curve = entry.get("curve", {}).get("curve", [])
         if offline:
             first = [p for p in curve if p["round"] == 0]

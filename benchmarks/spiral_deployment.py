@@ -36,8 +36,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
-from sarm2_gym.algos.baselines.runners import STOCHASTIC_EVAL_SEED
+from sarm2_gym.algos.baselines.common import (
+    eval_seeds,
+    evaluate_on_task,
+    fresh_latent_seed,
+    fresh_latent_success,
+)
 from sarm2_gym.algos.common.io import atomic_write_json
 from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
 from sarm2_gym.envs.registry import env_ids_by_name
@@ -118,7 +122,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
         if model is None:
             model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
         # Acting draws only from this generator: every variant starts from the same latents.
-        model.policy.rng = torch.Generator().manual_seed(STOCHASTIC_EVAL_SEED + seed)
+        model.policy.rng = torch.Generator().manual_seed(fresh_latent_seed(seed))
         model.policy.set_deployment(kappa=kappa, residual=residual)
         start = time.perf_counter()
         res = evaluate_on_task(
@@ -146,10 +150,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
 
 def _own_fresh_rate(args: argparse.Namespace, run: Run, seed: int) -> float | None:
     """The fresh-latent success the run recorded after its last round (if it measured one)."""
-    result = json.loads((run_dir(args, run, seed) / "result.json").read_text())
-    curve = result.get("curve") or [{}]
-    rate = curve[-1].get("success_rate_stochastic")
-    return None if rate is None else float(rate)
+    return fresh_latent_success(json.loads((run_dir(args, run, seed) / "result.json").read_text()))
 
 
 def _own_kappa(args: argparse.Namespace, run: Run, seed: int) -> int:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ from sarm2_gym.algos.baselines import (
     PPORunConfig,
     SPIRALRunConfig,
     eval_seeds,
+    fresh_latent_seed,
+    fresh_latent_success,
     load_result,
     run_bc,
     run_ppo,
@@ -131,6 +134,7 @@ def test_run_spiral_records_a_curve_per_round(tmp_path: Path) -> None:
         spiral_method_name(ablation.spiral) == "spiral_alpha0" and ablation.spiral.mc_weight == 0.0
     )
     assert spiral_method_name(with_alpha(cfg, 1.0, "x").spiral) == "spiral_alpha1"
+    assert spiral_method_name(cfg.spiral, offline=True) == "spiral_offline"
 
 
 def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path) -> None:
@@ -157,11 +161,15 @@ def test_run_spiral_offline_phase_uses_the_first_demos_and_is_evaluated(
         max_episode_steps=10, offline_data=str(reach_demos), offline_episodes=4, offline_steps=3,
     )  # fmt: skip
     result = run_spiral(cfg, PrivilegedProgressLabeler())
-    assert result.demos == 4  # of the dataset's 6
+    assert result.method == "spiral_offline" and result.demos == 4  # of the dataset's 6
     first, last = result.curve
     assert (first["round"], first["rollouts"], first["offline_updates"]) == (0, 0, 3)
     assert (last["round"], last["rollouts"], last["offline_updates"]) == (1, 2, 3)
     assert run_spiral(cfg, PrivilegedProgressLabeler()) == result  # finished: not rerun
+    with pytest.raises(ValueError, match="offline_steps and offline_episodes set without"):
+        replace(cfg, offline_data=None)
+    with pytest.raises(ValueError, match=r"^offline_steps set without offline_data"):
+        replace(cfg, offline_data=None, offline_episodes=None)
 
 
 def test_run_ppo_with_the_sparse_reward(tmp_path: Path) -> None:
@@ -191,6 +199,13 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "round 0:" in res.output and (tmp_path / "s" / "result.json").is_file()
     assert "(fixed latents " in res.output  # both evaluations by default
+    res = runner.invoke(
+        app,
+        ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s2"),
+         "--timesteps", "30", "--labeler", "privileged", "--offline-episodes", "3"],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "offline_episodes set without offline_data" in res.output
+    assert not (tmp_path / "s2").exists()
     res = runner.invoke(
         app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2"]
     )
@@ -314,3 +329,18 @@ def test_stochastic_evaluation_is_recorded_and_leaves_the_run_unchanged(
 
     assert untimed(both.extra["history"]) == untimed(plain.extra["history"])
     assert len(both.extra["history"]) == 2  # per round: losses, returns, rollout successes
+
+
+def test_fresh_latent_success_reads_bc_spiral_and_ppo_results() -> None:
+    bc = {"extra": {"stochastic_eval": {"success_rate": 0.42}}, "curve": []}
+    spiral = {
+        "extra": {},
+        "curve": [{"success_rate_stochastic": 0.2}, {"success_rate_stochastic": 0.6}],
+    }
+    assert fresh_latent_success(bc) == 0.42
+    assert fresh_latent_success(spiral) == 0.6  # the final round
+    assert (
+        fresh_latent_success({"extra": {}, "curve": [{"success_rate": 0.5}]}) is None
+    )  # fixed only
+    assert fresh_latent_success({"extra": {"train_episodes": 3}, "curve": []}) is None  # PPO
+    assert fresh_latent_seed(2) == fresh_latent_seed(0) + 2

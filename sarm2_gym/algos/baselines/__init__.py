@@ -7,7 +7,14 @@ killed and picks up where it stopped (a finished folder is returned as is).
 
 from __future__ import annotations
 
-from sarm2_gym.algos.baselines.common import EVAL_SEED_START, RunResult, eval_seeds, load_result
+from sarm2_gym.algos.baselines.common import (
+    EVAL_SEED_START,
+    RunResult,
+    eval_seeds,
+    fresh_latent_seed,
+    fresh_latent_success,
+    load_result,
+)
 from sarm2_gym.algos.baselines.ppo import PPORunConfig, run_ppo
 from sarm2_gym.algos.baselines.runners import (
     SPIRALRunConfig,
@@ -23,6 +30,8 @@ __all__ = [
     "RunResult",
     "SPIRALRunConfig",
     "eval_seeds",
+    "fresh_latent_seed",
+    "fresh_latent_success",
     "load_result",
     "run_bc",
     "run_ppo",

@@ -23,11 +23,24 @@ __all__ = [
     "RunResult",
     "eval_seeds",
     "evaluate_on_task",
+    "fresh_latent_seed",
+    "fresh_latent_success",
     "load_result",
 ]
 
 EVAL_SEED_START: Final[int] = 1_000_000
 RESULT_FILE: Final[str] = "result.json"
+STOCHASTIC_EVAL_SEED: Final[int] = 7_000_000  # + run seed: latents of the fresh-latent evaluations
+
+
+def fresh_latent_seed(run_seed: int) -> int:
+    """Seed of the latent generator a run's fresh-latent evaluations draw from.
+
+    Every fresh-latent evaluation of the run with seed ``run_seed`` (BC, each SPIRAL round, and
+    the deployment ablations of its checkpoints) starts from this generator, so the same policy
+    deployed the same way gives the same number.
+    """
+    return STOCHASTIC_EVAL_SEED + run_seed
 
 
 def eval_seeds(n: int = 50) -> list[int]:
@@ -69,6 +82,20 @@ class RunResult:
         saved = load_result(out)
         assert saved is not None
         return saved
+
+
+def fresh_latent_success(result: dict[str, Any]) -> float | None:
+    """A finished run's success with fresh latents per chunk (from its ``result.json`` dict).
+
+    BC / RA-BC store it as ``extra["stochastic_eval"]``, SPIRAL on every curve point as
+    ``success_rate_stochastic`` (the last point is the final policy). ``None`` where the run did
+    not measure it (PPO, or a run without the fresh-latent evaluation).
+    """
+    if "stochastic_eval" in result.get("extra", {}):
+        return float(result["extra"]["stochastic_eval"]["success_rate"])
+    curve = result.get("curve") or [{}]
+    rate = curve[-1].get("success_rate_stochastic")
+    return None if rate is None else float(rate)
 
 
 def load_result(out: str | Path) -> RunResult | None:

@@ -21,13 +21,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import gymnasium as gym
 import torch
 from stable_baselines3.common.env_util import make_vec_env
 
-from sarm2_gym.algos.baselines.common import RunResult, eval_seeds, evaluate_on_task, load_result
+from sarm2_gym.algos.baselines.common import (
+    RunResult,
+    eval_seeds,
+    evaluate_on_task,
+    fresh_latent_seed,
+    load_result,
+)
 from sarm2_gym.algos.common.io import atomic_write_json, read_json
 from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
@@ -41,8 +47,6 @@ __all__ = [
     "task_instruction",
     "with_alpha",
 ]
-
-STOCHASTIC_EVAL_SEED: Final[int] = 7_000_000  # + run seed: latents of the stochastic evaluations
 
 
 def run_bc(
@@ -77,9 +81,7 @@ def run_bc(
     )  # fmt: skip
     extra: dict[str, Any] = {}
     if eval_stochastic:
-        sampler = VLAController(
-            policy, controller.instruction, seed=STOCHASTIC_EVAL_SEED + config.seed
-        )
+        sampler = VLAController(policy, controller.instruction, seed=fresh_latent_seed(config.seed))
         extra["stochastic_eval"] = evaluate_on_task(
             sampler, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
             max_episode_steps=max_episode_steps, deterministic=False,
@@ -158,13 +160,30 @@ class SPIRALRunConfig:
     max_episode_steps: int | None = None
     eval_stochastic: bool = False
 
+    def __post_init__(self) -> None:
+        if self.offline_data is None:
+            given = [
+                name
+                for name in ("offline_steps", "offline_episodes")
+                if getattr(self, name) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} set without offline_data: there is no offline phase "
+                    "to configure (pass the demonstrations, or drop the option)"
+                )
+
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
 
-def spiral_method_name(config: SPIRALConfig) -> str:
-    """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations."""
-    return "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
+def spiral_method_name(config: SPIRALConfig, *, offline: bool = False) -> str:
+    """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations.
+
+    ``offline`` (a run with an offline phase before its first round) appends ``"_offline"``.
+    """
+    name = "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
+    return f"{name}_offline" if offline else name
 
 
 @contextmanager
@@ -244,7 +263,7 @@ def run_spiral(
             "success_rate": res.success_rate,
         }
         if config.eval_stochastic:
-            with _latents_from(model.policy, STOCHASTIC_EVAL_SEED + config.seed):
+            with _latents_from(model.policy, fresh_latent_seed(config.seed)):
                 point["success_rate_stochastic"] = evaluate_on_task(
                     model, config.task, seeds, image_size=config.image_size,
                     n_envs=config.n_eval_envs, max_episode_steps=config.max_episode_steps,
@@ -268,7 +287,7 @@ def run_spiral(
         model.learn_offline(config.offline_steps)
     if config.eval_round0 or model.round > 0:
         evaluate()
-    name = spiral_method_name(config.spiral)
+    name = spiral_method_name(config.spiral, offline=config.offline_data is not None)
     while more_rounds():
         model.learn(
             config.timesteps - model.num_timesteps, reset_num_timesteps=False, max_rounds=1,
