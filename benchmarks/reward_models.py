@@ -95,6 +95,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Copy the sarm2 seed-0 model here (config.json + model.safetensors).",
     )
     p.add_argument("--throughput", action="store_true", help="Measure the streaming scorer.")
+    p.add_argument(
+        "--throughput-only",
+        action="store_true",
+        help="Measure the streaming scorer of --package and replace only the throughput "
+        "section of an existing --doc (the rest of the page is left as it is).",
+    )
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--command", default="", help="The command line to quote in the report.")
     return p.parse_args(argv)
@@ -310,7 +316,7 @@ def throughput(model_dir: Path, batches: tuple[int, ...] = (1, 8, 32)) -> dict[s
     rng = np.random.default_rng(0)
     rows = []
     for n in batches:
-        for query_every, steps in ((1, 10), (cfg.frame_gap, 100)):
+        for query_every, steps in ((1, 40), (cfg.frame_gap, 200)):
             scorer = StreamingScorer(model, n, cfg.instructions[0])
             imgs = {
                 c: rng.integers(0, 256, (n, cfg.image_size, cfg.image_size, 3), np.uint8)
@@ -338,7 +344,47 @@ def throughput(model_dir: Path, batches: tuple[int, ...] = (1, 8, 32)) -> dict[s
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs (shared)",
         "torch_threads": torch.get_num_threads(),
         "model": str(model_dir),
+        "measured": time.strftime("%Y-%m-%d", time.gmtime()),
     }
+
+
+THROUGHPUT_TITLE = "## Streaming scorer throughput"
+
+
+def throughput_section(tp: dict[str, Any]) -> list[str]:
+    """The report's throughput section (title, setup, table) from :func:`throughput`'s record."""
+    when = f", measured {tp['measured']}" if "measured" in tp else ""
+    parts = [
+        THROUGHPUT_TITLE,
+        "",
+        f"`StreamingScorer` push + score with random 96x96 frames, 3 cameras, on "
+        f"{tp['machine']}, {tp['torch_threads']} torch threads, model "
+        f"`{tp['model']}`{when}. Frames/s = env frames consumed per second; with queries "
+        "every frame gap only the layout frames are encoded (lazy encoding).",
+        "",
+        "| batch (envs) | query every | frames/s | encoded per frame |",
+        "|---|---|---|---|",
+    ]
+    for row in tp["rows"]:
+        parts.append(
+            f"| {row['batch']} | {row['query_every']} | "
+            f"{row['frames_per_s']:.1f} | {row['encoded_per_frame']:.2f} |"
+        )
+    return [*parts, ""]
+
+
+def replace_throughput_section(doc: str, tp: dict[str, Any]) -> str:
+    """``doc`` with its throughput section replaced by a fresh one (the rest unchanged).
+
+    Raises:
+        ValueError: ``doc`` has no throughput section to replace.
+    """
+    lines = doc.split("\n")
+    if THROUGHPUT_TITLE not in lines:
+        raise ValueError(f"the page has no '{THROUGHPUT_TITLE}' section to replace")
+    start = lines.index(THROUGHPUT_TITLE)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join([*lines[:start], *throughput_section(tp), *lines[end:]])
 
 
 # --------------------------------------------------------------------------- report
@@ -524,24 +570,7 @@ def write_report(args: argparse.Namespace) -> str:
         parts += [f"## {title}", "", _per_task_table(results, tasks, metric, kinds), ""]
     tp_path = args.out / "throughput.json"
     if tp_path.is_file():
-        tp = json.loads(tp_path.read_text())
-        parts += [
-            "## Streaming scorer throughput",
-            "",
-            f"`StreamingScorer` push + score with random 96x96 frames, 3 cameras, on "
-            f"{tp['machine']}, {tp['torch_threads']} torch threads, model "
-            f"`{tp['model']}`. Frames/s = env frames consumed per second; with queries "
-            "every frame gap only the layout frames are encoded (lazy encoding).",
-            "",
-            "| batch (envs) | query every | frames/s | encoded per frame |",
-            "|---|---|---|---|",
-        ]
-        for row in tp["rows"]:
-            parts.append(
-                f"| {row['batch']} | {row['query_every']} | "
-                f"{row['frames_per_s']:.1f} | {row['encoded_per_frame']:.2f} |"
-            )
-        parts.append("")
+        parts += throughput_section(json.loads(tp_path.read_text()))
     if data:
         parts += [
             "## Data",
@@ -605,6 +634,15 @@ def package(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.throughput_only:
+        if args.package is None:
+            raise SystemExit("--throughput-only needs --package (the model to measure)")
+        page = replace_throughput_section(args.doc.read_text(), throughput(args.package))
+        tmp = args.doc.with_suffix(".md.tmp")
+        tmp.write_text(page)
+        tmp.replace(args.doc)  # atomic: an interrupted run leaves the page as it was
+        print(f"[throughput] section of {args.doc} replaced", flush=True)
+        return
     if args.generate and not args.report_only:
         generate(args)
     dirs = task_dirs(args.data_root, args.tasks)
