@@ -793,12 +793,24 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
             f"{len(done)} seed(s) (best round {_fmt_rate(best)}); target >= 95 % after at most 3 "
             f"rounds — **{'met' if np.mean(finals) >= 0.95 else 'not met'}**"
         )
+        mine = {
+            s: _final_rate(e["result"]) for s, e in by.get(variant, {}).items() if "result" in e
+        }
         for method in BASELINE_METHODS:
-            other = [_final_rate(e["result"]) for e in by.get(method, {}).values() if "result" in e]
-            if other:
-                ahead = np.mean(finals) > np.mean(other)
+            # Paired: only the seeds both have finished (same base policy, same rollout seeds).
+            theirs = {
+                s: _final_rate(e["result"])
+                for s, e in by.get(method, {}).items()
+                if "result" in e and s in mine
+            }
+            if theirs:
+                seeds = sorted(theirs)
+                ours = [mine[s] for s in seeds]
+                other = [theirs[s] for s in seeds]
+                ahead = np.mean(ours) > np.mean(other)
                 lines.append(
-                    f"  - vs {LABELS[method]}: {_fmt_rate(other)} — "
+                    f"  - vs {LABELS[method]} on seed(s) {', '.join(map(str, seeds))}: "
+                    f"{_fmt_rate(ours)} against {_fmt_rate(other)} — "
                     f"{'ahead' if ahead else '**not ahead**'}"
                 )
     return lines

@@ -8,7 +8,9 @@ held-out seeds, with fresh latents per chunk as deployed, through
 
 - ``kappa`` latents per chunk (1: no choice by the critic; the run's own kappa; more);
 - with or without the residual (without: the critic chooses among the base policy's own chunks;
-  with ``kappa = 1`` that is the base policy).
+  with ``kappa = 1`` that is the base policy);
+- at latent temperatures (``--temperatures``: latents ``z = T * N(0, I)``; 1 is how the run was
+  trained and deployed).
 
 The run's own deployment (its kappa, with the residual) uses the latent seed of the run's own
 fresh-latent evaluation, so on the same held-out seeds it reproduces the number the run recorded
@@ -76,6 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--kappas", nargs="*", type=int, default=[1, 4, 16])
+    p.add_argument(
+        "--temperatures",
+        nargs="*",
+        type=float,
+        default=[1.0],
+        help="Latent temperatures; every (kappa, residual) variant is evaluated at each.",
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--n-envs", type=int, default=2)
@@ -96,16 +105,23 @@ def records_dir(args: argparse.Namespace, run: Run, seed: int) -> Path:
     return args.out / run.task / run.method / f"seed{seed}"
 
 
-def variants(args: argparse.Namespace, own_kappa: int) -> list[tuple[int, bool]]:
-    """``(kappa, residual)`` pairs, the run's own deployment first."""
+Variant = tuple[int, bool, float]
+"""``(kappa, residual, temperature)``."""
+
+
+def variants(args: argparse.Namespace, own_kappa: int) -> list[Variant]:
+    """Every variant to evaluate, the run's own deployment (temperature 1) first."""
     kappas = sorted({*args.kappas, own_kappa})
-    pairs = [(own_kappa, True)]
-    pairs += [(k, r) for r in (True, False) for k in kappas if (k, r) != (own_kappa, True)]
-    return pairs
+    temps = sorted(set(args.temperatures), key=lambda t: (t != 1.0, -t))
+    own: Variant = (own_kappa, True, 1.0)
+    pairs = [(k, r) for r in (True, False) for k in kappas]
+    return [own] + [(k, r, t) for t in temps for k, r in pairs if (k, r, t) != own]
 
 
-def _key(kappa: int, residual: bool) -> str:
-    return f"kappa{kappa}_{'residual' if residual else 'base'}"
+def _key(kappa: int, residual: bool, temperature: float) -> str:
+    # Temperature 1 keeps the key of the records made before temperatures existed.
+    suffix = "" if temperature == 1.0 else f"_T{temperature:g}"
+    return f"kappa{kappa}_{'residual' if residual else 'base'}{suffix}"
 
 
 def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
@@ -115,15 +131,22 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
         print(f"[{folder}] not finished; skipped", flush=True)
         return
     model: SPIRAL | None = None  # loaded once, for the first variant still to evaluate
-    for kappa, residual in variants(args, _own_kappa(args, run, seed)):
-        path = records_dir(args, run, seed) / f"{_key(kappa, residual)}.json"
+    own = _own_kappa(args, run, seed)
+
+    def anchors_first(v: Variant) -> tuple[bool, bool]:
+        # At each temperature the run's own deployment and the base policy come first, so a
+        # stopped evaluation has the two rows every other one is read against.
+        return v[2] != 1.0, not ((v[0] == own and v[1]) or (v[0] == 1 and not v[1]))
+
+    for kappa, residual, temperature in sorted(variants(args, own), key=anchors_first):
+        path = records_dir(args, run, seed) / f"{_key(kappa, residual, temperature)}.json"
         if path.is_file():
             continue
         if model is None:
             model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
         # Acting draws only from this generator: every variant starts from the same latents.
         model.policy.rng = torch.Generator().manual_seed(fresh_latent_seed(seed))
-        model.policy.set_deployment(kappa=kappa, residual=residual)
+        model.policy.set_deployment(kappa=kappa, residual=residual, temperature=temperature)
         start = time.perf_counter()
         res = evaluate_on_task(
             model, TASK_IDS[run.task], eval_seeds(args.episodes), image_size=args.image_size,
@@ -133,6 +156,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
             "seed": seed,
             "kappa": kappa,
             "residual": residual,
+            "temperature": temperature,
             "episodes": args.episodes,
             "success_rate": res.success_rate,
             "successes": [bool(s) for s in res.successes],
@@ -161,28 +185,30 @@ def _own_kappa(args: argparse.Namespace, run: Run, seed: int) -> int:
 
 def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]]:
     """One run's table and checks, and the wall-clock of each of its evaluations."""
-    records: dict[int, dict[tuple[int, bool], dict[str, Any]]] = {}
+    records: dict[int, dict[Variant, dict[str, Any]]] = {}
     for seed in args.seeds:
         for path in sorted(records_dir(args, run, seed).glob("kappa*.json")):
             r = json.loads(path.read_text())
             if r["episodes"] == args.episodes:
-                records.setdefault(seed, {})[(r["kappa"], bool(r["residual"]))] = r
+                key = (r["kappa"], bool(r["residual"]), float(r.get("temperature", 1.0)))
+                records.setdefault(seed, {})[key] = r
     seeds = sorted(records)
     own = {s: _own_kappa(args, run, s) for s in seeds}
-    pairs: list[tuple[int, bool]] = []
+    pairs: list[Variant] = []
     for s in seeds:  # the run's own deployment first, then every variant evaluated
         pairs += [p for p in variants(args, own[s]) if p not in pairs]
     measured = {p for by in records.values() for p in by}
     pairs = [p for p in pairs if p in measured]
-    pairs += sorted(measured - set(pairs), key=lambda p: (not p[1], p[0]))
+    pairs += sorted(measured - set(pairs), key=lambda p: (p[2] != 1.0, -p[2], not p[1], p[0]))
 
-    def name(kappa: int, residual: bool) -> str:
+    def name(kappa: int, residual: bool, temperature: float) -> str:
+        cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
         if kappa == 1 and not residual:
-            return "base policy (1 latent, no residual)"
+            return f"base policy (1 latent, no residual){cooled}"
         what = "base chunks + residual" if residual else "base chunks"
         choice = "one latent, no choice" if kappa == 1 else f"best of {kappa} by the critic"
-        mark = " — as deployed" if residual and all(own[s] == kappa for s in seeds) else ""
-        return f"{what}, {choice}{mark}"
+        deployed = residual and temperature == 1.0 and all(own[s] == kappa for s in seeds)
+        return f"{what}, {choice}{cooled}{' — as deployed' if deployed else ''}"
 
     lines = [
         f"## {run.task}, `{run.method}`",
@@ -204,7 +230,7 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
         lines.append(f"| {name(*pair)} | " + " | ".join(cells) + f" | {mean} |")
     lines += [""]
     for s in seeds:
-        mine = records[s].get((own[s], True))
+        mine = records[s].get((own[s], True, 1.0))
         recorded = _own_fresh_rate(args, run, s)
         if mine is None or recorded is None:
             continue
@@ -226,7 +252,8 @@ def write_report(args: argparse.Namespace) -> str:
         "Success (%) of the final policy of each run of `benchmarks/spiral.py` "
         f"(`{args.root.name}`) on {args.episodes} held-out seeds with fresh latents per chunk, "
         "deployed in other ways "
-        "(`sarm2 eval-policy --kappa K [--no-residual]` does one cell). The run's own deployment "
+        "(`sarm2 eval-policy --kappa K [--no-residual] [--latent-temperature T]` does one "
+        "cell). The run's own deployment "
         "(its kappa, with the residual) draws the latents of the run's own fresh-latent "
         "evaluation, so it should reproduce the run's last number; each section checks that. "
         f"One cell's binomial std is up to {half:.0f} points.",
@@ -250,6 +277,7 @@ def write_report(args: argparse.Namespace) -> str:
         args.command
         or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
         f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
+        f"--temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
         f"--episodes {args.episodes} --out OUT",
         "```",
         "",

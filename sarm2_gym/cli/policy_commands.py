@@ -236,12 +236,19 @@ def eval_policy_command(
         help="SPIRAL only: --no-residual executes the base policy's chunks (still chosen by the "
         "critic among --kappa latents).",
     ),
+    temperature: float = typer.Option(
+        1.0,
+        "--latent-temperature",
+        min=0.0,
+        help="Scale of the latent noise (z = T * N(0, I)); below 1 the flow head samples closer "
+        "to its most typical chunk.",
+    ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
 
     ``--kappa`` and ``--no-residual`` take a SPIRAL policy apart: ``--kappa 1 --no-residual`` is
     its base policy, ``--kappa 1`` the residual without the critic's choice, ``--no-residual``
-    the critic's choice among base chunks.
+    the critic's choice among base chunks. ``--latent-temperature`` works for both kinds.
     """
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
@@ -257,12 +264,13 @@ def eval_policy_command(
             raise typer.BadParameter("--kappa and --no-residual need a SPIRAL run, not a TinyVLA")
         vla = TinyVLA.from_pretrained(policy)
         predictor = VLAController(
-            vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed
-        )
+            vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed,
+            temperature=temperature,
+        )  # fmt: skip
     else:  # acting needs no labeller; the oracle one only fills the argument
         spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
         spiral.policy.rng.manual_seed(seed)
-        spiral.policy.set_deployment(kappa=kappa, residual=residual)
+        spiral.policy.set_deployment(kappa=kappa, residual=residual, temperature=temperature)
         predictor = spiral
     result = evaluate_on_task(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
@@ -275,6 +283,7 @@ def eval_policy_command(
                 "latents": latents,
                 **({"kappa": kappa} if kappa is not None else {}),
                 **({} if residual else {"residual": False}),
+                **({} if temperature == 1.0 else {"latent_temperature": temperature}),
                 "steps_per_second": result.steps_per_second,
             }
         )

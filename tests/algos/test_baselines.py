@@ -231,11 +231,18 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(tmp_path / "s" / "checkpoints"), "--task", REACH_ID,
-         "--episodes", "2", *ablation],
+         "--episodes", "2", *ablation, "--latent-temperature", "0.5"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     out = json.loads(res.output.strip().splitlines()[-1])
-    assert (out["kappa"], out["residual"]) == (1, False)
+    assert (out["kappa"], out["residual"], out["latent_temperature"]) == (1, False, 0.5)
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2",
+         "--latent-temperature", "0"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["latent_temperature"] == 0.0
     res = runner.invoke(app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, *ablation])
     assert res.exit_code != 0 and "need a SPIRAL run" in res.output
     res = runner.invoke(

@@ -168,6 +168,26 @@ def test_deployment_ablations_take_the_policy_apart() -> None:
         policy.set_deployment(kappa=0)
 
 
+def test_latent_temperature_scales_the_deployment_latents() -> None:
+    model = _spiral()
+    policy = model.policy
+    feats = policy.encode(model.env.reset())  # type: ignore[union-attr]
+    seed = policy.config.deploy_seed
+    z = torch.randn((2, 4, 4, 14), generator=torch.Generator().manual_seed(seed))
+    chunks, q = policy.candidates(feats, 0.5 * z)
+    policy.set_deployment(temperature=0.5)
+    got = policy.plan_from_features(feats, torch.Generator().manual_seed(seed))
+    assert torch.allclose(got, chunks[torch.arange(2), q.argmax(1)])
+    policy.set_deployment(kappa=1, residual=False, temperature=0.0)  # the zero latent
+    zero = policy.base.env_actions(
+        feats, policy.base.sample_normalized_actions(feats, torch.zeros(2, 4, 14))
+    )
+    assert torch.allclose(policy.plan_from_features(feats, torch.Generator()), zero)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+            policy.set_deployment(temperature=bad)
+
+
 def test_save_load_round_trip_predicts_identically(tmp_path: Path) -> None:
     model = _spiral()
     model.learn(40)

@@ -165,6 +165,20 @@ def test_controller_executes_whole_chunks_and_replans_on_episode_start() -> None
     assert np.array_equal(det1, det2) and first.shape == (2, 14)
 
 
+def test_controller_latent_temperature_scales_the_noise() -> None:
+    vla = tiny_vla()
+    obs = _obs(2)
+    z = torch.randn((2, vla.chunk_size, vla.action_dim), generator=torch.Generator().manual_seed(3))
+    cooled = VLAController(vla, INSTRUCTION, seed=3, temperature=0.5).plan(obs, False)
+    want = vla.sample_chunk(obs, INSTRUCTION, 0.5 * z).numpy()
+    assert np.allclose(cooled, want)
+    assert not np.allclose(VLAController(vla, INSTRUCTION, seed=3).plan(obs, False), want)
+    zero = vla.sample_chunk(obs, INSTRUCTION, torch.zeros_like(z)).numpy()
+    assert np.allclose(VLAController(vla, INSTRUCTION, temperature=0.0).plan(obs, False), zero)
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        VLAController(vla, INSTRUCTION, temperature=-1.0)
+
+
 def test_resize_and_shift_keep_shapes() -> None:
     frames = torch.randint(0, 256, (3, 40, 40, 3), dtype=torch.uint8)
     assert resize_frames(frames, 24).shape == (3, 24, 24, 3)

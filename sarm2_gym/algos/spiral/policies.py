@@ -11,6 +11,7 @@ policy's ``state_dict``; saved separately), and is always in eval mode.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,6 +95,7 @@ class ResidualChunkPolicy(BasePolicy):
         # Deployment ablations (set_deployment): not part of the config, never saved.
         self.deploy_kappa: int | None = None
         self.deploy_residual = True
+        self.deploy_temperature = 1.0
 
     @property
     def base(self) -> ChunkPolicy:
@@ -111,7 +113,9 @@ class ResidualChunkPolicy(BasePolicy):
         self.critic.train(mode)
         self.training = mode
 
-    def set_deployment(self, kappa: int | None = None, residual: bool = True) -> None:
+    def set_deployment(
+        self, kappa: int | None = None, residual: bool = True, temperature: float = 1.0
+    ) -> None:
         """Change how the policy acts, to take its parts apart (evaluation ablations).
 
         Rollouts collected afterwards act this way too; the updates (actor loss over the config's
@@ -122,13 +126,20 @@ class ResidualChunkPolicy(BasePolicy):
                 latent's chunk with no choice by the critic.
             residual: ``False`` executes the base policy's chunks without the residual (still
                 chosen among ``kappa`` latents by the critic).
+            temperature: Scale of the latents, ``z = temperature * N(0, I)``: below 1 the flow
+                head samples closer to its most typical chunk (0: one latent, the same for all
+                kappa candidates). The residual actor and the critic see the scaled latent, as
+                the base policy does.
 
         Raises:
-            ValueError: If ``kappa`` is below 1.
+            ValueError: If ``kappa`` is below 1 or ``temperature`` is negative or not finite.
         """
         if kappa is not None and kappa < 1:
             raise ValueError(f"kappa must be at least 1, got {kappa}")
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.deploy_kappa, self.deploy_residual = kappa, residual
+        self.deploy_temperature = float(temperature)
 
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
@@ -173,6 +184,8 @@ class ResidualChunkPolicy(BasePolicy):
         """Best-of-kappa chunks ``(n, H, A)`` for features ``(n, F)``."""
         kappa = self.config.kappa if self.deploy_kappa is None else self.deploy_kappa
         noise = torch.randn((features.shape[0], kappa, *self.chunk_shape), generator=generator)
+        if self.deploy_temperature != 1.0:
+            noise = self.deploy_temperature * noise
         chunks, q = self.candidates(features, noise)
         return best_of_kappa(q, chunks)[0]
 

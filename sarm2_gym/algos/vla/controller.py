@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -27,6 +28,12 @@ class VLAController:
             ``n_action_steps`` attribute if it has one, else the whole chunk).
         seed: Seed of the stochastic latents.
         deterministic_seed: Seed of the deterministic latents.
+        temperature: Scale of the latents, ``z = temperature * N(0, I)`` (below 1: chunks closer
+            to the flow head's most typical one; 0: always the same latent, zero).
+
+    Raises:
+        ValueError: If ``n_action_steps`` is outside ``[1, chunk_size]`` or ``temperature`` is
+            negative or not finite.
     """
 
     def __init__(
@@ -36,7 +43,10 @@ class VLAController:
         n_action_steps: int | None = None,
         seed: int = 0,
         deterministic_seed: int = 0,
+        temperature: float = 1.0,
     ) -> None:
+        if not (math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.policy = policy
         self.instruction = instruction
         self.n_action_steps = (
@@ -48,6 +58,7 @@ class VLAController:
             )
         self.generator = torch.Generator().manual_seed(seed)
         self.deterministic_seed = deterministic_seed
+        self.temperature = float(temperature)
 
     def plan(self, observation: Mapping[str, np.ndarray], deterministic: bool) -> np.ndarray:
         """Chunks ``(n, H, A)`` for a batched observation."""
@@ -58,6 +69,8 @@ class VLAController:
             else self.generator
         )
         noise = torch.randn((n, self.policy.chunk_size, self.policy.action_dim), generator=gen)
+        if self.temperature != 1.0:
+            noise = self.temperature * noise
         return self.policy.sample_chunk(observation, self.instruction, noise).cpu().numpy()
 
     def predict(
