@@ -248,6 +248,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Evaluate BC and every SPIRAL round a second time with fresh latents per chunk.",
     )
     p.add_argument("--n-envs", type=int, default=2, help="Rollout / evaluation envs per job.")
+    p.add_argument(
+        "--latent-temperature",
+        type=float,
+        default=1.0,
+        help="Scale of the latents of every VLA (z = T * N(0, I)): BC / RA-BC evaluations, and "
+        "SPIRAL's rollouts, updates and evaluations. A root holds runs of one temperature.",
+    )
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument(
         "--labeler",
@@ -399,7 +406,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 cfg, TASK_IDS[task], eval_episodes=args.eval_episodes,
                 image_size=args.image_size, n_eval_envs=args.n_envs,
                 max_episode_steps=plan_for(args, task).max_episode_steps,
-                eval_stochastic=args.stochastic_eval,
+                eval_stochastic=args.stochastic_eval, latent_temperature=args.latent_temperature,
             )  # fmt: skip
 
         return Job(task, method, seed, run)
@@ -417,6 +424,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 mc_weight=alpha,
                 rollouts_per_round=plan.rollouts,
                 gradient_steps=plan.gradient_steps,
+                latent_temperature=args.latent_temperature,
             ),
             seed=seed,
             n_envs=args.n_envs,
@@ -968,6 +976,16 @@ def _setup_text(args: argparse.Namespace) -> str:
             + ". The "
             "0-rollout point of every SPIRAL curve is this evaluation (before any update SPIRAL "
             "deploys the base policy plus a near-zero residual).",
+            *(
+                [
+                    f"- Latent temperature {args.latent_temperature:g}: every VLA here (BC, RA-BC "
+                    "and SPIRAL, in its rollouts, updates and evaluations) draws its latents as "
+                    f"{args.latent_temperature:g} x N(0, I) instead of the flow head's own "
+                    "N(0, I) (`--latent-temperature`)."
+                ]
+                if args.latent_temperature != 1.0
+                else []
+            ),
             f"- Rollout rewards: {labels}. Critic targets alpha·MC + (1 − alpha)·TD with the "
             "sparse terminal 1 for success, 0 otherwise (`mc_terminal='success'`).",
             "- SPIRAL: the spec's preset (gamma 0.9995 at 30 fps converted to 10 Hz, beta 30, "

@@ -116,6 +116,12 @@ def spiral_command(
     alpha: float = typer.Option(
         0.5, "--alpha", help="MC weight: 0.5 SPIRAL, 0 dense-only, 1 sparse-only."
     ),
+    latent_temperature: float = typer.Option(
+        1.0,
+        "--latent-temperature",
+        min=0.0,
+        help="Scale of every latent SPIRAL draws (rollouts, deployment, updates): z = T * N(0, I).",
+    ),
     offline_data: Path | None = typer.Option(
         None, "--offline-data", help="Demos for offline SPIRAL first."
     ),
@@ -145,6 +151,7 @@ def spiral_command(
             timesteps=timesteps,
             spiral=SPIRALConfig(
                 mc_weight=alpha,
+                latent_temperature=latent_temperature,
                 rollouts_per_round=rollouts_per_round,
                 gradient_steps=gradient_steps,
             ),
@@ -236,12 +243,12 @@ def eval_policy_command(
         help="SPIRAL only: --no-residual executes the base policy's chunks (still chosen by the "
         "critic among --kappa latents).",
     ),
-    temperature: float = typer.Option(
-        1.0,
+    temperature: float | None = typer.Option(
+        None,
         "--latent-temperature",
         min=0.0,
         help="Scale of the latent noise (z = T * N(0, I)); below 1 the flow head samples closer "
-        "to its most typical chunk.",
+        "to its most typical chunk. Default: a SPIRAL run's own, 1 for a TinyVLA.",
     ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
@@ -265,7 +272,7 @@ def eval_policy_command(
         vla = TinyVLA.from_pretrained(policy)
         predictor = VLAController(
             vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed,
-            temperature=temperature,
+            temperature=1.0 if temperature is None else temperature,
         )  # fmt: skip
     else:  # acting needs no labeller; the oracle one only fills the argument
         spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
@@ -283,7 +290,7 @@ def eval_policy_command(
                 "latents": latents,
                 **({"kappa": kappa} if kappa is not None else {}),
                 **({} if residual else {"residual": False}),
-                **({} if temperature == 1.0 else {"latent_temperature": temperature}),
+                **({} if temperature is None else {"latent_temperature": temperature}),
                 "steps_per_second": result.steps_per_second,
             }
         )

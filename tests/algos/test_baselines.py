@@ -313,6 +313,12 @@ def test_stochastic_evaluation_is_recorded_and_leaves_the_run_unchanged(
     bc_run = run_bc(bc, REACH_ID, eval_episodes=2, text_encoder=FakeText(), eval_stochastic=True)
     fresh = bc_run.extra["stochastic_eval"]
     assert fresh["seeds"] == eval_seeds(2) and 0.0 <= fresh["success_rate"] <= 1.0
+    assert bc_run.extra["latent_temperature"] == 1.0
+    cooled = run_bc(
+        replace(bc, out=str(tmp_path / "bc_cool")), REACH_ID, eval_episodes=2,
+        text_encoder=FakeText(), latent_temperature=0.0,
+    )  # fmt: skip
+    assert cooled.extra["latent_temperature"] == 0.0
 
     def run(name: str, stochastic: bool) -> Any:
         cfg = SPIRALRunConfig(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,23 @@ def test_residual_acts_in_the_base_policys_normalised_action_units() -> None:
     assert (moved <= scale * std + 1e-6)[inside].all()
     assert moved[..., 3].max() <= scale * 1e-2 + 1e-6
     assert moved[..., 0][inside[..., 0]].max() > 0.5 * scale * 0.2
+
+
+def test_latent_temperature_scales_every_latent_spiral_draws() -> None:
+    with pytest.raises(ValueError, match="latent_temperature must be a finite number >= 0"):
+        replace(TINY, latent_temperature=-1.0)
+    model = _spiral(config=replace(TINY, latent_temperature=0.0, gradient_steps=2))
+    drawn: list[torch.Tensor] = []
+    total_chunks = model.policy.total_chunks
+
+    def record(features: torch.Tensor, noise: torch.Tensor) -> Any:
+        drawn.append(noise)
+        return total_chunks(features, noise)
+
+    model.policy.total_chunks = record  # type: ignore[method-assign]
+    model.learn(40)  # a round: rollouts (deployment), then 2 updates (TD target + actor)
+    assert model.round >= 1 and len(drawn) > 2 * 2  # planning calls plus two per update
+    assert all(torch.count_nonzero(z) == 0 for z in drawn)  # T = 0: every latent is zero
+    model.policy.set_deployment(temperature=1.0)  # an explicit override beats the config
+    model.policy.plan(model.env.reset(), deterministic=True)  # type: ignore[union-attr]
+    assert torch.count_nonzero(drawn[-1]) > 0

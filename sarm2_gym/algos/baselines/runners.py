@@ -60,13 +60,15 @@ def run_bc(
     progress_bar: bool = False,
     max_episode_steps: int | None = None,
     eval_stochastic: bool = False,
+    latent_temperature: float = 1.0,
 ) -> RunResult:
     """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds.
 
     The policy acts as :class:`~sarm2_gym.algos.vla.controller.VLAController` deploys it by
     default (deterministic latents, the checkpoint's ``n_action_steps``). With
     ``eval_stochastic`` it is evaluated a second time with fresh latents per chunk; that result
-    goes to ``extra["stochastic_eval"]``.
+    goes to ``extra["stochastic_eval"]``. Both evaluations scale the latents by
+    ``latent_temperature`` (recorded in ``extra``).
     """
     done = load_result(config.out)
     if done is not None:
@@ -74,14 +76,21 @@ def run_bc(
     start = time.perf_counter()
     out = train_bc(config, resume=True, text_encoder=text_encoder, progress_bar=progress_bar)
     policy = TinyVLA.from_pretrained(out)
-    controller = VLAController(policy, task_instruction(task, policy), seed=config.seed)
+    controller = VLAController(
+        policy, task_instruction(task, policy), seed=config.seed, temperature=latent_temperature
+    )
     result = evaluate_on_task(
         controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
         max_episode_steps=max_episode_steps,
     )  # fmt: skip
     extra: dict[str, Any] = {}
     if eval_stochastic:
-        sampler = VLAController(policy, controller.instruction, seed=fresh_latent_seed(config.seed))
+        sampler = VLAController(
+            policy,
+            controller.instruction,
+            seed=fresh_latent_seed(config.seed),
+            temperature=latent_temperature,
+        )
         extra["stochastic_eval"] = evaluate_on_task(
             sampler, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
             max_episode_steps=max_episode_steps, deterministic=False,
@@ -96,7 +105,12 @@ def run_bc(
         success_rate=result.success_rate,
         wall_seconds=time.perf_counter() - start,
         eval=result.to_dict(),
-        extra={"bc": summary, "rabc": config.rabc, **extra},
+        extra={
+            "bc": summary,
+            "rabc": config.rabc,
+            "latent_temperature": latent_temperature,
+            **extra,
+        },
     )
     return run.save(config.out)
 

@@ -16,6 +16,7 @@ update with those widths takes ~0.3 s (50 min per 10k-step round), so the defaul
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Final
 
@@ -79,6 +80,11 @@ class SPIRALConfig:
             reference's ``use_progress_mc_return``) or ``"one"`` (1 for every episode, the
             reference default for all-successful demonstrations).
         deploy_seed: Seed of the latents used by ``predict(deterministic=True)``.
+        latent_temperature: Scale of every latent SPIRAL draws, ``z = T * N(0, I)``: in the
+            rollouts, at deployment and in the updates (the actor's kappa latents and the TD
+            target's next latent), so the residual is trained on the latents it acts with. 1 is
+            the flow head's own noise (the reference); below 1 the base policy samples closer to
+            its most typical chunk.
     """
 
     gamma: float = GAMMA_10HZ
@@ -100,6 +106,7 @@ class SPIRALConfig:
     n_action_steps: int | None = None
     mc_terminal: str = "success"
     deploy_seed: int = 0
+    latent_temperature: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.gamma <= 1.0:
@@ -115,6 +122,10 @@ class SPIRALConfig:
             raise ValueError(f"gradient_steps must be >= 0, got {self.gradient_steps}")
         if not 0.0 < self.tau <= 1.0 or self.actor_output_scale <= 0:
             raise ValueError("tau must be in (0, 1] and actor_output_scale positive")
+        if not (math.isfinite(self.latent_temperature) and self.latent_temperature >= 0):
+            raise ValueError(
+                f"latent_temperature must be a finite number >= 0, got {self.latent_temperature}"
+            )
         if self.n_action_steps is not None and self.n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {self.n_action_steps}")
 

@@ -95,7 +95,7 @@ class ResidualChunkPolicy(BasePolicy):
         # Deployment ablations (set_deployment): not part of the config, never saved.
         self.deploy_kappa: int | None = None
         self.deploy_residual = True
-        self.deploy_temperature = 1.0
+        self.deploy_temperature: float | None = None
 
     @property
     def base(self) -> ChunkPolicy:
@@ -114,7 +114,7 @@ class ResidualChunkPolicy(BasePolicy):
         self.training = mode
 
     def set_deployment(
-        self, kappa: int | None = None, residual: bool = True, temperature: float = 1.0
+        self, kappa: int | None = None, residual: bool = True, temperature: float | None = None
     ) -> None:
         """Change how the policy acts, to take its parts apart (evaluation ablations).
 
@@ -126,20 +126,20 @@ class ResidualChunkPolicy(BasePolicy):
                 latent's chunk with no choice by the critic.
             residual: ``False`` executes the base policy's chunks without the residual (still
                 chosen among ``kappa`` latents by the critic).
-            temperature: Scale of the latents, ``z = temperature * N(0, I)``: below 1 the flow
-                head samples closer to its most typical chunk (0: one latent, the same for all
-                kappa candidates). The residual actor and the critic see the scaled latent, as
-                the base policy does.
+            temperature: Scale of the latents, ``z = temperature * N(0, I)`` (``None``: the
+                config's ``latent_temperature``): below 1 the flow head samples closer to its
+                most typical chunk (0: one latent, the same for all kappa candidates). The
+                residual actor and the critic see the scaled latent, as the base policy does.
 
         Raises:
             ValueError: If ``kappa`` is below 1 or ``temperature`` is negative or not finite.
         """
         if kappa is not None and kappa < 1:
             raise ValueError(f"kappa must be at least 1, got {kappa}")
-        if not (math.isfinite(temperature) and temperature >= 0):
+        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.deploy_kappa, self.deploy_residual = kappa, residual
-        self.deploy_temperature = float(temperature)
+        self.deploy_temperature = temperature
 
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
@@ -184,8 +184,13 @@ class ResidualChunkPolicy(BasePolicy):
         """Best-of-kappa chunks ``(n, H, A)`` for features ``(n, F)``."""
         kappa = self.config.kappa if self.deploy_kappa is None else self.deploy_kappa
         noise = torch.randn((features.shape[0], kappa, *self.chunk_shape), generator=generator)
-        if self.deploy_temperature != 1.0:
-            noise = self.deploy_temperature * noise
+        temperature = (
+            self.config.latent_temperature
+            if self.deploy_temperature is None
+            else self.deploy_temperature
+        )
+        if temperature != 1.0:
+            noise = temperature * noise
         chunks, q = self.candidates(features, noise)
         return best_of_kappa(q, chunks)[0]
 

@@ -289,7 +289,7 @@ class SPIRAL(BaseAlgorithm):
             b = batch.features.shape[0]
             # critic: y = alpha y^MC + (1 - alpha)(R + gamma^H (1 - d) min_i Q^tgt_i(s', z', a'))
             with torch.no_grad():
-                z_next = torch.randn((b, h, a), generator=self.latent_rng)
+                z_next = cfg.latent_temperature * torch.randn((b, h, a), generator=self.latent_rng)
                 a_next, _ = p.total_chunks(batch.next_features, z_next)
                 q_next = p.critic_target.min_q(batch.next_features, z_next, a_next)
                 y, y_td = critic_targets(
@@ -308,7 +308,9 @@ class SPIRAL(BaseAlgorithm):
             self._step(p.critic_optimizer, critic_loss, p.critic)
             # actor: -mean_j min_i Q_i(s, z_j, pi(s,z_j) + s_theta(s,z_j)) + beta mean ||s_theta||^2
             f_k = batch.features.repeat_interleave(cfg.kappa, dim=0)  # (B*kappa, F)
-            z_k = torch.randn((b * cfg.kappa, h, a), generator=self.latent_rng)
+            z_k = cfg.latent_temperature * torch.randn(
+                (b * cfg.kappa, h, a), generator=self.latent_rng
+            )
             chunks_k, residual = p.total_chunks(f_k, z_k)
             p.critic.requires_grad_(False)  # the actor loss must not move the critics
             q_pi = p.critic.min_q(f_k, z_k, chunks_k)
