@@ -23,21 +23,29 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
         task: Gymnasium id of the task.
         reward: ``"sparse"``, ``"sarm2"`` or ``"sarm2:<checkpoint dir>"``.
         **kwargs: Forwarded to the task env (``obs_mode``, ``image_size``, ``render_mode``, ...).
+            With a SARM2 reward the env renders at the model's image size, and an
+            ``image_size`` other than that gives the agent resized images (``ResizeCameras``).
 
     Raises:
         ValueError: For an unknown reward specification.
     """
-    env: gym.Env = env_class(task)(**kwargs)
     if reward == "sparse":
-        return env
+        return env_class(task)(**kwargs)
     if reward == "sarm2" or reward.startswith("sarm2:"):
-        from sarm2_gym.wrappers import wrap_with_sarm2  # lazy: pulls in torch
+        # lazy: pulls in torch
+        from sarm2_gym.wrappers import ResizeCameras, load_reward_model, wrap_with_sarm2
 
+        checkpoint = reward.partition(":")[2] or None
+        model_size = load_reward_model(checkpoint).config.image_size
+        wanted: int | None = kwargs.get("image_size")
+        # The model scores frames at its own size: render at that size and hand the agent the
+        # size it asked for (by default the model's).
+        env: gym.Env = env_class(task)(**{**kwargs, "image_size": model_size})
         # gym.make puts its TimeLimit outside this env; the reward wrapper must see the
         # truncation to score the last frame, so the same limit also goes inside it.
         env = gym.wrappers.TimeLimit(env, task_by_id(task).max_episode_steps)
-        checkpoint = reward.partition(":")[2] or None
-        return wrap_with_sarm2(env, checkpoint=checkpoint)
+        env = wrap_with_sarm2(env, checkpoint=checkpoint)
+        return env if wanted is None or wanted == model_size else ResizeCameras(env, wanted)
     raise ValueError(
         f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}"
     )

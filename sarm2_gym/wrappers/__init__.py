@@ -10,6 +10,7 @@ from sarm2_gym.wrappers.callbacks import SARM2LoggingCallback, relabel_replay_bu
 from sarm2_gym.wrappers.factory import PACKAGED_MODEL_DIR, load_reward_model, wrap_with_sarm2
 from sarm2_gym.wrappers.gym_wrapper import SARM2Reward
 from sarm2_gym.wrappers.observations import RENDER, ObservationAdapter
+from sarm2_gym.wrappers.resize import ResizeCameras
 from sarm2_gym.wrappers.sb3_wrapper import SARM2VecEnvWrapper
 from sarm2_gym.wrappers.scoring import (
     REWARD_MODES,
@@ -24,6 +25,7 @@ __all__ = [
     "RENDER",
     "REWARD_MODES",
     "ObservationAdapter",
+    "ResizeCameras",
     "RewardConfig",
     "RewardScorer",
     "RunningRewardNormalizer",

@@ -16,6 +16,7 @@ from sarm2_gym.envs.testing import StepIndexEnv
 from sarm2_gym.reward.testing import tiny_model
 from sarm2_gym.wrappers import (
     RENDER,
+    ResizeCameras,
     SARM2LoggingCallback,
     SARM2Reward,
     SARM2VecEnvWrapper,
@@ -245,6 +246,23 @@ def test_gym_make_with_a_user_checkpoint_wraps_the_benchmark_env(tmp_path: Any) 
     env.close()
     with pytest.raises(FileNotFoundError, match="no SARM2 checkpoint"):
         gym.make("SARM2-CleanWhiteboard-v0", reward=f"sarm2:{tmp_path / 'missing'}")
+
+
+def test_gym_make_renders_at_the_models_size_and_gives_the_agent_its_own(tmp_path: Any) -> None:
+    tiny_model(image_size=96).save_pretrained(tmp_path / "rm")
+    env = gym.make("SARM2-CleanWhiteboard-v0", image_size=48, reward=f"sarm2:{tmp_path / 'rm'}")
+    chain = _wrapper_chain(env)
+    assert any(isinstance(w, ResizeCameras) for w in chain)
+    assert env.unwrapped.image_size == 96  # type: ignore[attr-defined]  # what the model scores
+    obs, _ = env.reset(seed=0)
+    cams = [k for k in obs if k != "state"]
+    assert cams and all(obs[k].shape == (48, 48, 3) and obs[k].dtype == np.uint8 for k in cams)
+    assert env.observation_space[cams[0]].shape == (48, 48, 3)  # type: ignore[index]
+    obs, reward, _, _, info = env.step(env.action_space.sample())
+    assert obs[cams[0]].shape == (48, 48, 3) and "sarm2" in info and np.isfinite(reward)
+    env.close()
+    with pytest.raises(ValueError, match="needs a Dict observation space"):
+        ResizeCameras(gym.make("Pendulum-v1"), 32)
 
 
 def _wrapper_chain(env: Any) -> list[Any]:
