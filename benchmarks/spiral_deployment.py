@@ -199,7 +199,8 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
         pairs += [p for p in variants(args, own[s]) if p not in pairs]
     measured = {p for by in records.values() for p in by}
     pairs = [p for p in pairs if p in measured]
-    pairs += sorted(measured - set(pairs), key=lambda p: (p[2] != 1.0, -p[2], not p[1], p[0]))
+    pairs += sorted(measured - set(pairs), key=lambda p: (not p[1], p[0]))
+    pairs.sort(key=lambda p: (p[2] != 1.0, -p[2]))  # stable: temperature 1 first, then cooler
 
     def name(kappa: int, residual: bool, temperature: float) -> str:
         cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
