@@ -815,11 +815,12 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
                 seeds = sorted(theirs)
                 ours = [mine[s] for s in seeds]
                 other = [theirs[s] for s in seeds]
-                ahead = np.mean(ours) > np.mean(other)
+                # Rates are counts over the same episodes: equal counts are a tie, not float noise.
+                diff = float(np.mean(ours) - np.mean(other))
+                verdict = "ahead" if diff > 1e-9 else "**level**" if diff > -1e-9 else "**behind**"
                 lines.append(
                     f"  - vs {LABELS[method]} on seed(s) {', '.join(map(str, seeds))}: "
-                    f"{_fmt_rate(ours)} against {_fmt_rate(other)} — "
-                    f"{'ahead' if ahead else '**not ahead**'}"
+                    f"{_fmt_rate(ours)} against {_fmt_rate(other)} — {verdict}"
                 )
     return lines
 
