@@ -16,9 +16,10 @@ update with those widths takes ~0.3 s (50 min per 10k-step round), so the defaul
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Final
+
+from sarm2_gym.algos.common.latents import check_temperature
 
 __all__ = [
     "GAMMA_10HZ",
@@ -122,10 +123,7 @@ class SPIRALConfig:
             raise ValueError(f"gradient_steps must be >= 0, got {self.gradient_steps}")
         if not 0.0 < self.tau <= 1.0 or self.actor_output_scale <= 0:
             raise ValueError("tau must be in (0, 1] and actor_output_scale positive")
-        if not (math.isfinite(self.latent_temperature) and self.latent_temperature >= 0):
-            raise ValueError(
-                f"latent_temperature must be a finite number >= 0, got {self.latent_temperature}"
-            )
+        check_temperature(self.latent_temperature, "latent_temperature")
         if self.n_action_steps is not None and self.n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {self.n_action_steps}")
 

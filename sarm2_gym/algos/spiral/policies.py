@@ -11,7 +11,6 @@ policy's ``state_dict``; saved separately), and is always in eval mode.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
+from sarm2_gym.algos.common.latents import check_temperature
 from sarm2_gym.algos.spiral.config import SPIRALConfig
 from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
 from sarm2_gym.algos.vla.policy import ChunkPolicy
@@ -136,10 +136,8 @@ class ResidualChunkPolicy(BasePolicy):
         """
         if kappa is not None and kappa < 1:
             raise ValueError(f"kappa must be at least 1, got {kappa}")
-        if temperature is not None and not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.deploy_kappa, self.deploy_residual = kappa, residual
-        self.deploy_temperature = temperature
+        self.deploy_temperature = None if temperature is None else check_temperature(temperature)
 
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:

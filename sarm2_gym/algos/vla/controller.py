@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
+from sarm2_gym.algos.common.latents import check_temperature
 from sarm2_gym.algos.vla.policy import ChunkPolicy
 
 __all__ = ["VLAController"]
@@ -45,8 +45,6 @@ class VLAController:
         deterministic_seed: int = 0,
         temperature: float = 1.0,
     ) -> None:
-        if not (math.isfinite(temperature) and temperature >= 0):
-            raise ValueError(f"temperature must be a finite number >= 0, got {temperature}")
         self.policy = policy
         self.instruction = instruction
         self.n_action_steps = (
@@ -58,7 +56,7 @@ class VLAController:
             )
         self.generator = torch.Generator().manual_seed(seed)
         self.deterministic_seed = deterministic_seed
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
 
     def plan(self, observation: Mapping[str, np.ndarray], deterministic: bool) -> np.ndarray:
         """Chunks ``(n, H, A)`` for a batched observation."""
