@@ -285,7 +285,9 @@ def write_report(args: argparse.Namespace) -> str:
     ]
     text = "\n".join(lines)
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(text)
+    tmp = args.doc.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(args.doc)  # a killed run leaves the old page whole
     return text
 
 

@@ -154,11 +154,12 @@ class ObservationAdapter:
                     f"camera {cam!r}: images are {h}x{w} but the reward model takes "
                     f"{self.image_size}x{self.image_size}; render at that size or pass resize=True"
                 )
-            images = _resize(images, self.image_size)
+            images = resize_images(images, self.image_size)
         return images
 
 
-def _resize(images: np.ndarray, size: int) -> np.ndarray:
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of ``(N, H, W, 3)`` uint8 frames to ``(N, size, size, 3)``."""
     from PIL import Image
 
     return np.stack(

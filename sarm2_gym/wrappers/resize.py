@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from sarm2_gym.wrappers.observations import _resize
+from sarm2_gym.wrappers.observations import resize_images
 
 __all__ = ["ResizeCameras"]
 
@@ -59,5 +59,5 @@ class ResizeCameras(gym.ObservationWrapper[dict[str, np.ndarray], Any, dict[str,
         for cam in self.cameras:
             image = np.asarray(observation[cam])
             if image.shape[:2] != (self.size, self.size):
-                out[cam] = _resize(image[None], self.size)[0]
+                out[cam] = resize_images(image[None], self.size)[0]
         return out
