@@ -194,13 +194,14 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
                 records.setdefault(seed, {})[key] = r
     seeds = sorted(records)
     own = {s: _own_kappa(args, run, s) for s in seeds}
-    pairs: list[Variant] = []
-    for s in seeds:  # the run's own deployment first, then every variant evaluated
-        pairs += [p for p in variants(args, own[s]) if p not in pairs]
-    measured = {p for by in records.values() for p in by}
-    pairs = [p for p in pairs if p in measured]
-    pairs += sorted(measured - set(pairs), key=lambda p: (not p[1], p[0]))
-    pairs.sort(key=lambda p: (p[2] != 1.0, -p[2]))  # stable: temperature 1 first, then cooler
+    own_kappas = {own[s] for s in seeds}
+
+    def order(p: Variant) -> tuple[bool, float, bool, bool, int]:
+        # Temperature 1 first, then cooler; within one, the run's own kind of deployment, then the
+        # residual variants and the base ones by kappa, requested or left from earlier calls.
+        return p[2] != 1.0, -p[2], not (p[1] and p[0] in own_kappas), not p[1], p[0]
+
+    pairs = sorted({p for by in records.values() for p in by}, key=order)
 
     def name(kappa: int, residual: bool, temperature: float) -> str:
         cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
