@@ -26,6 +26,14 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
             With a SARM2 reward the env renders at the model's image size, and an
             ``image_size`` other than that gives the agent resized images (``ResizeCameras``).
 
+    Note:
+        ``gym.make`` keeps its ``max_episode_steps`` argument to itself: the task's own limit
+        goes inside the reward wrapper, and a shorter override cuts the episode outside it. The
+        model then reads the last frame only if the cut falls on a query step (every
+        ``frame_gap`` frames), so up to ``frame_gap - 1`` final frames of progress go uncredited.
+        For exact final readings under a shorter limit, build the stack yourself:
+        ``wrap_with_sarm2(TimeLimit(env, n))``.
+
     Raises:
         ValueError: For an unknown reward specification.
     """
