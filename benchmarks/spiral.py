@@ -678,10 +678,11 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
 
 
 def _wall(entry: dict[str, Any]) -> str:
-    job = entry.get("job", {})
-    secs = job.get("seconds")
-    if secs is None and "curve" in entry:
-        secs = entry["curve"].get("wall_seconds")
+    # A SPIRAL run's curve carries its own wall-clock, saved with every round's checkpoint: it
+    # survives a call that was killed before it could add its time to job.json.
+    secs = entry.get("curve", {}).get("wall_seconds")
+    if secs is None:
+        secs = entry.get("job", {}).get("seconds")
     return "–" if secs is None else f"{secs / 60:.0f}"
 
 

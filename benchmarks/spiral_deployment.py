@@ -9,7 +9,7 @@ held-out seeds, with fresh latents per chunk as deployed, through
 - ``kappa`` latents per chunk (1: no choice by the critic; the run's own kappa; more);
 - with or without the residual (without: the critic chooses among the base policy's own chunks;
   with ``kappa = 1`` that is the base policy);
-- at latent temperatures (``--temperatures``: latents ``z = T * N(0, I)``; 1 is how the run was
+- at latent temperatures (``--latent-temperatures``: latents ``z = T * N(0, I)``; 1 is how the run was
   trained and deployed).
 
 The run's own deployment (its kappa, with the residual) uses the latent seed of the run's own
@@ -79,11 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--kappas", nargs="*", type=int, default=[1, 4, 16])
     p.add_argument(
-        "--temperatures",
+        "--latent-temperatures",
+        "--temperatures",  # the name the first pages quote
+        dest="temperatures",
         nargs="*",
         type=float,
         default=[1.0],
-        help="Latent temperatures; every (kappa, residual) variant is evaluated at each.",
+        help="Latent temperatures (z = T * N(0, I), as `sarm2 spiral --latent-temperature`); "
+        "every (kappa, residual) variant is evaluated at each.",
     )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--image-size", type=int, default=96)
@@ -279,7 +282,7 @@ def write_report(args: argparse.Namespace) -> str:
         args.command
         or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
         f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
-        f"--temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
+        f"--latent-temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
         f"--episodes {args.episodes} --out OUT",
         "```",
         "",
