@@ -391,3 +391,28 @@ def test_latent_temperature_scales_every_latent_spiral_draws() -> None:
     model.policy.set_deployment(temperature=1.0)  # an explicit override beats the config
     model.policy.plan(model.env.reset(), deterministic=True)  # type: ignore[union-attr]
     assert torch.count_nonzero(drawn[-1]) > 0
+
+
+def test_choice_stats_measure_the_critics_choice_without_touching_training() -> None:
+    model = _spiral()
+    model.learn(80)
+    record = model.history[-1]
+    assert record["train_choice_q_spread"] > 0 and record["train_choice_ensemble_std"] > 0
+    # drawing the diagnostics leaves the training streams alone
+    twin = _spiral()
+    twin.learn(80)
+    twin.choice_stats()
+    model.train(3)
+    twin.train(3)
+    for k, v in _params(model).items():
+        assert torch.equal(v, _params(twin)[k]), k
+    # identical candidates (T = 0) leave nothing to choose between
+    model.config = replace(model.config, latent_temperature=0.0)
+    assert model.choice_stats()["choice_q_spread"] == 0.0
+    # identical critics do not disagree
+    critic = model.policy.critic
+    with torch.no_grad():
+        for param in critic.parameters():
+            if param.dim() and param.shape[0] == critic.n_critics:
+                param.copy_(param[:1].expand_as(param))
+    assert model.choice_stats()["choice_ensemble_std"] < 1e-6

@@ -330,7 +330,34 @@ class SPIRAL(BaseAlgorithm):
         p.set_training_mode(False)
         stats = {k: v / max(gradient_steps, 1) for k, v in sums.items()}
         stats["n_updates"] = float(self._n_updates)
+        stats.update(self.choice_stats())
         return stats
+
+    @torch.no_grad()
+    def choice_stats(self, n_states: int = 256) -> dict[str, float]:
+        """How decided the critic's best-of-kappa choice is, on states from the replay.
+
+        For ``n_states`` replay states and the config's kappa latents each: ``choice_q_spread``,
+        the mean gap between the best and the worst candidate's min-Q, and
+        ``choice_ensemble_std``, the mean spread of the critics over one candidate. A gap well
+        below the critics' own spread means the choice among candidates is mostly noise.
+        Draws from generators of its own, so the training stream is unchanged.
+        """
+        p, cfg = self.policy, self.config
+        if not len(self.replay):
+            return {}
+        batch = self.replay.sample(n_states, np.random.default_rng(self._n_updates))
+        h, a = p.chunk_shape
+        gen = torch.Generator().manual_seed(self._n_updates)
+        z = cfg.latent_temperature * torch.randn((n_states * cfg.kappa, h, a), generator=gen)
+        f = batch.features.repeat_interleave(cfg.kappa, dim=0)
+        chunks, _ = p.total_chunks(f, z)
+        q = p.critic(f, z, chunks)  # (N_Q, n * kappa)
+        min_q = q.min(dim=0).values.view(n_states, cfg.kappa)
+        return {
+            "choice_q_spread": float((min_q.max(dim=1).values - min_q.min(dim=1).values).mean()),
+            "choice_ensemble_std": float(q.std(dim=0).mean()),
+        }
 
     def _step(
         self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module
