@@ -432,9 +432,10 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             eval_episodes=args.eval_episodes,
             n_eval_envs=args.n_envs,
             max_rounds=plan.rounds,
-            # The 0-rollout point is the BC evaluation of the same policy; after an offline
-            # phase the policy is another one, evaluated before the first round.
-            eval_round0=offline,
+            # SPIRAL's own starting point (after the offline phase, if any): before any update
+            # it deploys best of kappa base chunks chosen by untrained critics, which is not
+            # the base policy the BC evaluation measures.
+            eval_round0=True,
             max_episode_steps=plan.max_episode_steps,
             eval_stochastic=args.stochastic_eval,
             # Stage 2b: the demonstrations the base policy was cloned from, labelled by the
@@ -587,7 +588,8 @@ def _fmt_rate(values: list[float]) -> str:
 def _curve_points(entry: dict[str, Any], bc: dict[str, Any] | None) -> list[dict[str, Any]]:
     """A SPIRAL run's points, starting from its base policy's BC evaluation (0 rollouts).
 
-    A run with an offline phase has its own 0-rollout point (after that phase) after the BC one.
+    A run that evaluated its own policy before any update has its own 0-rollout point instead;
+    after an offline phase, that point comes after the BC one.
     """
     pts = list(entry.get("curve", {}).get("curve", []))
     own_base = any(p["rollouts"] == 0 and not p.get("offline_updates") for p in pts)
@@ -750,25 +752,23 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     if not seeds:
         return []
     offline = method == "spiral_offline"
+    first_column = "after the offline phase" if offline else "before any update"
     lines = [
         f"**{LABELS[method]}** per round (success % on the held-out seeds with fresh latents / "
         "with fixed latents, or fixed only where fresh were not measured; in brackets the "
         "rollouts used so far, the success rate of the round's own rollouts, and the run's "
         "wall-clock in minutes at that point, evaluations included):",
         "",
-        "| seed | base (BC) | "
-        + ("after the offline phase | " if offline else "")
-        + "round 1 | round 2 | round 3 | status |",
-        "|---|---|---|---|---|" + ("---|" if offline else "") + "---|",
+        f"| seed | base (BC) | {first_column} | round 1 | round 2 | round 3 | status |",
+        "|---|---|---|---|---|---|---|",
     ]
     bc = by.get("bc", {})
     for seed, entry in sorted(seeds.items()):
         base = bc.get(seed, {}).get("result")
         cells = [_rates_cell(base["success_rate"], fresh_latent_success(base)) if base else "–"]
         curve = entry.get("curve", {}).get("curve", [])
-        if offline:
-            first = [p for p in curve if p["round"] == 0]
-            cells.append(_point_cell(first[0]) if first else "–")
+        first = [p for p in curve if p["round"] == 0]
+        cells.append(_point_cell(first[0]) if first else "–")
         pts = [p for p in curve if p["round"] > 0]
         prev_rollouts, prev_succ = 0, 0
         for p in pts[:3]:
@@ -779,7 +779,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             wall = p.get("wall_seconds")
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
             cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{wall_s})")
-        cells += ["–"] * (4 + offline - len(cells))
+        cells += ["–"] * (5 - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
     return [*lines, ""]
@@ -975,9 +975,13 @@ def _setup_text(args: argparse.Namespace) -> str:
             "paper's 40-70 % starting point ([bc_base_policy.md](bc_base_policy.md) measures "
             "them; the BC row says where it is)"
             + (f", with TinyVLA fields `{json.dumps(args.model)}`" if args.model else "")
-            + ". The "
-            "0-rollout point of every SPIRAL curve is this evaluation (before any update SPIRAL "
-            "deploys the base policy plus a near-zero residual).",
+            + ". Before any update SPIRAL does not deploy this policy: it executes the best of "
+            "kappa base chunks (each plus a near-zero residual) as chosen by its untrained "
+            "critics. A SPIRAL run that evaluated that starting point shows it in its round "
+            "table ('before any update') and as its curve's 0-rollout point; for the others the "
+            "0-rollout point is this BC evaluation "
+            "([spiral_deployment.md](spiral_deployment.md) measures the starting point of "
+            "finished runs).",
             *(
                 [
                     f"- Latent temperature {args.latent_temperature:g}: every VLA here (BC, RA-BC "

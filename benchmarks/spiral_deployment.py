@@ -9,8 +9,12 @@ held-out seeds, with fresh latents per chunk as deployed, through
 - ``kappa`` latents per chunk (1: no choice by the critic; the run's own kappa; more);
 - with or without the residual (without: the critic chooses among the base policy's own chunks;
   with ``kappa = 1`` that is the base policy);
-- at latent temperatures (``--latent-temperatures``: latents ``z = T * N(0, I)``; 1 is how the run was
-  trained and deployed).
+- at latent temperatures (``--latent-temperatures``: latents ``z = T * N(0, I)``; the run's own
+  temperature, 1 unless it ran with ``--latent-temperature``, is how it was trained and deployed);
+- before any update (``--initial``): the run's own policy as it stood before its first round (the
+  same seed, config and base policy, so the same initial networks), deployed as the run deploys:
+  best of kappa base chunks, each with the initial near-zero residual, chosen by the initial,
+  untrained critics. This is SPIRAL's true starting point; it is not the base policy.
 
 The run's own deployment (its kappa, with the residual) uses the latent seed of the run's own
 fresh-latent evaluation, so on the same held-out seeds it reproduces the number the run recorded
@@ -88,6 +92,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Latent temperatures (z = T * N(0, I), as `sarm2 spiral --latent-temperature`); "
         "every (kappa, residual) variant is evaluated at each.",
     )
+    p.add_argument(
+        "--initial",
+        action="store_true",
+        help="Also evaluate each run's policy before any update (its own deployment, at every "
+        "temperature).",
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--n-envs", type=int, default=2)
@@ -108,23 +118,39 @@ def records_dir(args: argparse.Namespace, run: Run, seed: int) -> Path:
     return args.out / run.task / run.method / f"seed{seed}"
 
 
-Variant = tuple[int, bool, float]
-"""``(kappa, residual, temperature)``."""
+Variant = tuple[int, bool, float, bool]
+"""``(kappa, residual, temperature, initial)``; ``initial``: the policy before any update."""
 
 
-def variants(args: argparse.Namespace, own_kappa: int) -> list[Variant]:
-    """Every variant to evaluate, the run's own deployment (temperature 1) first."""
+def variants(args: argparse.Namespace, own_kappa: int, own_temperature: float) -> list[Variant]:
+    """Every variant to evaluate, the run's own deployment (its kappa and temperature) first."""
     kappas = sorted({*args.kappas, own_kappa})
-    temps = sorted(set(args.temperatures), key=lambda t: (t != 1.0, -t))
-    own: Variant = (own_kappa, True, 1.0)
+    temps = sorted(set(args.temperatures), key=lambda t: (t != own_temperature, -t))
+    own: Variant = (own_kappa, True, own_temperature, False)
     pairs = [(k, r) for r in (True, False) for k in kappas]
-    return [own] + [(k, r, t) for t in temps for k, r in pairs if (k, r, t) != own]
+    out = [own] + [(k, r, t, False) for t in temps for k, r in pairs if (k, r, t, False) != own]
+    return out + [(own_kappa, True, t, True) for t in temps if args.initial]
 
 
-def _key(kappa: int, residual: bool, temperature: float) -> str:
+def _key(kappa: int, residual: bool, temperature: float, initial: bool) -> str:
     # Temperature 1 keeps the key of the records made before temperatures existed.
     suffix = "" if temperature == 1.0 else f"_T{temperature:g}"
-    return f"kappa{kappa}_{'residual' if residual else 'base'}{suffix}"
+    prefix = "initial_" if initial else ""
+    return f"{prefix}kappa{kappa}_{'residual' if residual else 'base'}{suffix}"
+
+
+def initial_policy(final: SPIRAL, env_id: str, image_size: int) -> SPIRAL:
+    """The run's policy before its first round: the same seed, config and base policy.
+
+    The networks are built right after the random seed is set, so they are the run's own
+    initial ones (the env only fills the constructor; the evaluation makes its own).
+    """
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = make_vec_env(env_id, n_envs=1, seed=final.seed, env_kwargs={"image_size": image_size})
+    return SPIRAL(
+        final.base_policy, env, PrivilegedProgressLabeler(), config=final.config, seed=final.seed
+    )
 
 
 def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
@@ -133,20 +159,27 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
     if not (folder / "result.json").is_file():
         print(f"[{folder}] not finished; skipped", flush=True)
         return
-    model: SPIRAL | None = None  # loaded once, for the first variant still to evaluate
-    own = _own_kappa(args, run, seed)
+    final: SPIRAL | None = None  # loaded once, for the first variant still to evaluate
+    initial: SPIRAL | None = None
+    own, own_t = _own_deployment(args, run, seed)
 
-    def anchors_first(v: Variant) -> tuple[bool, bool]:
-        # At each temperature the run's own deployment and the base policy come first, so a
-        # stopped evaluation has the two rows every other one is read against.
-        return v[2] != 1.0, not ((v[0] == own and v[1]) or (v[0] == 1 and not v[1]))
+    def anchors_first(v: Variant) -> tuple[bool, bool, bool]:
+        # At each temperature the policy before any update, the run's own deployment and the
+        # base policy come first, so a stopped evaluation has the rows every other one is read
+        # against.
+        return v[2] != own_t, not v[3], not ((v[0] == own and v[1]) or (v[0] == 1 and not v[1]))
 
-    for kappa, residual, temperature in sorted(variants(args, own), key=anchors_first):
-        path = records_dir(args, run, seed) / f"{_key(kappa, residual, temperature)}.json"
+    for variant in sorted(variants(args, own, own_t), key=anchors_first):
+        kappa, residual, temperature, before = variant
+        path = records_dir(args, run, seed) / f"{_key(*variant)}.json"
         if path.is_file():
             continue
-        if model is None:
-            model = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        if final is None:
+            final = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
+        if before and initial is None:
+            initial = initial_policy(final, TASK_IDS[run.task], args.image_size)
+        model = initial if before else final
+        assert model is not None
         # Acting draws only from this generator: every variant starts from the same latents.
         model.policy.rng = torch.Generator().manual_seed(fresh_latent_seed(seed))
         model.policy.set_deployment(kappa=kappa, residual=residual, temperature=temperature)
@@ -160,6 +193,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
             "kappa": kappa,
             "residual": residual,
             "temperature": temperature,
+            "initial": before,
             "episodes": args.episodes,
             "success_rate": res.success_rate,
             "successes": [bool(s) for s in res.successes],
@@ -180,39 +214,52 @@ def _own_fresh_rate(args: argparse.Namespace, run: Run, seed: int) -> float | No
     return fresh_latent_success(json.loads((run_dir(args, run, seed) / "result.json").read_text()))
 
 
-def _own_kappa(args: argparse.Namespace, run: Run, seed: int) -> int:
-    """The kappa the run deployed with (from its recorded SPIRAL config)."""
+def _own_deployment(args: argparse.Namespace, run: Run, seed: int) -> tuple[int, float]:
+    """The kappa and latent temperature the run deployed with (its recorded SPIRAL config)."""
     result = json.loads((run_dir(args, run, seed) / "result.json").read_text())
-    return int(result["extra"]["spiral"]["kappa"])
+    spiral = result["extra"]["spiral"]
+    return int(spiral["kappa"]), float(spiral.get("latent_temperature", 1.0))
 
 
 def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]]:
     """One run's table and checks, and the wall-clock of each of its evaluations."""
     records: dict[int, dict[Variant, dict[str, Any]]] = {}
     for seed in args.seeds:
-        for path in sorted(records_dir(args, run, seed).glob("kappa*.json")):
+        for path in sorted(records_dir(args, run, seed).glob("*kappa*.json")):
             r = json.loads(path.read_text())
             if r["episodes"] == args.episodes:
-                key = (r["kappa"], bool(r["residual"]), float(r.get("temperature", 1.0)))
+                key = (
+                    r["kappa"],
+                    bool(r["residual"]),
+                    float(r.get("temperature", 1.0)),
+                    bool(r.get("initial", False)),
+                )
                 records.setdefault(seed, {})[key] = r
     seeds = sorted(records)
-    own = {s: _own_kappa(args, run, s) for s in seeds}
-    own_kappas = {own[s] for s in seeds}
+    own = {s: _own_deployment(args, run, s) for s in seeds}
+    own_kappas = {own[s][0] for s in seeds}
+    own_temps = {own[s][1] for s in seeds}
 
-    def order(p: Variant) -> tuple[bool, float, bool, bool, int]:
-        # Temperature 1 first, then cooler; within one, the run's own kind of deployment, then the
-        # residual variants and the base ones by kappa, requested or left from earlier calls.
-        return p[2] != 1.0, -p[2], not (p[1] and p[0] in own_kappas), not p[1], p[0]
+    def order(p: Variant) -> tuple[bool, float, bool, bool, bool, int]:
+        # The run's own temperature first, then from hot to cool; within one, the run's own kind
+        # of deployment, the same before any update, then the residual variants and the base
+        # ones by kappa, requested or left from earlier calls.
+        return (
+            p[2] not in own_temps, -p[2], not (p[1] and p[0] in own_kappas), not p[3], not p[1],
+            p[0],
+        )  # fmt: skip
 
     pairs = sorted({p for by in records.values() for p in by}, key=order)
 
-    def name(kappa: int, residual: bool, temperature: float) -> str:
+    def name(kappa: int, residual: bool, temperature: float, initial: bool) -> str:
         cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
+        if initial:
+            return f"before any update: best of {kappa} by the untrained critic{cooled}"
         if kappa == 1 and not residual:
             return f"base policy (1 latent, no residual){cooled}"
         what = "base chunks + residual" if residual else "base chunks"
         choice = "one latent, no choice" if kappa == 1 else f"best of {kappa} by the critic"
-        deployed = residual and temperature == 1.0 and all(own[s] == kappa for s in seeds)
+        deployed = residual and all(own[s] == (kappa, temperature) for s in seeds)
         return f"{what}, {choice}{cooled}{' — as deployed' if deployed else ''}"
 
     lines = [
@@ -235,7 +282,7 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
         lines.append(f"| {name(*pair)} | " + " | ".join(cells) + f" | {mean} |")
     lines += [""]
     for s in seeds:
-        mine = records[s].get((own[s], True, 1.0))
+        mine = records[s].get((own[s][0], True, own[s][1], False))
         recorded = _own_fresh_rate(args, run, s)
         if mine is None or recorded is None:
             continue
@@ -258,7 +305,9 @@ def write_report(args: argparse.Namespace) -> str:
         f"(`{args.root.name}`) on {args.episodes} held-out seeds with fresh latents per chunk, "
         "deployed in other ways "
         "(`sarm2 eval-policy --kappa K [--no-residual] [--latent-temperature T]` does one "
-        "cell). The run's own deployment "
+        "cell). Rows 'before any update' are the same run's policy before its first round (same "
+        "seed, config and base policy), deployed as the run deploys: best of kappa by its "
+        "untrained critics. The run's own deployment "
         "(its kappa, with the residual) draws the latents of the run's own fresh-latent "
         "evaluation, so it should reproduce the run's last number; each section checks that. "
         f"One cell's binomial std is up to {half:.0f} points.",
@@ -283,7 +332,7 @@ def write_report(args: argparse.Namespace) -> str:
         or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
         f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
         f"--latent-temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
-        f"--episodes {args.episodes} --out OUT",
+        f"{'--initial ' if args.initial else ''}--episodes {args.episodes} --out OUT",
         "```",
         "",
     ]

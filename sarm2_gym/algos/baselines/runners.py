@@ -148,9 +148,10 @@ class SPIRALRunConfig:
         n_eval_envs: Envs of the evaluation.
         max_rounds: Stop after this many rounds even if ``timesteps`` is not used up (``None``:
             rounds until the budget is spent).
-        eval_round0: Evaluate the policy before the first update (round 0 of the curve). A
-            benchmark that already evaluated the base policy (e.g. with :func:`run_bc`) may skip
-            it: before any update SPIRAL deploys the base policy plus a near-zero residual.
+        eval_round0: Evaluate the policy before the first update (round 0 of the curve). This is
+            not the base policy :func:`run_bc` evaluates: before any update SPIRAL executes the
+            best of kappa base chunks (each plus a near-zero residual) chosen by its untrained
+            critics, a selection that alone can change the success rate.
         max_episode_steps: Override of the task's time limit (rollouts and evaluation).
         eval_stochastic: Evaluate every round a second time with fresh latents per chunk
             (best-of-kappa as in the rollouts), recorded as ``success_rate_stochastic``.
@@ -223,9 +224,9 @@ def run_spiral(
 ) -> RunResult:
     """Run (or resume) SPIRAL round by round, evaluating on held-out seeds after every round.
 
-    Round 0 of the curve (if ``config.eval_round0``) is the base policy's success as SPIRAL
-    deploys it before any update. ``on_round(point)`` is called after every recorded curve point
-    (e.g. to refresh a report while a long run goes on).
+    Round 0 of the curve (if ``config.eval_round0``) is the success of SPIRAL's policy before
+    any update (after the offline phase, if any). ``on_round(point)`` is called after every
+    recorded curve point (e.g. to refresh a report while a long run goes on).
     """
     done = load_result(config.out)
     if done is not None:
