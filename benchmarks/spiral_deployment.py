@@ -245,7 +245,7 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
         # of deployment, the same before any update, then the residual variants and the base
         # ones by kappa, requested or left from earlier calls.
         return (
-            p[2] not in own_temps, -p[2], not (p[1] and p[0] in own_kappas), not p[3], not p[1],
+            p[2] not in own_temps, -p[2], not (p[1] and p[0] in own_kappas), p[3], not p[1],
             p[0],
         )  # fmt: skip
 
@@ -254,7 +254,7 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
     def name(kappa: int, residual: bool, temperature: float, initial: bool) -> str:
         cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
         if initial:
-            return f"before any update: best of {kappa} by the untrained critic{cooled}"
+            return f"before any update: best of {kappa} by the untrained critics{cooled}"
         if kappa == 1 and not residual:
             return f"base policy (1 latent, no residual){cooled}"
         what = "base chunks + residual" if residual else "base chunks"
