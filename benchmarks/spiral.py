@@ -668,6 +668,8 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
         ax.set_xlabel("rollouts used (training episodes)")
         ax.set_ylabel("success on 50 held-out seeds (%)")
         ax.set_ylim(-3, 103)
+        if ax.get_xlim()[1] < 1:  # only 0-rollout points (no SPIRAL round yet): a readable axis
+            ax.set_xlim(-5, 105)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
