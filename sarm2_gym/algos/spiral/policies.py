@@ -21,7 +21,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import PyTorchObs
 
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
-from sarm2_gym.algos.common.latents import check_temperature
+from sarm2_gym.algos.common.latents import check_temperature, draw_latents
 from sarm2_gym.algos.spiral.config import SPIRALConfig
 from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
 from sarm2_gym.algos.vla.policy import ChunkPolicy
@@ -181,14 +181,12 @@ class ResidualChunkPolicy(BasePolicy):
     ) -> torch.Tensor:
         """Best-of-kappa chunks ``(n, H, A)`` for features ``(n, F)``."""
         kappa = self.config.kappa if self.deploy_kappa is None else self.deploy_kappa
-        noise = torch.randn((features.shape[0], kappa, *self.chunk_shape), generator=generator)
         temperature = (
             self.config.latent_temperature
             if self.deploy_temperature is None
             else self.deploy_temperature
         )
-        if temperature != 1.0:
-            noise = temperature * noise
+        noise = draw_latents((features.shape[0], kappa, *self.chunk_shape), generator, temperature)
         chunks, q = self.candidates(features, noise)
         return best_of_kappa(q, chunks)[0]
 

@@ -32,6 +32,7 @@ from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback
 from stable_baselines3.common.utils import configure_logger, polyak_update
 from stable_baselines3.common.vec_env import VecEnv
 
+from sarm2_gym.algos.common.latents import draw_latents
 from sarm2_gym.algos.spiral import persistence
 from sarm2_gym.algos.spiral.adaptation import (
     Annotator,
@@ -289,7 +290,7 @@ class SPIRAL(BaseAlgorithm):
             b = batch.features.shape[0]
             # critic: y = alpha y^MC + (1 - alpha)(R + gamma^H (1 - d) min_i Q^tgt_i(s', z', a'))
             with torch.no_grad():
-                z_next = cfg.latent_temperature * torch.randn((b, h, a), generator=self.latent_rng)
+                z_next = draw_latents((b, h, a), self.latent_rng, cfg.latent_temperature)
                 a_next, _ = p.total_chunks(batch.next_features, z_next)
                 q_next = p.critic_target.min_q(batch.next_features, z_next, a_next)
                 y, y_td = critic_targets(
@@ -308,9 +309,7 @@ class SPIRAL(BaseAlgorithm):
             self._step(p.critic_optimizer, critic_loss, p.critic)
             # actor: -mean_j min_i Q_i(s, z_j, pi(s,z_j) + s_theta(s,z_j)) + beta mean ||s_theta||^2
             f_k = batch.features.repeat_interleave(cfg.kappa, dim=0)  # (B*kappa, F)
-            z_k = cfg.latent_temperature * torch.randn(
-                (b * cfg.kappa, h, a), generator=self.latent_rng
-            )
+            z_k = draw_latents((b * cfg.kappa, h, a), self.latent_rng, cfg.latent_temperature)
             chunks_k, residual = p.total_chunks(f_k, z_k)
             p.critic.requires_grad_(False)  # the actor loss must not move the critics
             q_pi = p.critic.min_q(f_k, z_k, chunks_k)
@@ -349,7 +348,7 @@ class SPIRAL(BaseAlgorithm):
         batch = self.replay.sample(n_states, np.random.default_rng(self._n_updates))
         h, a = p.chunk_shape
         gen = torch.Generator().manual_seed(self._n_updates)
-        z = cfg.latent_temperature * torch.randn((n_states * cfg.kappa, h, a), generator=gen)
+        z = draw_latents((n_states * cfg.kappa, h, a), gen, cfg.latent_temperature)
         f = batch.features.repeat_interleave(cfg.kappa, dim=0)
         chunks, _ = p.total_chunks(f, z)
         q = p.critic(f, z, chunks)  # (N_Q, n * kappa)

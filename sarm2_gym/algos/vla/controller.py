@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
-from sarm2_gym.algos.common.latents import check_temperature
+from sarm2_gym.algos.common.latents import check_temperature, draw_latents
 from sarm2_gym.algos.vla.policy import ChunkPolicy
 
 __all__ = ["VLAController"]
@@ -66,9 +66,9 @@ class VLAController:
             if deterministic
             else self.generator
         )
-        noise = torch.randn((n, self.policy.chunk_size, self.policy.action_dim), generator=gen)
-        if self.temperature != 1.0:
-            noise = self.temperature * noise
+        noise = draw_latents(
+            (n, self.policy.chunk_size, self.policy.action_dim), gen, self.temperature
+        )
         return self.policy.sample_chunk(observation, self.instruction, noise).cpu().numpy()
 
     def predict(
