@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,10 @@ def test_bc_resume_equals_an_uninterrupted_run(tmp_path: Path, reach_demos: Path
     assert json.loads((tmp_path / "b" / "train_state" / "latest.json").read_text()) == {
         "latest": "step_00000005"
     }
+    # TensorBoard reads a run's event files in name order: time (s), host, pid, then a per-process
+    # counter that is not zero-padded. In one test process within one second, writer 10 would
+    # sort before writer 9, so the resumed run starts its file in the next second.
+    time.sleep(1.0 - time.time() % 1.0)
     resumed = train_bc(cfg, resume=True, progress_bar=False)  # no text encoder needed to resume
     a, b = _weights(straight), _weights(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
