@@ -41,10 +41,10 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
         return env_class(task)(**kwargs)
     if reward == "sarm2" or reward.startswith("sarm2:"):
         # lazy: pulls in torch
-        from sarm2_gym.wrappers import ResizeCameras, load_reward_model, wrap_with_sarm2
+        from sarm2_gym.wrappers import ResizeCameras, SARM2Reward, load_reward_model
 
-        checkpoint = reward.partition(":")[2] or None
-        model_size = load_reward_model(checkpoint).config.image_size
+        model = load_reward_model(reward.partition(":")[2] or None)
+        model_size = model.config.image_size
         wanted: int | None = kwargs.get("image_size")
         # The model scores frames at its own size: render at that size and hand the agent the
         # size it asked for (by default the model's).
@@ -52,7 +52,7 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
         # gym.make puts its TimeLimit outside this env; the reward wrapper must see the
         # truncation to score the last frame, so the same limit also goes inside it.
         env = gym.wrappers.TimeLimit(env, task_by_id(task).max_episode_steps)
-        env = wrap_with_sarm2(env, checkpoint=checkpoint)
+        env = SARM2Reward(env, model)
         return env if wanted is None or wanted == model_size else ResizeCameras(env, wanted)
     raise ValueError(
         f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}"
