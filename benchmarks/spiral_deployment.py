@@ -298,8 +298,19 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
 
 def write_report(args: argparse.Namespace) -> str:
     half = 100 * 0.5 / math.sqrt(args.episodes)  # the largest binomial std of one cell
+    # A root holds runs of one temperature; the title says which, so pages of two roots differ.
+    trained_at = sorted(
+        {
+            _own_deployment(args, run, s)[1]
+            for run in args.runs
+            for s in args.seeds
+            if (run_dir(args, run, s) / "result.json").exists()
+        }
+    )
+    temps = ", ".join(f"{t:g}" for t in trained_at)
     lines = [
-        "# SPIRAL deployment taken apart",
+        "# SPIRAL deployment taken apart"
+        + (f": runs at latent temperature {temps}" if trained_at else ""),
         "",
         "Success (%) of the final policy of each run of `benchmarks/spiral.py` "
         f"(`{args.root.name}`) on {args.episodes} held-out seeds with fresh latents per chunk, "
