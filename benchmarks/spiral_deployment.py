@@ -15,6 +15,9 @@ held-out seeds, with fresh latents per chunk as deployed, through
   same seed, config and base policy, so the same initial networks), deployed as the run deploys:
   best of kappa base chunks, each with the initial near-zero residual, chosen by the initial,
   untrained critics. This is SPIRAL's true starting point; it is not the base policy.
+  ``--initial-variants`` also takes that starting point apart at every requested
+  ``(kappa, residual)`` pair, e.g. one latent plus the initial residual (no choice), or the
+  untrained critics choosing among the base policy's own chunks (no residual).
 
 The run's own deployment (its kappa, with the residual) uses the latent seed of the run's own
 fresh-latent evaluation, so on the same held-out seeds it reproduces the number the run recorded
@@ -98,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Also evaluate each run's policy before any update (its own deployment, at every "
         "temperature).",
     )
+    p.add_argument(
+        "--initial-variants",
+        action="store_true",
+        help="Evaluate the policy before any update at every (kappa, residual) pair as well, not "
+        "only at its own deployment (implies --initial).",
+    )
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--n-envs", type=int, default=2)
@@ -129,12 +138,20 @@ def variants(args: argparse.Namespace, own_kappa: int, own_temperature: float) -
     own: Variant = (own_kappa, True, own_temperature, False)
     pairs = [(k, r) for r in (True, False) for k in kappas]
     out = [own] + [(k, r, t, False) for t in temps for k, r in pairs if (k, r, t, False) != own]
-    return out + [(own_kappa, True, t, True) for t in temps if args.initial]
+    if not (args.initial or args.initial_variants):
+        return out
+    # One latent without the residual is the base policy, the same before and after the updates.
+    initial_pairs = [p for p in pairs if p != (1, False)] if args.initial_variants else []
+    firsts = [(own_kappa, True), *(p for p in initial_pairs if p != (own_kappa, True))]
+    return out + [(k, r, t, True) for t in temps for k, r in firsts]
 
 
-def _key(kappa: int, residual: bool, temperature: float, initial: bool) -> str:
-    # Temperature 1 keeps the key of the records made before temperatures existed.
+def _key(variant: Variant, episodes: int) -> str:
+    kappa, residual, temperature, initial = variant
+    # Temperature 1 and 50 episodes keep the keys of the records made before either was a
+    # choice; the episode count is in the name so a longer evaluation is not skipped as done.
     suffix = "" if temperature == 1.0 else f"_T{temperature:g}"
+    suffix += "" if episodes == 50 else f"_n{episodes}"
     prefix = "initial_" if initial else ""
     return f"{prefix}kappa{kappa}_{'residual' if residual else 'base'}{suffix}"
 
@@ -171,7 +188,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
 
     for variant in sorted(variants(args, own, own_t), key=anchors_first):
         kappa, residual, temperature, before = variant
-        path = records_dir(args, run, seed) / f"{_key(*variant)}.json"
+        path = records_dir(args, run, seed) / f"{_key(variant, args.episodes)}.json"
         if path.is_file():
             continue
         if final is None:
@@ -254,6 +271,13 @@ def _section(args: argparse.Namespace, run: Run) -> tuple[list[str], list[float]
     def name(kappa: int, residual: bool, temperature: float, initial: bool) -> str:
         cooled = "" if temperature == 1.0 else f" (latent temperature {temperature:g})"
         if initial:
+            if not residual:
+                return (
+                    f"before any update: base chunks, best of {kappa} by the untrained "
+                    f"critics{cooled}"
+                )
+            if kappa == 1:
+                return f"before any update: base chunks + initial residual, one latent{cooled}"
             return f"before any update: best of {kappa} by the untrained critics{cooled}"
         if kappa == 1 and not residual:
             return f"base policy (1 latent, no residual){cooled}"
@@ -343,7 +367,9 @@ def write_report(args: argparse.Namespace) -> str:
         or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
         f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
         f"--latent-temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
-        f"{'--initial ' if args.initial else ''}--episodes {args.episodes} --out OUT",
+        f"{'--initial ' if args.initial else ''}"
+        f"{'--initial-variants ' if args.initial_variants else ''}"
+        f"--episodes {args.episodes} --out OUT",
         "```",
         "",
     ]
