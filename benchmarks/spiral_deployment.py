@@ -56,6 +56,7 @@ from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
+DEFAULT_EPISODES = 50  # records of this many episodes keep the names they had before --episodes
 
 
 class Run(NamedTuple):
@@ -107,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Evaluate the policy before any update at every (kappa, residual) pair as well, not "
         "only at its own deployment (implies --initial).",
     )
-    p.add_argument("--episodes", type=int, default=50)
+    p.add_argument("--episodes", type=int, default=DEFAULT_EPISODES)
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--n-envs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1, help="Torch threads.")
@@ -116,7 +117,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--command", default="", help="Command line quoted in the report.")
     p.add_argument("--note", default="", help="Paragraph printed under the title.")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.initial = args.initial or args.initial_variants
+    return args
 
 
 def run_dir(args: argparse.Namespace, run: Run, seed: int) -> Path:
@@ -138,7 +141,7 @@ def variants(args: argparse.Namespace, own_kappa: int, own_temperature: float) -
     own: Variant = (own_kappa, True, own_temperature, False)
     pairs = [(k, r) for r in (True, False) for k in kappas]
     out = [own] + [(k, r, t, False) for t in temps for k, r in pairs if (k, r, t, False) != own]
-    if not (args.initial or args.initial_variants):
+    if not args.initial:
         return out
     # One latent without the residual is the base policy, the same before and after the updates.
     initial_pairs = [p for p in pairs if p != (1, False)] if args.initial_variants else []
@@ -148,10 +151,11 @@ def variants(args: argparse.Namespace, own_kappa: int, own_temperature: float) -
 
 def _key(variant: Variant, episodes: int) -> str:
     kappa, residual, temperature, initial = variant
-    # Temperature 1 and 50 episodes keep the keys of the records made before either was a
-    # choice; the episode count is in the name so a longer evaluation is not skipped as done.
+    # Temperature 1 and the default episode count keep the keys of the records made before
+    # either was a choice; the episode count is in the name so a longer evaluation is not
+    # skipped as done.
     suffix = "" if temperature == 1.0 else f"_T{temperature:g}"
-    suffix += "" if episodes == 50 else f"_n{episodes}"
+    suffix += "" if episodes == DEFAULT_EPISODES else f"_n{episodes}"
     prefix = "initial_" if initial else ""
     return f"{prefix}kappa{kappa}_{'residual' if residual else 'base'}{suffix}"
 
@@ -355,6 +359,9 @@ def write_report(args: argparse.Namespace) -> str:
         lines += part
         walls += run_walls
     runs = " ".join(run.task if run.method == "spiral" else ":".join(run) for run in args.runs)
+    initial_flag = (
+        "--initial-variants " if args.initial_variants else "--initial " if args.initial else ""
+    )
     lines += [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
         f"{len(walls)} evaluations, {np.mean(walls) / 60 if walls else 0:.1f} min each on "
@@ -367,8 +374,7 @@ def write_report(args: argparse.Namespace) -> str:
         or f"python benchmarks/spiral_deployment.py --root DATA --runs {runs} "
         f"--seeds {' '.join(map(str, args.seeds))} --kappas {' '.join(map(str, args.kappas))} "
         f"--latent-temperatures {' '.join(f'{t:g}' for t in args.temperatures)} "
-        f"{'--initial ' if args.initial else ''}"
-        f"{'--initial-variants ' if args.initial_variants else ''}"
+        f"{initial_flag}"
         f"--episodes {args.episodes} --out OUT",
         "```",
         "",
