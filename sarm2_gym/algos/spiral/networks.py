@@ -62,7 +62,9 @@ class ResidualActor(nn.Module):
         self.chunk_size, self.action_dim, self.output_scale = chunk_size, action_dim, output_scale
         flat = chunk_size * action_dim
         self.mlp = _mlp(feature_dim + flat, hidden, flat)
-        # Near-zero last layer: the first round deploys (almost exactly) the base policy.
+        # Near-zero last layer: before any update every candidate is (almost exactly) a base
+        # chunk. Which candidate runs is still the untrained critics' choice, so the first round's
+        # policy is not the base policy itself.
         last = self.mlp[-1]
         assert isinstance(last, nn.Linear)
         nn.init.uniform_(last.weight, -1e-3, 1e-3)
