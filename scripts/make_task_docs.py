@@ -89,6 +89,14 @@ def main() -> None:
             iio.imwrite(DOCS / "images" / f"{snake(task.name)}_{cam}.png", img)
         lengths = [r[0] for r in runs]
         ok = sum(r[1] for r in runs)
+        options = type(expert_for(task.env_id)).OPTIONS
+        option_lines = [
+            "- Expert options (`sarm2 collect --expert-option NAME=VALUE`): "
+            + "; ".join(
+                f"`{name}` = " + " or ".join(f"`{v}`" for v in values) + f" (default `{values[0]}`)"
+                for name, values in options.items()
+            )
+        ]
         stage_lines = [
             f"{k + 1}. {s.name} — `{s.primitive}` ({GROUP_NAMES[group_of(s.primitive)]})"
             for k, s in enumerate(stages)
@@ -104,6 +112,7 @@ def main() -> None:
             f"on average ({ok}/{args.seeds} successful)",
             f"- Success: {success_rule(cls)}",
             "- Cameras: " + ", ".join(f"[{c}](images/{snake(task.name)}_{c}.png)" for c in CAMERAS),
+            *(option_lines if options else []),
             "- Stages:",
             "",
             *[f"   {line}" for line in stage_lines],

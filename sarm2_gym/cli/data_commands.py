@@ -32,10 +32,22 @@ def collect_command(
     ray_address: str | None = typer.Option(
         None, "--ray-address", help="Record on Ray actors: a cluster address, or 'local'."
     ),
+    expert_option: list[str] | None = typer.Option(
+        None,
+        "--expert-option",
+        help="NAME=VALUE strategy option of the task's expert, repeatable (e.g. CleanWhiteboard's "
+        "wipe=sweep: the whole board in lanes instead of chasing the nearest ink).",
+    ),
 ) -> None:
     """Record scripted-expert episodes into a LeRobot v3.0 dataset (resumable)."""
     from sarm2_gym.data.generation import collect, resolve_tasks
 
+    options: dict[str, str] = {}
+    for item in expert_option or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise typer.BadParameter(f"--expert-option {item!r} is not NAME=VALUE")
+        options[name] = value
     try:
         tasks = resolve_tasks(task)
         root = collect(
@@ -47,6 +59,7 @@ def collect_command(
             image_size=image_size,
             num_workers=num_workers,
             ray_address=ray_address,
+            expert_options=options,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

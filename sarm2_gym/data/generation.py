@@ -9,7 +9,7 @@ not yet used, which is how an interrupted run resumes.
 from __future__ import annotations
 
 import multiprocessing as mp
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -21,9 +21,10 @@ from sarm2_gym.data.recording import OUTCOMES, record_episode
 from sarm2_gym.data.writer import LeRobotDatasetWriter
 from sarm2_gym.envs.core.expert import resolve_quality
 from sarm2_gym.envs.core.task_env import CONTROL_HZ
-from sarm2_gym.envs.registry import TASKS, implemented_tasks, task_by_id
+from sarm2_gym.envs.registry import TASKS, expert_for, implemented_tasks, task_by_id
 
 __all__ = [
+    "DEMO_KINDS",
     "BenchmarkSizes",
     "Job",
     "collect",
@@ -36,6 +37,14 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
     "train": 0,
     "heldout_demos": 1_000_000,
     "heldout_rollouts": 2_000_000,
+}
+# Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
+# options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option).
+DEMO_KINDS: Final[dict[str, tuple[str, dict[str, str]]]] = {
+    "expert": ("expert", {}),
+    "dart": ("dart", {}),
+    "sweep": ("expert", {"wipe": "sweep"}),
+    "dart_sweep": ("dart", {"wipe": "sweep"}),
 }
 # Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
 _SUCCESS_PRESETS: Final[tuple[str, ...]] = ("slow", "clumsy", "mistake")
@@ -54,6 +63,7 @@ class Job:
     seed: int
     quality: str
     image_size: int = 96
+    expert_options: tuple[tuple[str, str], ...] = ()  # (name, value) pairs
 
 
 def resolve_tasks(task: str) -> list[str]:
@@ -71,14 +81,12 @@ def _run_job(job: Job) -> Episode:
     import gymnasium as gym
 
     import sarm2_gym  # noqa: F401  (registers the envs, picks the GL backend)
-    from sarm2_gym.envs.registry import expert_for
 
     key = (job.env_id, job.image_size)
     if key not in _ENVS:
         _ENVS[key] = gym.make(job.env_id, obs_mode="rgb", image_size=job.image_size)
-    return record_episode(
-        _ENVS[key], expert_for(job.env_id, job.quality), job.seed, env_id=job.env_id
-    )
+    expert = expert_for(job.env_id, job.quality, dict(job.expert_options))
+    return record_episode(_ENVS[key], expert, job.seed, env_id=job.env_id)
 
 
 def _episodes(
@@ -128,6 +136,28 @@ def _done_seeds(writer: LeRobotDatasetWriter) -> dict[str, set[int]]:
     return done
 
 
+def _check_expert_options(
+    writer: LeRobotDatasetWriter, root: Path, options: dict[str, dict[str, str]]
+) -> None:
+    """Refuse to add episodes recorded with other expert options than the stored ones.
+
+    Episodes recorded before the options were stored count as recorded with the defaults.
+    """
+    for meta in writer.episodes_meta:
+        env_id = str(meta["env_id"])
+        want = options.get(env_id)
+        if want is None:
+            continue
+        stored = (meta.get("meta") or {}).get("expert_options")
+        stored = dict(expert_for(env_id).options) if stored is None else dict(stored)
+        if stored != want:
+            writer.close()
+            raise ValueError(
+                f"{root} holds {env_id} episodes recorded with expert options {stored}, "
+                f"but {want} were asked for: record them into another folder"
+            )
+
+
 # ---------------------------------------------------------------------------- collect
 def collect(
     tasks: Sequence[str],
@@ -140,6 +170,7 @@ def collect(
     num_workers: int = 1,
     progress: bool = True,
     ray_address: str | None = None,
+    expert_options: Mapping[str, str] | None = None,
 ) -> Path:
     """Record ``episodes_per_task`` expert episodes of each task into one dataset at ``out``.
 
@@ -147,17 +178,36 @@ def collect(
     task's position in the paper's order. Rerunning with the same arguments finishes an
     interrupted run; asking for more episodes appends them.
 
+    Args:
+        tasks: Task ids.
+        episodes_per_task: Episodes of each task the dataset should hold.
+        out: Dataset folder (created, or resumed).
+        quality: Expert quality preset (``"mixed"``: drawn per episode).
+        seed: Reset seed of episode 0.
+        image_size: Side of the recorded camera frames.
+        num_workers: Recording processes (1: this one).
+        progress: Show a progress bar.
+        ray_address: Record on Ray actors at this address instead.
+        expert_options: Strategy options for the experts (e.g. ``{"wipe": "sweep"}``); every
+            task's expert must have them.
+
     Raises:
-        ValueError: Unknown task or quality preset, or ``out`` holding a different dataset.
+        ValueError: Unknown task, quality preset or expert option, or ``out`` holding a
+            different dataset (other image size, or other expert options).
     """
     resolve_quality(quality, __import__("numpy").random.default_rng(0))  # validate early
+    options = dict(expert_options or {})
+    resolved = {}
     for env_id in tasks:
         task_by_id(env_id)
+        resolved[env_id] = dict(expert_for(env_id, quality, options).options)
+    pairs = tuple(sorted(options.items()))
     root = Path(out)
     with _open_writer(root, image_size) as writer:
+        _check_expert_options(writer, root, resolved)
         done = _done_seeds(writer)
         jobs = [
-            Job(env_id, seed + i, quality, image_size)
+            Job(env_id, seed + i, quality, image_size, pairs)
             for env_id in tasks
             for i in range(episodes_per_task)
             if seed + i not in done.get(env_id, set())

@@ -87,8 +87,8 @@ def record_episode(
         max_steps: Step cap (default: the env's TimeLimit).
 
     Returns:
-        The episode, with ``meta`` holding seed, quality preset and knobs, outcome, final
-        progress and whether the expert gave up.
+        The episode, with ``meta`` holding seed, quality preset and knobs, the expert's strategy
+        options, outcome, final progress and whether the expert gave up.
     """
     task = env.unwrapped
     obs, info = env.reset(seed=seed)
@@ -146,6 +146,7 @@ def record_episode(
             "seed": int(seed),
             "quality": expert.quality.name,
             "quality_knobs": expert.quality.to_dict(),
+            "expert_options": dict(expert.options),
             "outcome": classify_outcome(success, final_progress),
             "final_progress": final_progress,
             "gave_up": bool(expert.gave_up),

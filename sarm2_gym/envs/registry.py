@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from sarm2_gym.envs.core.expert import ExpertQuality, ScriptedExpert
 
 __all__ = [
@@ -175,14 +177,24 @@ def env_class(env_id: str) -> Any:
     return _load(info.env_entry)
 
 
-def expert_for(env_id: str, quality: str | ExpertQuality = "expert") -> ScriptedExpert:
+def expert_for(
+    env_id: str,
+    quality: str | ExpertQuality = "expert",
+    options: Mapping[str, str] | None = None,
+) -> ScriptedExpert:
     """A fresh scripted expert for a task.
 
+    Args:
+        env_id: Task id or short name.
+        quality: Quality preset name, ``"mixed"``, or explicit knobs.
+        options: Strategy options of the task's expert (its ``OPTIONS``; e.g. CleanWhiteboard's
+            ``{"wipe": "sweep"}``).
+
     Raises:
-        ValueError: For an unknown task or an unknown quality preset.
+        ValueError: For an unknown task, quality preset, option or option value.
     """
     info = task_by_id(env_id)
     if info.expert_entry is None:
         raise ValueError(f"task {env_id} has no scripted expert")
-    expert: ScriptedExpert = _load(info.expert_entry)(quality)
+    expert: ScriptedExpert = _load(info.expert_entry)(quality, **dict(options or {}))
     return expert

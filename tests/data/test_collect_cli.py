@@ -117,6 +117,41 @@ def test_collect_refuses_a_different_dataset(tmp_path: Path) -> None:
     assert LeRobotDataset(out).num_episodes == 1
 
 
+def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    args = ["collect", "--task", ENV, "--episodes", "1", "--out", str(out), "--image-size", "32"]
+    args += ["--quality", "expert"]
+    result = runner.invoke(app, [*args, "--expert-option", "wipe=sweep"])
+    assert result.exit_code == 0, result.output
+    stored = LeRobotDataset(out).episode(0)
+    assert stored.meta["expert_options"] == {"wipe": "sweep"}
+    env = gym.make(ENV, obs_mode="rgb", image_size=32)
+    direct = record_episode(env, expert_for(ENV, "expert", {"wipe": "sweep"}), seed=0, env_id=ENV)
+    env.close()
+    np.testing.assert_array_equal(stored.frames["action"], direct.frames["action"])
+    # Adding episodes of the other strategy (here: the default) to it is refused.
+    from sarm2_gym.data.generation import collect
+
+    with pytest.raises(ValueError, match=r"recorded with expert options \{'wipe': 'sweep'\}"):
+        collect([ENV], 2, out, quality="expert", image_size=32, progress=False)
+    assert runner.invoke(app, [*args[:4], "2", *args[5:]]).exit_code != 0
+    assert LeRobotDataset(out).num_episodes == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [("wipe", "is not NAME=VALUE"), ("wipe=spiral", "is not one of"), ("grip=soft", "no option")],
+)
+def test_collect_rejects_bad_expert_options(tmp_path: Path, option: str, message: str) -> None:
+    out = tmp_path / "x"
+    result = runner.invoke(
+        app, ["collect", "--task", ENV, "--out", str(out), "--expert-option", option]
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert not out.exists()
+
+
 def test_collect_all_tasks_into_one_dataset(tmp_path: Path) -> None:
     tasks = ["SARM2-PullPlug-v0", "SARM2-CleanWhiteboard-v0"]  # the two fastest, in reverse order
     from sarm2_gym.data.generation import collect
@@ -130,3 +165,12 @@ def test_collect_all_tasks_into_one_dataset(tmp_path: Path) -> None:
     assert dims == {"SARM2-PullPlug-v0": 20, "SARM2-CleanWhiteboard-v0": 15}
     env_state = ds.episode(1).frames["observation.environment_state"]
     assert env_state.shape[1] == 128 and not env_state[:, 15:].any()
+
+
+def test_demo_kinds_name_valid_presets_and_options() -> None:
+    from sarm2_gym.data.generation import DEMO_KINDS
+
+    for name, (preset, options) in DEMO_KINDS.items():
+        expert = expert_for(ENV, preset, options)  # CleanWhiteboard has every option named
+        assert expert.options == {"wipe": options.get("wipe", "nearest")}, name
+    assert DEMO_KINDS["sweep"] == ("expert", {"wipe": "sweep"})

@@ -28,11 +28,12 @@ def run_expert(
     quality: str = "expert",
     obs_mode: str = "state",
     idle_after_give_up: int = 5,
+    options: dict[str, str] | None = None,
 ) -> Rollout:
     env = gym.make(env_id, obs_mode=obs_mode)
     try:
         _, info = env.reset(seed=seed)
-        expert = expert_for(env_id, quality)
+        expert = expert_for(env_id, quality, options)
         expert.reset(env.unwrapped, seed=seed)
         progress, labels, stages, prims = (
             [info["progress"]],

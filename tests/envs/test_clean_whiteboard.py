@@ -24,6 +24,63 @@ def test_expert_succeeds_on_20_seeds_with_monotone_progress_and_ordered_labels()
             assert label_sequence(r.info_primitives) == STAGE_PRIMITIVES
 
 
+def test_sweep_wipes_the_board_in_lanes_and_still_finishes() -> None:
+    sweeps = [run_expert(ENV, seed, options={"wipe": "sweep"}) for seed in range(6)]
+    nearest = [run_expert(ENV, seed) for seed in range(6)]
+    assert all(r.success for r in sweeps)
+    for r in sweeps:
+        assert label_sequence(r.labels) == STAGE_PRIMITIVES
+        assert max_drop(r.progress) < 0.05
+    # Covering the whole board takes longer than chasing the ink, episode for episode.
+    assert all(len(s.progress) > len(n.progress) for s, n in zip(sweeps, nearest, strict=True))
+
+
+def test_sweep_path_follows_the_board_not_the_ink() -> None:
+    """Two scenes with different strokes: the first lane's hover point sits over the same spot of
+    the board, and the wiping legs run along the board's y axis."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts.clean_whiteboard import SWEEP_END_Y, SWEEP_LANES_X
+
+    starts = []
+    for seed in (0, 1):
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        expert = expert_for(ENV, "expert", {"wipe": "sweep"})
+        expert.reset(task, seed=seed)
+        while task.status.stage == 0:
+            env.step(expert.act().action)
+        expert.act()  # plans the erase stage (one step towards its first waypoint)
+        plan = expert._plan
+        assert len(plan) == 1 + 2 * len(SWEEP_LANES_X) + 1  # hover, two legs a lane, clean-up
+        felt = task.eraser_pose()[0][:2]
+        hover = plan[0].targets["right"].pos()  # TCP target; the offset to the felt is the grasp
+        tcp = task.robot.arms["right"].target_pos[:2]
+        starts.append(hover[:2] - (tcp - felt) - task.board_center()[:2])
+        legs = [wp.targets["right"].pos()[:2] for wp in plan[1:-1]]
+        # Along each lane only y changes, by the full lane length.
+        for a, b in zip(legs[0::2], legs[1::2], strict=True):
+            assert abs(a[0] - b[0]) < 1e-9
+            assert abs(abs(a[1] - b[1]) - 2 * SWEEP_END_Y) < 1e-9
+        env.close()
+    np.testing.assert_allclose(starts[0], starts[1], atol=1e-6)
+    np.testing.assert_allclose(starts[0], [SWEEP_LANES_X[0], SWEEP_END_Y], atol=1e-6)
+
+
+def test_expert_options_are_checked() -> None:
+    from sarm2_gym.envs import expert_for
+
+    assert expert_for(ENV).options == {"wipe": "nearest"}
+    with pytest.raises(ValueError, match="has no option 'speed'"):
+        expert_for(ENV, "expert", {"speed": "fast"})
+    with pytest.raises(ValueError, match="wipe='spiral' is not one of"):
+        expert_for(ENV, "expert", {"wipe": "spiral"})
+    with pytest.raises(ValueError, match="its options: none"):
+        expert_for("SARM2-PullPlug-v0", "expert", {"wipe": "sweep"})
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_partial_and_failed_presets_do_what_they_say(seed: int) -> None:
     partial = run_expert(ENV, seed, "partial")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import numpy as np
 
@@ -205,15 +205,25 @@ class ExpertStep:
 class ScriptedExpert(ABC):
     """Executes a task-specific plan of waypoints with the quality knobs applied.
 
-    Subclasses implement :meth:`plan_stage` (and may override :meth:`mistake_waypoints`).
+    Subclasses implement :meth:`plan_stage` (and may override :meth:`mistake_waypoints`). A
+    subclass with more than one way of doing its task lists them in :attr:`OPTIONS`.
 
     Args:
         quality: A preset name, ``"mixed"`` (drawn per episode) or explicit knobs.
+        **options: Strategy options of this task's expert (see :attr:`OPTIONS`).
+
+    Raises:
+        ValueError: An unknown quality preset, option or option value.
     """
 
-    def __init__(self, quality: str | ExpertQuality = "expert") -> None:
+    #: Strategy options: name -> allowed values, the first of them the default. Unlike the
+    #: quality knobs, an option changes *how* the task is done, not how well.
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __init__(self, quality: str | ExpertQuality = "expert", **options: str) -> None:
         if isinstance(quality, str):
             resolve_quality(quality, np.random.default_rng(0))  # validate the name early
+        self.options = self.resolve_options(options)
         self._quality_spec = quality
         self.quality = ExpertQuality()
         self.env: TaskEnv | None = None
@@ -236,6 +246,23 @@ class ScriptedExpert(ABC):
         self._push_left = 0
 
     # ------------------------------------------------------------------ public API
+    @classmethod
+    def resolve_options(cls, options: dict[str, str]) -> dict[str, str]:
+        """``options`` checked against :attr:`OPTIONS`, with the defaults filled in.
+
+        Raises:
+            ValueError: An option this expert does not have, or a value it does not allow.
+        """
+        for name, value in options.items():
+            if name not in cls.OPTIONS:
+                known = ", ".join(cls.OPTIONS) or "none"
+                raise ValueError(f"{cls.__name__} has no option {name!r} (its options: {known})")
+            if value not in cls.OPTIONS[name]:
+                raise ValueError(
+                    f"{cls.__name__} option {name}={value!r} is not one of {cls.OPTIONS[name]}"
+                )
+        return {name: options.get(name, values[0]) for name, values in cls.OPTIONS.items()}
+
     def reset(self, env: TaskEnv, seed: int | None = None) -> None:
         """Prepare for an episode of ``env`` (already reset)."""
         self.env = env

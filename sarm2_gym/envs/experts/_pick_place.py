@@ -96,8 +96,8 @@ class PickPlaceExpert(ScriptedExpert):
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
     """
 
-    def __init__(self, quality: str | ExpertQuality = "expert") -> None:
-        super().__init__(quality)
+    def __init__(self, quality: str | ExpertQuality = "expert", **options: str) -> None:
+        super().__init__(quality, **options)
         self._park: dict[str, np.ndarray] = {}
 
     def reset(self, env: TaskEnv, seed: int | None = None) -> None:

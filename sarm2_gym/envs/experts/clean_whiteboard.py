@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Callable
+from typing import ClassVar, cast
 
 import numpy as np
 
@@ -10,6 +11,8 @@ from sarm2_gym.envs.core.expert import ArmTarget, ScriptedExpert, Waypoint
 from sarm2_gym.envs.tasks.clean_whiteboard import (
     BOARD_TOP,
     ERASER_HALF,
+    INK_CELL,
+    INK_GRID,
     TRAY_BASE,
     CleanWhiteboardEnv,
 )
@@ -21,14 +24,32 @@ HOVER = 0.09  # clearance above a target before descending (m)
 GRASP_DEPTH = 0.012  # TCP this far below the eraser's top face when grasping
 PRESS = 0.003  # felt face commanded this far into the board, so it stays in contact
 WIPE_REACH = 0.012  # "reached" tolerance while chasing the nearest ink cell
+# The sweep: lanes along the board's y axis, the eraser's 10 cm long side across them. Lane
+# centres 9 cm apart overlap by 1 cm, so three lanes cover every ink cell centre (+-12.6 cm in x).
+SWEEP_LANES_X = (-0.9 * ERASER_HALF[0] * 2, 0.0, 0.9 * ERASER_HALF[0] * 2)
+SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
+SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
 
 
 class CleanWhiteboardExpert(ScriptedExpert):
-    """Grasp the eraser from above, wipe the nearest remaining ink until none is left, put it back.
+    """Grasp the eraser from above, wipe until no ink is left, put the eraser back in its tray.
+
+    Two ways to wipe (option ``wipe``):
+
+    - ``"nearest"`` (default): chase the remaining ink cell nearest the eraser. Short, but every
+      move depends on where the ink is; a policy cloned from it must find the last specks in its
+      camera images.
+    - ``"sweep"``: wipe the whole board in three overlapping lanes (boustrophedon, starting at the
+      far +y end so that it finishes next to the tray), then chase whatever ink is left. Longer,
+      but the path follows the board, not the ink, so a cloned policy can follow it from where the
+      arm is on the board; the task moves on to placing as soon as the last ink is gone.
 
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
+        **options: ``wipe="nearest"`` or ``wipe="sweep"``.
     """
+
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"wipe": ("nearest", "sweep")}
 
     @property
     def task(self) -> CleanWhiteboardEnv:
@@ -95,22 +116,20 @@ class CleanWhiteboardExpert(ScriptedExpert):
         if stage == 1:
             if not task.eraser_held():
                 return self.plan_stage(0)
+            chase = Waypoint(
+                "erase",
+                {ARM: ArmTarget(pos=self._wipe_target, rpy=self._level_rpy)},
+                tol=WIPE_REACH,
+                until=lambda: len(task.remaining_ink()) == 0,
+                max_steps=220,
+            )
+            if self.options["wipe"] == "sweep":
+                return [*self._sweep(), chase]
             return [
                 Waypoint(
                     "erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015
                 ),
-                Waypoint(
-                    "erase",
-                    {
-                        ARM: ArmTarget(
-                            pos=self._wipe_target,
-                            rpy=lambda: self._commanded_rpy(ARM) * np.array([0, 0, 1]),
-                        )
-                    },
-                    tol=WIPE_REACH,
-                    until=lambda: len(task.remaining_ink()) == 0,
-                    max_steps=220,
-                ),
+                chase,
             ]
         # stage 2: place (re-grasp first if the eraser was dropped after erasing)
         if not task.eraser_held():
@@ -145,6 +164,49 @@ class CleanWhiteboardExpert(ScriptedExpert):
         return Waypoint(
             primitive, {ARM: ArmTarget(pos=np.array([start[0], start[1], height]))}, tol=0.01
         )
+
+    def _level_rpy(self) -> np.ndarray:
+        """The commanded yaw with roll and pitch zero: the felt face stays flat on the board."""
+        return self._commanded_rpy(ARM) * np.array([0.0, 0.0, 1.0])
+
+    def _sweep(self) -> list[Waypoint]:
+        """Hover over the first lane's far end, then wipe the lanes back and forth."""
+        first_y = SWEEP_END_Y
+        plan = [
+            Waypoint(
+                "erase",
+                {ARM: ArmTarget(pos=self._on_board(SWEEP_LANES_X[0], first_y, 0.04))},
+                tol=0.015,
+            )
+        ]
+        y = first_y
+        for x in SWEEP_LANES_X:
+            for leg_y in (y, -y):  # move over to the lane's start, then along it
+                plan.append(
+                    Waypoint(
+                        "erase",
+                        {ARM: ArmTarget(pos=self._on_board(x, leg_y), rpy=self._level_rpy)},
+                        tol=WIPE_REACH,
+                        max_steps=SWEEP_LEG_STEPS,
+                    )
+                )
+            y = -y
+        return plan
+
+    def _on_board(self, x: float, y: float, clearance: float = -PRESS) -> Callable[[], np.ndarray]:
+        """TCP target for the felt face's centre at board-local ``(x, y)``.
+
+        Args:
+            x: Along the board's x axis from its centre (metres).
+            y: Along the board's y axis from its centre (metres).
+            clearance: Felt height above the board; negative presses it in.
+        """
+
+        def target() -> np.ndarray:
+            xy = self.task.board_center()[:2] + np.array([x, y]) + self._tcp_offset_xy()
+            return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP + clearance)])
+
+        return target
 
     def _nearest_ink(self) -> np.ndarray:
         ink = self.task.remaining_ink()

@@ -60,8 +60,8 @@ class PlatesIntoDishRackExpert(ScriptedExpert):
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
     """
 
-    def __init__(self, quality: str | ExpertQuality = "expert") -> None:
-        super().__init__(quality)
+    def __init__(self, quality: str | ExpertQuality = "expert", **options: str) -> None:
+        super().__init__(quality, **options)
         self._slot_choice: dict[int, int] = {}
         # Where an arm without a job waits (position, orientation).
         self._park: dict[str, tuple[np.ndarray, np.ndarray]] = {}
