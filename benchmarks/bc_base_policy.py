@@ -2,12 +2,15 @@ r"""Where SPIRAL's base policy starts: BC success vs demonstrations and DART pus
 
 The paper starts SPIRAL from a VLA that succeeds about half the time. ``benchmarks/spiral.py``
 gets there by limiting the demonstrations TinyVLA is cloned from; this sweep measures what that
-knob does. For each task it trains TinyVLA by BC on the first N demonstrations of two kinds:
+knob does. For each task it trains TinyVLA by BC on the first N demonstrations of a kind
+(``sarm2_gym.data.generation.DEMO_KINDS``):
 
 - ``expert``: the full-speed scripted expert;
 - ``dart``: the same expert with executed-only pushes (the ``"dart"`` preset,
   :attr:`~sarm2_gym.envs.core.expert.ExpertQuality.perturbation`): the data also show how to steer
-  back from states off the expert's path.
+  back from states off the expert's path;
+- ``sweep`` / ``dart_sweep`` (CleanWhiteboard only): as above, the expert wiping the whole board
+  in lanes instead of chasing the nearest ink (its ``wipe="sweep"`` option).
 
 Every policy is scored on *development* seeds (900,000 onwards): neither the training seeds
 (0, 1, ...) nor the held-out seeds ``spiral.md`` reports (1,000,000 onwards), so choosing a
@@ -52,11 +55,12 @@ from typing import Any
 
 import numpy as np
 
+from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks spiral.md reports
-QUALITIES = ("expert", "dart")
+QUALITIES = tuple(DEMO_KINDS)
 DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)
 DEFAULT_VARIANTS = ("expert:20", "expert:60", "expert:150", "dart:60", "dart:150")
 PHASES = ("collect", "train", "evaluate")
@@ -166,11 +170,13 @@ def collect_demos(args: argparse.Namespace) -> None:
         for quality in QUALITIES:
             want = max((v.demos for v in args.variants if v.quality == quality), default=0)
             if want:
+                preset, options = DEMO_KINDS[quality]
                 collect(
                     [TASK_IDS[task]],
                     want,
                     demos_dir(args, task, quality),
-                    quality=quality,
+                    quality=preset,
+                    expert_options=options,
                     image_size=args.image_size,
                     num_workers=args.workers,
                 )
@@ -473,7 +479,10 @@ def _setup_text(args: argparse.Namespace) -> str:
         f"pushes (`--quality dart`: a push starts with probability {dart.perturbation:g} per "
         f"step, lasts {lo}-{hi} steps and moves the arms the expert is using by "
         f"{dart.perturbation_scale:g} of their top speed; the recorded actions stay the "
-        f"expert's). Demonstrations and evaluation episodes are rendered at {args.image_size} px "
+        "expert's). `sweep`, `dart_sweep` (CleanWhiteboard): the same, the expert wiping the "
+        "whole board in three lanes before chasing any ink left (`--expert-option wipe=sweep`) "
+        "instead of chasing the nearest ink from the start. "
+        f"Demonstrations and evaluation episodes are rendered at {args.image_size} px "
         "and resized to the policy's input size. 'progress': mean final task progress."
     )
 

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from sarm2_gym.algos.baselines.common import fresh_latent_success
+from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
@@ -99,7 +100,7 @@ class TaskPlan:
     rollouts: int  # per round
     gradient_steps: int  # SPIRAL updates per round
     max_episode_steps: int | None = None  # None: the task's own time limit
-    demo_quality: str = "expert"  # "expert" or "dart" (pushed while executing; see collect)
+    demo_quality: str = "expert"  # a kind of sarm2_gym.data.generation.DEMO_KINDS
     n_action_steps: int | None = None  # actions executed per chunk (None: the whole chunk)
 
 
@@ -224,7 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-episode-steps", type=int, default=None)
     p.add_argument(
         "--demo-quality",
-        choices=["expert", "dart"],
+        choices=list(DEMO_KINDS),
         default=None,
         help="Override every task's kind of demonstrations.",
     )
@@ -320,12 +321,14 @@ def ensure_demos(args: argparse.Namespace, task: str) -> Path:
 
 
 def _collect(args: argparse.Namespace, task: str, out: Path, want: int) -> None:
+    preset, options = DEMO_KINDS[plan_for(args, task).demo_quality]
     cmd = [
         sys.executable, "-m", "sarm2_gym.cli", "collect", "--task", TASK_IDS[task],
-        "--episodes", str(want), "--out", str(out),
-        "--quality", plan_for(args, task).demo_quality,
+        "--episodes", str(want), "--out", str(out), "--quality", preset,
         "--image-size", str(args.image_size),
     ]  # fmt: skip
+    for name, value in options.items():
+        cmd += ["--expert-option", f"{name}={value}"]
     subprocess.run(cmd, check=True)
 
 
@@ -978,8 +981,10 @@ def _setup_text(args: argparse.Namespace) -> str:
                 "fixed latents by min-Q). PPO: its mean action."
             ),
             "- Base policy: TinyVLA (`sarm2 bc`) behaviour-cloned on the first N demonstrations "
-            "of the task, `expert` (`sarm2 collect --quality expert`) or `dart` (the same expert "
-            "pushed off its path while executing, its corrections recorded: `--quality dart`); "
+            "of the task, `expert` (`sarm2 collect --quality expert`), `dart` (the same expert "
+            "pushed off its path while executing, its corrections recorded: `--quality dart`) or, "
+            "for CleanWhiteboard, `sweep` (the expert wiping the whole board in lanes before "
+            "chasing any ink left: `--expert-option wipe=sweep`); "
             "the kind and number of demonstrations are the knobs meant to put it near the "
             "paper's 40-70 % starting point ([bc_base_policy.md](bc_base_policy.md) measures "
             "them; the BC row says where it is)"
