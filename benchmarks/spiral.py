@@ -838,6 +838,26 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
     return lines
 
 
+def page_title(args: argparse.Namespace) -> str:
+    """The page's title: its tasks and every setting that differs from the defaults."""
+    tasks = list(args.tasks)
+    title = "# SPIRAL vs baselines on " + (
+        tasks[0] if len(tasks) == 1 else ", ".join(tasks[:-1]) + " and " + tasks[-1]
+    )
+    settings = []
+    if args.latent_temperature != 1.0:
+        settings.append(f"latent temperature {args.latent_temperature:g}")
+    if args.gradient_steps is not None:
+        settings.append(f"{args.gradient_steps:,} updates per round")
+    demos = [str(v) for v in (args.demos, args.demo_quality) if v is not None]
+    if demos:
+        settings.append(" ".join(demos) + " demonstrations")
+    title += f" ({', '.join(settings)})" if settings else ""
+    if args.labeler == "privileged":
+        title += " (DEVELOPMENT RUN: privileged-progress oracle labels, not SARM2)"
+    return title
+
+
 def write_report(args: argparse.Namespace) -> str:
     runs = load_runs(args)
     n_jobs = len(args.tasks) * len(args.seeds) * len(args.methods)
@@ -849,11 +869,7 @@ def write_report(args: argparse.Namespace) -> str:
         f"{t}/{m}/seed{s}" for t, by in runs.items() for m, seeds in by.items()
         for s, e in seeds.items() if e.get("running")
     ]  # fmt: skip
-    oracle = args.labeler == "privileged"
-    title = "# SPIRAL vs baselines on the simulated benchmark"
-    if oracle:
-        title += " (DEVELOPMENT RUN: privileged-progress oracle labels, not SARM2)"
-    parts = [title, ""]
+    parts = [page_title(args), ""]
     if finished < n_jobs:
         parts += [
             f"> **PARTIAL RESULTS** ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}): "
