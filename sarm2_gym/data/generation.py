@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from sarm2_gym.data.episode import Episode, image_key
 from sarm2_gym.data.recording import OUTCOMES, record_episode
 from sarm2_gym.data.writer import LeRobotDatasetWriter
-from sarm2_gym.envs.core.expert import resolve_quality
+from sarm2_gym.envs.core.expert import ScriptedExpert
 from sarm2_gym.envs.core.task_env import CONTROL_HZ
 from sarm2_gym.envs.registry import TASKS, expert_for, implemented_tasks, task_by_id
 
@@ -137,21 +137,20 @@ def _done_seeds(writer: LeRobotDatasetWriter) -> dict[str, set[int]]:
 
 
 def _check_expert_options(
-    writer: LeRobotDatasetWriter, root: Path, options: dict[str, dict[str, str]]
+    writer: LeRobotDatasetWriter, root: Path, experts: Mapping[str, ScriptedExpert]
 ) -> None:
-    """Refuse to add episodes recorded with other expert options than the stored ones.
+    """Refuse to add episodes recorded with other expert options than ``experts`` use.
 
     Episodes recorded before the options were stored count as recorded with the defaults.
     """
     for meta in writer.episodes_meta:
         env_id = str(meta["env_id"])
-        want = options.get(env_id)
-        if want is None:
+        if env_id not in experts:
             continue
+        want = experts[env_id].options
         stored = (meta.get("meta") or {}).get("expert_options")
-        stored = dict(expert_for(env_id).options) if stored is None else dict(stored)
+        stored = type(experts[env_id]).resolve_options({}) if stored is None else dict(stored)
         if stored != want:
-            writer.close()
             raise ValueError(
                 f"{root} holds {env_id} episodes recorded with expert options {stored}, "
                 f"but {want} were asked for: record them into another folder"
@@ -195,16 +194,13 @@ def collect(
         ValueError: Unknown task, quality preset or expert option, or ``out`` holding a
             different dataset (other image size, or other expert options).
     """
-    resolve_quality(quality, __import__("numpy").random.default_rng(0))  # validate early
     options = dict(expert_options or {})
-    resolved = {}
-    for env_id in tasks:
-        task_by_id(env_id)
-        resolved[env_id] = dict(expert_for(env_id, quality, options).options)
+    # One expert per task checks task, quality and options before any work is done.
+    experts = {env_id: expert_for(env_id, quality, options) for env_id in tasks}
     pairs = tuple(sorted(options.items()))
     root = Path(out)
     with _open_writer(root, image_size) as writer:
-        _check_expert_options(writer, root, resolved)
+        _check_expert_options(writer, root, experts)
         done = _done_seeds(writer)
         jobs = [
             Job(env_id, seed + i, quality, image_size, pairs)
