@@ -171,15 +171,14 @@ class CleanWhiteboardExpert(ScriptedExpert):
 
     def _sweep(self) -> list[Waypoint]:
         """Hover over the first lane's far end, then wipe the lanes back and forth."""
-        first_y = SWEEP_END_Y
+        y = SWEEP_END_Y
         plan = [
             Waypoint(
                 "erase",
-                {ARM: ArmTarget(pos=self._on_board(SWEEP_LANES_X[0], first_y, 0.04))},
+                {ARM: ArmTarget(pos=self._on_board(SWEEP_LANES_X[0], y, 0.04))},
                 tol=0.015,
             )
         ]
-        y = first_y
         for x in SWEEP_LANES_X:
             for leg_y in (y, -y):  # move over to the lane's start, then along it
                 plan.append(
@@ -201,12 +200,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
             y: Along the board's y axis from its centre (metres).
             clearance: Felt height above the board; negative presses it in.
         """
-
-        def target() -> np.ndarray:
-            xy = self.task.board_center()[:2] + np.array([x, y]) + self._tcp_offset_xy()
-            return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP + clearance)])
-
-        return target
+        return lambda: self._felt_over(self.task.board_center()[:2] + np.array([x, y]), clearance)
 
     def _nearest_ink(self) -> np.ndarray:
         ink = self.task.remaining_ink()
@@ -216,12 +210,21 @@ class CleanWhiteboardExpert(ScriptedExpert):
         return ink[int(np.argmin(np.linalg.norm(ink - pos[:2], axis=1)))]
 
     def _above_nearest_ink(self, clearance: float) -> np.ndarray:
-        xy = self._nearest_ink() + self._tcp_offset_xy()
-        return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP + clearance)])
+        return self._felt_over(self._nearest_ink(), clearance)
 
     def _wipe_target(self) -> np.ndarray:
-        xy = self._nearest_ink() + self._tcp_offset_xy()
-        return np.array([*xy, self._tcp_for_felt_at(BOARD_TOP - PRESS)])
+        return self._felt_over(self._nearest_ink(), -PRESS)
+
+    def _felt_over(self, xy: np.ndarray, clearance: float) -> np.ndarray:
+        """TCP target putting the felt face's centre over world ``xy``.
+
+        Args:
+            xy: World position on the board (metres).
+            clearance: Felt height above the board; negative presses it in.
+        """
+        return np.array(
+            [*(xy + self._tcp_offset_xy()), self._tcp_for_felt_at(BOARD_TOP + clearance)]
+        )
 
     def _tcp_offset_xy(self) -> np.ndarray:
         """Horizontal offset from the eraser centre to the TCP (the grasp is not centred)."""
