@@ -47,6 +47,8 @@ def collect_command(
         name, sep, value = item.partition("=")
         if not sep or not name or not value:
             raise typer.BadParameter(f"--expert-option {item!r} is not NAME=VALUE")
+        if name in options:
+            raise typer.BadParameter(f"--expert-option {name} is given twice")
         options[name] = value
     try:
         tasks = resolve_tasks(task)

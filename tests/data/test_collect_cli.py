@@ -152,6 +152,15 @@ def test_collect_rejects_bad_expert_options(tmp_path: Path, option: str, message
     assert not out.exists()
 
 
+def test_collect_rejects_an_expert_option_given_twice(tmp_path: Path) -> None:
+    out = tmp_path / "x"
+    args = ["--expert-option", "wipe=sweep", "--expert-option", "wipe=nearest"]
+    result = runner.invoke(app, ["collect", "--task", ENV, "--out", str(out), *args])
+    assert result.exit_code != 0
+    assert "given twice" in result.output
+    assert not out.exists()
+
+
 def test_collect_all_tasks_into_one_dataset(tmp_path: Path) -> None:
     tasks = ["SARM2-PullPlug-v0", "SARM2-CleanWhiteboard-v0"]  # the two fastest, in reverse order
     from sarm2_gym.data.generation import collect
