@@ -23,8 +23,9 @@ def collect_command(
     quality: str = typer.Option(
         "mixed",
         "--quality",
-        help="Expert quality: expert, slow, clumsy, mistake, partial, failed, mixed, or dart "
-        "(the expert pushed off its path while executing, recording its corrections; for BC).",
+        help="Expert quality: expert, slow, clumsy, mistake, partial, failed, mixed; for BC also "
+        "dart (the expert pushed off its path while executing, recording its corrections) or "
+        "grasp_miss (half of the grasp attempts executed beside the object, then retried).",
     ),
     seed: int = typer.Option(0, "--seed", help="Episode i uses reset seed SEED+i."),
     image_size: int = typer.Option(96, "--image-size", min=16, max=512),

@@ -39,12 +39,14 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
     "heldout_rollouts": 2_000_000,
 }
 # Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
-# options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option).
+# options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
+# ``sweep_miss`` adds missed grasps that the expert retries (the ``grasp_miss`` preset).
 DEMO_KINDS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "expert": ("expert", {}),
     "dart": ("dart", {}),
     "sweep": ("expert", {"wipe": "sweep"}),
     "dart_sweep": ("dart", {"wipe": "sweep"}),
+    "sweep_miss": ("grasp_miss", {"wipe": "sweep"}),
 }
 # Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
 _SUCCESS_PRESETS: Final[tuple[str, ...]] = ("slow", "clumsy", "mistake")

@@ -10,7 +10,10 @@ mix good, slow, clumsy and failed demonstrations as the method needs.
 For behaviour cloning it can also *perturb what it executes* without changing what it records
 (DART-style noise injection): a short push moves the arm off the expert's path, the recorded
 action stays the expert's own choice from the state the push led to, so the data show how to
-steer back -- the states a cloned policy drifts into.
+steer back -- the states a cloned policy drifts into. A *missed grasp* is the same idea at the
+grasp: the descent is executed to a point beside the object and the fingers close on nothing,
+while the recorded actions stay the expert's; the data then show the expert opening, rising and
+grasping again -- the recovery a cloned policy needs after it closes its fingers off target.
 """
 
 from __future__ import annotations
@@ -64,6 +67,14 @@ class ExpertQuality:
         perturbation_steps: Inclusive range of a push's length in steps.
         perturbation_scale: Size of a push in normalised action units: the translation offset
             has this norm, each rotation component a std of half of it.
+        grasp_miss: Probability, per grasp attempt, of a missed grasp: the descent before a
+            :attr:`Waypoint.grasp` waypoint is *executed* to a point ``grasp_miss_offset`` beside
+            its target (either way along the fingers' closing axis) and the fingers close there for
+            ``grasp_miss_close_steps`` steps, while the recorded actions stay the expert's own
+            (towards the true target, then -- re-planned from the missed state -- open, rise
+            and grasp again). Retries can miss too.
+        grasp_miss_offset: Inclusive range of the miss distance (metres).
+        grasp_miss_close_steps: Steps the fingers are closed at the missed point.
     """
 
     name: str = "custom"
@@ -77,11 +88,14 @@ class ExpertQuality:
     perturbation: float = 0.0
     perturbation_steps: tuple[int, int] = (2, 5)
     perturbation_scale: float = 0.5
+    grasp_miss: float = 0.0
+    grasp_miss_offset: tuple[float, float] = (0.03, 0.045)
+    grasp_miss_close_steps: int = 4
 
     def __post_init__(self) -> None:
         if not 0.0 < self.speed <= 1.0:
             raise ValueError(f"speed must be in (0, 1], got {self.speed}")
-        for knob in ("action_noise", "hesitation", "mistake", "perturbation"):
+        for knob in ("action_noise", "hesitation", "mistake", "perturbation", "grasp_miss"):
             value = getattr(self, knob)
             if value < 0 or (knob != "action_noise" and value > 1):
                 raise ValueError(f"{knob} must be a probability/non-negative, got {value}")
@@ -91,6 +105,15 @@ class ExpertQuality:
                 raise ValueError(f"{knob} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
         if not 0.0 <= self.perturbation_scale <= 1.0:
             raise ValueError(f"perturbation_scale must be in [0, 1], got {self.perturbation_scale}")
+        lo, hi = self.grasp_miss_offset
+        if not 0.0 < lo <= hi <= 0.2:
+            raise ValueError(
+                f"grasp_miss_offset must satisfy 0 < lo <= hi <= 0.2 m, got {(lo, hi)}"
+            )
+        if self.grasp_miss_close_steps < 1:
+            raise ValueError(
+                f"grasp_miss_close_steps must be >= 1, got {self.grasp_miss_close_steps}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able knobs (recorded with every episode)."""
@@ -105,10 +128,12 @@ QUALITY_PRESETS: Final[dict[str, ExpertQuality]] = {
     "partial": ExpertQuality(name="partial", speed=0.9, abandon_stage=-1),
     "failed": ExpertQuality(name="failed", speed=0.9, action_noise=0.1, abandon_stage=-2),
     "dart": ExpertQuality(name="dart", perturbation=0.05),
+    "grasp_miss": ExpertQuality(name="grasp_miss", grasp_miss=0.5),
 }
 """Named quality presets; ``"mixed"`` draws one per episode (see :func:`resolve_quality`).
 
-``"dart"`` is the full-speed expert with executed-only pushes (on average one every 20 steps):
+``"dart"`` is the full-speed expert with executed-only pushes (on average one every 20 steps), and
+``"grasp_miss"`` the full-speed expert whose grasp attempts miss half of the time and are retried:
 demonstrations for behaviour cloning, not part of ``"mixed"``.
 """
 
@@ -168,6 +193,9 @@ class Waypoint:
         hold: Steps to stay once reached (e.g. to let fingers close).
         until: Optional extra completion condition, checked after reaching.
         max_steps: Steps after which the waypoint is abandoned (a stuck motion never deadlocks).
+        grasp: The waypoint closes grippers on an object (``until`` says when it is held); the
+            waypoint before it is the descent. Marks where :attr:`ExpertQuality.grasp_miss`
+            can make a grasp miss.
     """
 
     primitive: str
@@ -177,6 +205,7 @@ class Waypoint:
     hold: int = 0
     until: Callable[[], bool] | None = None
     max_steps: int = 80
+    grasp: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +273,9 @@ class ScriptedExpert(ABC):
         self._idle_target: dict[str, np.ndarray] = {}
         self._push = np.zeros(14)
         self._push_left = 0
+        self._miss_drawn_for: Waypoint | None = None  # the descent a miss was last drawn for
+        self._miss_targets: dict[str, np.ndarray] = {}  # per arm, while a missed descent runs
+        self._miss_close_left = 0
 
     # ------------------------------------------------------------------ public API
     @classmethod
@@ -285,6 +317,7 @@ class ScriptedExpert(ABC):
         self._pause = 0
         self._gave_up = False
         self._push_left = 0
+        self._end_miss()
 
     @property
     def gave_up(self) -> bool:
@@ -316,20 +349,24 @@ class ScriptedExpert(ABC):
             return ExpertStep(self._idle_action(), DUMMY, True)
 
         wp = self._plan[0]
+        self._maybe_miss(wp)
         action = self._track(wp)
-        if self._reached(wp):
-            self._wp_held += 1
-            if self._wp_held > wp.hold and (wp.until is None or wp.until()):
+        missed = self._missed_grasp(wp)
+        if missed is None:
+            if self._reached(wp):
+                self._wp_held += 1
+                if self._wp_held > wp.hold and (wp.until is None or wp.until()):
+                    self._advance()
+            self._wp_steps += 1
+            if self._wp_steps >= wp.max_steps and self._plan and self._plan[0] is wp:
                 self._advance()
-        self._wp_steps += 1
-        if self._wp_steps >= wp.max_steps and self._plan and self._plan[0] is wp:
-            self._advance()
         if q.action_noise:
             noise = self._rng.normal(0.0, q.action_noise, action.shape)
             noise[6::7] = 0.0  # gripper commands stay clean: noise there is a different mistake
             action = np.clip(action + noise, -1.0, 1.0)
         action = action.astype(np.float32)
-        return ExpertStep(action, primitive_index(wp.primitive), False, self._pushed(action, wp))
+        executed = self._pushed(action, wp) if missed is None else missed
+        return ExpertStep(action, primitive_index(wp.primitive), False, executed)
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
@@ -376,6 +413,7 @@ class ScriptedExpert(ABC):
 
     # ------------------------------------------------------------------ internals
     def _start_stage(self, stage: int) -> None:
+        self._end_miss()
         plan = self.plan_stage(stage)
         if stage in self._mistake_stages and plan:
             self._mistake_stages.discard(stage)  # one mistake per chosen stage
@@ -470,6 +508,73 @@ class ScriptedExpert(ABC):
             return None
         self._push_left -= 1
         return np.clip(action + self._push, -1.0, 1.0).astype(np.float32)
+
+    def _maybe_miss(self, wp: Waypoint) -> None:
+        """Draw, once per descent onto a grasp, whether this attempt misses."""
+        q = self.quality
+        if not q.grasp_miss or wp is self._miss_drawn_for or self._miss_close_left:
+            return  # draws nothing without the knob: other episodes keep their random streams
+        if len(self._plan) < 2 or not self._plan[1].grasp:
+            return
+        self._miss_drawn_for = wp
+        if self._rng.random() >= q.grasp_miss:
+            return
+        closing = [a for a, t in self._plan[1].targets.items() if t.gripper is not None]
+        lo, hi = q.grasp_miss_offset
+        for arm in closing:
+            tgt = wp.targets.get(arm)
+            if tgt is None or tgt.pos is None:
+                continue
+            # Along the fingers' closing axis: one finger lands on the object, the other beside
+            # it. (Off along the other axis the object would still be between the fingers.)
+            env = self._require_env()
+            axis = env.robot.tcp_mat(env.data, arm)[:, 1] * np.array([1.0, 1.0, 0.0])
+            axis /= max(float(np.linalg.norm(axis)), 1e-9)
+            side = 1.0 if self._rng.random() < 0.5 else -1.0
+            offset = side * self._rng.uniform(lo, hi) * axis
+            # A fixed point: a target that followed the object would chase it once a finger
+            # lands on it and pushes it along.
+            self._miss_targets[arm] = _value(tgt.pos) + offset
+
+    def _missed_grasp(self, wp: Waypoint) -> np.ndarray | None:
+        """The executed action of a missed grasp under way (``None`` when none is).
+
+        First the descent ``wp`` is tracked to its missed target; once there the fingers close
+        for a few steps without moving; then the stage is re-planned from the state the miss left
+        (usually: open, rise, grasp again). Meanwhile the recorded action is the expert's own.
+        """
+        if self._miss_close_left:
+            self._miss_close_left -= 1
+            action = self._hold_action()
+            for arm in self._miss_targets:
+                action[7 * ARMS.index(arm) + 6] = 1.0
+            if not self._miss_close_left:
+                self._end_miss()
+                self._plan = []  # act() re-plans the stage from here
+            return action
+        if not self._miss_targets or wp is not self._miss_drawn_for:
+            return None
+        shifted = replace(
+            wp,
+            targets={
+                arm: replace(tgt, pos=self._miss_targets.get(arm, tgt.pos))
+                for arm, tgt in wp.targets.items()
+            },
+        )
+        action = self._track(shifted)
+        self._wp_steps += 1
+        if self._reached(shifted) or self._wp_steps >= wp.max_steps:
+            # Beside the object: close there. The recorded actions come from a fresh plan of
+            # the stage, i.e. what the expert does from this (missed) state.
+            self._miss_close_left = self.quality.grasp_miss_close_steps
+            self._plan = self.plan_stage(self._plan_stage)
+            self._wp_steps = self._wp_held = 0
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def _end_miss(self) -> None:
+        self._miss_targets = {}
+        self._miss_close_left = 0
+        self._miss_drawn_for = None
 
     def _hold_action(self) -> np.ndarray:
         env = self._require_env()

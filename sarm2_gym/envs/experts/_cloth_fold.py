@@ -134,7 +134,7 @@ class ClothFoldExpert(ScriptedExpert):
         return [
             Waypoint("pick_grab", over, tol=0.012, max_steps=40),
             Waypoint("pick_grab", down, tol=0.004, max_steps=15),
-            Waypoint("pick_grab", close, hold=2, until=both_held, max_steps=8),
+            Waypoint("pick_grab", close, hold=2, until=both_held, max_steps=8, grasp=True),
             Waypoint(
                 "pick_grab",
                 {a: ArmTarget(pos=partial(self._raised, a, LIFT)) for a in ("left", "right")},

@@ -268,6 +268,7 @@ class PickPlaceExpert(ScriptedExpert):
                 hold=1,
                 until=lambda: task.item_holder(k) == arm,
                 max_steps=10,
+                grasp=True,
             )
         )
         lift_to = lambda: self.grasp_lift_target(arm)  # noqa: E731

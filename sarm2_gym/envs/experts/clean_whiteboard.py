@@ -110,6 +110,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
                     hold=2,
                     until=task.eraser_held,
                     max_steps=12,
+                    grasp=True,
                 ),
                 self._lift(0.12, "pick_grab"),
             ]

@@ -102,6 +102,7 @@ class CoilHeadphonesExpert(ScriptedExpert):
                 hold=2,
                 until=lambda: task.jack_held() and task.headphones_held(),
                 max_steps=12,
+                grasp=True,
             ),
             self._lift(),
         ]

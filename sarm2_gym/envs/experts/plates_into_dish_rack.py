@@ -224,6 +224,7 @@ class PlatesIntoDishRackExpert(ScriptedExpert):
                 hold=2,
                 until=lambda: self.task.plate_held_by(plate) == arm,
                 max_steps=12,
+                grasp=True,
             ),
             lift,
         ]

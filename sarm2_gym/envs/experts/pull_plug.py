@@ -71,6 +71,7 @@ class PullPlugExpert(ScriptedExpert):
                 hold=2,
                 until=task.plug_held,
                 max_steps=12,
+                grasp=True,
             ),
         ]
 

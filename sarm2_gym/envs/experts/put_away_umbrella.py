@@ -162,6 +162,7 @@ class PutAwayUmbrellaExpert(ScriptedExpert):
                 hold=2,
                 until=lambda: self.task.umbrella_held_by() == arm,
                 max_steps=12,
+                grasp=True,
             ),
             lift,
         ]

@@ -102,6 +102,7 @@ class SweepScrapsExpert(ScriptedExpert):
                 hold=2,
                 until=task.broom_held,
                 max_steps=12,
+                grasp=True,
             ),
             self._lift_by(0.08, "pick_grab"),
         ]
