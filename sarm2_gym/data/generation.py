@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from sarm2_gym.data.episode import Episode, image_key
 from sarm2_gym.data.recording import OUTCOMES, record_episode
 from sarm2_gym.data.writer import LeRobotDatasetWriter
-from sarm2_gym.envs.core.expert import ScriptedExpert
+from sarm2_gym.envs.core.expert import MIXED_WEIGHTS, ScriptedExpert
 from sarm2_gym.envs.core.task_env import CONTROL_HZ
 from sarm2_gym.envs.registry import TASKS, expert_for, implemented_tasks, task_by_id
 
@@ -159,6 +159,21 @@ def _check_expert_options(
             )
 
 
+def _check_quality(writer: LeRobotDatasetWriter, root: Path, quality: str) -> None:
+    """Refuse to add ``quality`` episodes to a dataset recorded with another preset.
+
+    ``"mixed"`` records the preset drawn for each episode, so any of its presets is accepted.
+    """
+    allowed = set(MIXED_WEIGHTS) if quality == "mixed" else {quality}
+    for meta in writer.episodes_meta:
+        stored = meta.get("quality")
+        if stored is not None and stored not in allowed:
+            raise ValueError(
+                f"{root} holds {meta['env_id']} episodes of expert quality {stored!r}, "
+                f"but --quality {quality} was asked for: record them into another folder"
+            )
+
+
 # ---------------------------------------------------------------------------- collect
 def collect(
     tasks: Sequence[str],
@@ -194,7 +209,7 @@ def collect(
 
     Raises:
         ValueError: Unknown task, quality preset or expert option, or ``out`` holding a
-            different dataset (other image size, or other expert options).
+            different dataset (other image size, quality preset or expert options).
     """
     options = dict(expert_options or {})
     # One expert per task checks task, quality and options before any work is done.
@@ -202,6 +217,7 @@ def collect(
     pairs = tuple(sorted(options.items()))
     root = Path(out)
     with _open_writer(root, image_size) as writer:
+        _check_quality(writer, root, quality)
         _check_expert_options(writer, root, experts)
         done = _done_seeds(writer)
         jobs = [

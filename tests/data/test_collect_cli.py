@@ -114,6 +114,11 @@ def test_collect_refuses_a_different_dataset(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--image-size", "64"])
     assert result.exit_code != 0
     assert "observation.images.top" in result.output
+    # Other expert quality: refused before anything is recorded.
+    from sarm2_gym.data.generation import collect
+
+    with pytest.raises(ValueError, match="episodes of expert quality 'failed'"):
+        collect([ENV], 2, out, quality="grasp_miss", progress=False)
     assert LeRobotDataset(out).num_episodes == 1
 
 
