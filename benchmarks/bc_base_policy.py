@@ -462,6 +462,7 @@ def _setup_text(args: argparse.Namespace) -> str:
 
     vla = TinyVLAConfig()
     dart = QUALITY_PRESETS["dart"]
+    miss = QUALITY_PRESETS["grasp_miss"]
     lo, hi = dart.perturbation_steps
     limit = (
         "time limit"
@@ -481,7 +482,14 @@ def _setup_text(args: argparse.Namespace) -> str:
         f"{dart.perturbation_scale:g} of their top speed; the recorded actions stay the "
         "expert's). `sweep`, `dart_sweep` (CleanWhiteboard): the same, the expert wiping the "
         "whole board in three lanes before chasing any ink left (`--expert-option wipe=sweep`) "
-        "instead of chasing the nearest ink from the start. "
+        "instead of chasing the nearest ink from the start. `sweep_miss` (CleanWhiteboard): "
+        f"the sweeping expert whose grasp attempts miss with probability {miss.grasp_miss:g} "
+        "(`--quality grasp_miss`: the descent is executed "
+        f"{miss.grasp_miss_offset[0] * 100:g}-{miss.grasp_miss_offset[1] * 100:g} cm beside the "
+        "eraser along the fingers' closing axis and the fingers close there, the recorded actions "
+        "staying the expert's: it opens, rises and grasps again). `dense_sweep`, "
+        "`dense_sweep_miss` (CleanWhiteboard): the same with four lanes overlapping by 3.2 cm "
+        "instead of three overlapping by 1 cm (`--expert-option wipe=dense_sweep`). "
         f"Demonstrations and evaluation episodes are rendered at {args.image_size} px "
         "and resized to the policy's input size. 'progress': mean final task progress."
     )

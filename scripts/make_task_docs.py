@@ -61,6 +61,12 @@ def success_rule(env_cls: type) -> str:
     return rule.split(":", 1)[1].strip() if ":" in rule else rule
 
 
+def _one_of(values: tuple[str, ...]) -> str:
+    """The values as markdown code, joined: `a`, `b` or `c`."""
+    quoted = [f"`{v}`" for v in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
 def main() -> None:
     """Generate the page and the pictures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -93,7 +99,7 @@ def main() -> None:
         option_lines = [
             "- Expert options (`sarm2 collect --expert-option NAME=VALUE`): "
             + "; ".join(
-                f"`{name}` = " + " or ".join(f"`{v}`" for v in values) + f" (default `{values[0]}`)"
+                f"`{name}` = {_one_of(values)} (default `{values[0]}`)"
                 for name, values in options.items()
             )
         ]

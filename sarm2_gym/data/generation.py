@@ -40,13 +40,15 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 }
 # Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
 # options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
-# ``sweep_miss`` adds missed grasps that the expert retries (the ``grasp_miss`` preset).
+# the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset).
 DEMO_KINDS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "expert": ("expert", {}),
     "dart": ("dart", {}),
     "sweep": ("expert", {"wipe": "sweep"}),
     "dart_sweep": ("dart", {"wipe": "sweep"}),
     "sweep_miss": ("grasp_miss", {"wipe": "sweep"}),
+    "dense_sweep": ("expert", {"wipe": "dense_sweep"}),
+    "dense_sweep_miss": ("grasp_miss", {"wipe": "dense_sweep"}),
 }
 # Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
 _SUCCESS_PRESETS: Final[tuple[str, ...]] = ("slow", "clumsy", "mistake")

@@ -27,7 +27,10 @@ def test_expert_succeeds_on_20_seeds_with_monotone_progress_and_ordered_labels()
 def test_sweep_wipes_the_board_in_lanes_and_still_finishes() -> None:
     sweeps = [run_expert(ENV, seed, options={"wipe": "sweep"}) for seed in range(6)]
     nearest = [run_expert(ENV, seed) for seed in range(6)]
-    assert all(r.success for r in sweeps)
+    dense = [run_expert(ENV, seed, options={"wipe": "dense_sweep"}) for seed in range(3)]
+    assert all(r.success for r in sweeps + dense)
+    for r in dense:
+        assert label_sequence(r.labels) == STAGE_PRIMITIVES
     for r in sweeps:
         assert label_sequence(r.labels) == STAGE_PRIMITIVES
         assert max_drop(r.progress) < 0.05
@@ -35,26 +38,30 @@ def test_sweep_wipes_the_board_in_lanes_and_still_finishes() -> None:
     assert all(len(s.progress) > len(n.progress) for s, n in zip(sweeps, nearest, strict=True))
 
 
-def test_sweep_path_follows_the_board_not_the_ink() -> None:
+@pytest.mark.parametrize("wipe", ["sweep", "dense_sweep"])
+def test_sweep_path_follows_the_board_not_the_ink(wipe: str) -> None:
     """Two scenes with different strokes: the first lane's hover point sits over the same spot of
     the board, and the wiping legs run along the board's y axis."""
     import gymnasium as gym
 
     from sarm2_gym.envs import expert_for
-    from sarm2_gym.envs.experts.clean_whiteboard import SWEEP_END_Y, SWEEP_LANES_X
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
 
+    lanes = cw.SWEEP_LANES_X if wipe == "sweep" else cw.DENSE_SWEEP_LANES_X
+    # The last lane ends at -y, next to the tray: the first starts at +y for an odd count.
+    first_y = cw.SWEEP_END_Y if len(lanes) % 2 else -cw.SWEEP_END_Y
     starts = []
     for seed in (0, 1):
         env = gym.make(ENV, obs_mode="state")
         env.reset(seed=seed)
         task = env.unwrapped
-        expert = expert_for(ENV, "expert", {"wipe": "sweep"})
+        expert = expert_for(ENV, "expert", {"wipe": wipe})
         expert.reset(task, seed=seed)
         while task.status.stage == 0:
             env.step(expert.act().action)
         expert.act()  # plans the erase stage (one step towards its first waypoint)
         plan = expert._plan
-        assert len(plan) == 1 + 2 * len(SWEEP_LANES_X) + 1  # hover, two legs a lane, clean-up
+        assert len(plan) == 1 + 2 * len(lanes) + 1  # hover, two legs a lane, clean-up
         felt = task.eraser_pose()[0][:2]
         hover = plan[0].targets["right"].pos()  # TCP target; the offset to the felt is the grasp
         tcp = task.robot.arms["right"].target_pos[:2]
@@ -63,10 +70,30 @@ def test_sweep_path_follows_the_board_not_the_ink() -> None:
         # Along each lane only y changes, by the full lane length.
         for a, b in zip(legs[0::2], legs[1::2], strict=True):
             assert abs(a[0] - b[0]) < 1e-9
-            assert abs(abs(a[1] - b[1]) - 2 * SWEEP_END_Y) < 1e-9
+            assert abs(abs(a[1] - b[1]) - 2 * cw.SWEEP_END_Y) < 1e-9
+        assert legs[-1][1] - task.board_center()[1] < 0, "the last leg ends at the tray's side"
         env.close()
     np.testing.assert_allclose(starts[0], starts[1], atol=1e-6)
-    np.testing.assert_allclose(starts[0], [SWEEP_LANES_X[0], SWEEP_END_Y], atol=1e-6)
+    np.testing.assert_allclose(starts[0], [lanes[0], first_y], atol=1e-6)
+
+
+def test_dense_sweep_covers_the_board_with_the_eraser_off_centre_in_the_hand() -> None:
+    """Where the felt reaches across the lanes: every ink column with either sweep, and with the
+    dense one still when all lanes sit 2 cm to one side (a policy copying TCP motions with the
+    eraser held off centre); the felt stays on the board."""
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+    from sarm2_gym.envs.tasks.clean_whiteboard import BOARD_HALF, ERASER_HALF, INK_CELL, INK_GRID
+
+    felt = 0.98 * ERASER_HALF[0]  # the felt's half-length, across the lanes
+    columns = (np.arange(INK_GRID[0]) - (INK_GRID[0] - 1) / 2) * INK_CELL
+
+    def covered(lanes: tuple[float, ...], shift: float) -> bool:
+        return all(any(abs(c - (x + shift)) <= felt for x in lanes) for c in columns)
+
+    assert covered(cw.SWEEP_LANES_X, 0.0) and covered(cw.DENSE_SWEEP_LANES_X, 0.0)
+    assert not covered(cw.SWEEP_LANES_X, 0.02), "the three lanes leave a column at 2 cm"
+    assert covered(cw.DENSE_SWEEP_LANES_X, 0.02) and covered(cw.DENSE_SWEEP_LANES_X, -0.02)
+    assert max(abs(x) for x in cw.DENSE_SWEEP_LANES_X) + felt < BOARD_HALF[0]
 
 
 def test_expert_options_are_checked() -> None:

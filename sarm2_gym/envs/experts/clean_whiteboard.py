@@ -9,6 +9,7 @@ import numpy as np
 
 from sarm2_gym.envs.core.expert import ArmTarget, ScriptedExpert, Waypoint
 from sarm2_gym.envs.tasks.clean_whiteboard import (
+    BOARD_HALF,
     BOARD_TOP,
     ERASER_HALF,
     INK_CELL,
@@ -27,6 +28,12 @@ WIPE_REACH = 0.012  # "reached" tolerance while chasing the nearest ink cell
 # The sweep: lanes along the board's y axis, the eraser's 10 cm long side across them. Lane
 # centres 9 cm apart overlap by 1 cm, so three lanes cover every ink cell centre (+-12.6 cm in x).
 SWEEP_LANES_X = (-0.9 * ERASER_HALF[0] * 2, 0.0, 0.9 * ERASER_HALF[0] * 2)
+# The dense sweep: four lanes 6.6 cm apart, the outer ones with the felt 2 mm inside the board's
+# edges. They overlap by 3.2 cm, so the board is still covered when the eraser sits up to 2.2 cm
+# off centre in the hand across the lanes -- an offset a policy cloned from TCP motions cannot see
+# and correct for, unlike the expert.
+_OUTER_LANE_X = float(BOARD_HALF[0] - 0.98 * ERASER_HALF[0] - 0.002)
+DENSE_SWEEP_LANES_X = tuple(float(x) for x in np.linspace(-_OUTER_LANE_X, _OUTER_LANE_X, 4))
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
 SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
 
@@ -43,13 +50,16 @@ class CleanWhiteboardExpert(ScriptedExpert):
       far +y end so that it finishes next to the tray), then chase whatever ink is left. Longer,
       but the path follows the board, not the ink, so a cloned policy can follow it from where the
       arm is on the board; the task moves on to placing as soon as the last ink is gone.
+    - ``"dense_sweep"``: the same in four lanes that overlap by 3.2 cm instead of 1 cm (starting
+      at the near -y end, so that it too finishes next to the tray): longer, but a copy of its
+      path still covers the board when the eraser is held a couple of centimetres off centre.
 
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
-        **options: ``wipe="nearest"`` or ``wipe="sweep"``.
+        **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``.
     """
 
-    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"wipe": ("nearest", "sweep")}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"wipe": ("nearest", "sweep", "dense_sweep")}
 
     @property
     def task(self) -> CleanWhiteboardEnv:
@@ -125,7 +135,9 @@ class CleanWhiteboardExpert(ScriptedExpert):
                 max_steps=220,
             )
             if self.options["wipe"] == "sweep":
-                return [*self._sweep(), chase]
+                return [*self._sweep(SWEEP_LANES_X), chase]
+            if self.options["wipe"] == "dense_sweep":
+                return [*self._sweep(DENSE_SWEEP_LANES_X), chase]
             return [
                 Waypoint(
                     "erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015
@@ -170,17 +182,21 @@ class CleanWhiteboardExpert(ScriptedExpert):
         """The commanded yaw with roll and pitch zero: the felt face stays flat on the board."""
         return self._commanded_rpy(ARM) * np.array([0.0, 0.0, 1.0])
 
-    def _sweep(self) -> list[Waypoint]:
-        """Hover over the first lane's far end, then wipe the lanes back and forth."""
-        y = SWEEP_END_Y
+    def _sweep(self, lanes: tuple[float, ...]) -> list[Waypoint]:
+        """Hover over the first lane's start, then wipe the lanes back and forth.
+
+        The first lane starts at the end that makes the last one finish at the -y end, next to
+        the tray: the far (+y) end for an odd number of lanes, the near end for an even one.
+        """
+        y = SWEEP_END_Y if len(lanes) % 2 else -SWEEP_END_Y
         plan = [
             Waypoint(
                 "erase",
-                {ARM: ArmTarget(pos=self._on_board(SWEEP_LANES_X[0], y, 0.04))},
+                {ARM: ArmTarget(pos=self._on_board(lanes[0], y, 0.04))},
                 tol=0.015,
             )
         ]
-        for x in SWEEP_LANES_X:
+        for x in lanes:
             for leg_y in (y, -y):  # move over to the lane's start, then along it
                 plan.append(
                     Waypoint(
