@@ -44,6 +44,7 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 DEMO_KINDS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "expert": ("expert", {}),
     "dart": ("dart", {}),
+    "miss": ("grasp_miss", {}),
     "sweep": ("expert", {"wipe": "sweep"}),
     "dart_sweep": ("dart", {"wipe": "sweep"}),
     "sweep_miss": ("grasp_miss", {"wipe": "sweep"}),
