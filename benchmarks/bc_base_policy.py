@@ -20,10 +20,10 @@ twice as often).
 
 Phases, each resumable (a finished unit's file is kept and skipped):
 
-1. collect: ``ROOT/demos/<Task>/<quality>/`` (``--workers`` recording processes);
-2. train: ``ROOT/<Task>/<quality>-<n>/`` (a TinyVLA checkpoint; ``--train-workers`` runs side by
+1. collect: ``ROOT/demos/<Task>/<kind>/`` (``--workers`` recording processes);
+2. train: ``ROOT/<Task>/<kind>-<n>/`` (a TinyVLA checkpoint; ``--train-workers`` runs side by
    side, each on ``--device``);
-3. evaluate: ``ROOT/<Task>/<quality>-<n>/eval_nas<k>.json`` (the seeds split over ``--workers``
+3. evaluate: ``ROOT/<Task>/<kind>-<n>/eval_nas<k>.json`` (the seeds split over ``--workers``
    processes, one torch thread each).
 
 Then the page (``--doc``, default ``docs/results/bc_base_policy.md``) and its plot (same name,
@@ -60,7 +60,7 @@ from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks spiral.md reports
-QUALITIES = tuple(DEMO_KINDS)
+KINDS = tuple(DEMO_KINDS)
 DEV_SEED_START = 900_000  # between the training seeds (0..) and the held-out ones (1,000,000..)
 DEFAULT_VARIANTS = ("expert:20", "expert:60", "expert:150", "dart:60", "dart:150")
 PHASES = ("collect", "train", "evaluate")
@@ -68,35 +68,35 @@ PHASES = ("collect", "train", "evaluate")
 
 @dataclass(frozen=True)
 class Variant:
-    """``quality`` demonstrations, the first ``demos`` of them, for the policy ``tag``."""
+    """``kind`` demonstrations, the first ``demos`` of them, for the policy ``tag``."""
 
-    quality: str
+    kind: str
     demos: int
     tag: str = ""  # names a non-default TinyVLA (``--model``); "" is the default policy
 
     @property
     def name(self) -> str:
         """Folder name, e.g. ``dart-60`` or ``expert-45-grid4``."""
-        return f"{self.quality}-{self.demos}" + (f"-{self.tag}" if self.tag else "")
+        return f"{self.kind}-{self.demos}" + (f"-{self.tag}" if self.tag else "")
 
     @classmethod
     def parse(cls, text: str) -> Variant:
-        """From ``QUALITY:N`` (the command-line form)."""
-        quality, _, n = text.partition(":")
-        if quality not in QUALITIES or not n.isdigit() or int(n) < 1:
+        """From ``KIND:N`` (the command-line form)."""
+        kind, _, n = text.partition(":")
+        if kind not in KINDS or not n.isdigit() or int(n) < 1:
             raise argparse.ArgumentTypeError(
-                f"variant {text!r} must be QUALITY:N with QUALITY in {QUALITIES} and N >= 1"
+                f"variant {text!r} must be KIND:N with KIND in {KINDS} and N >= 1"
             )
-        return cls(quality, int(n))
+        return cls(kind, int(n))
 
     @classmethod
     def from_name(cls, name: str) -> Variant | None:
         """Inverse of :attr:`name` (``None`` for a folder that is not a run)."""
-        quality, _, rest = name.partition("-")
+        kind, _, rest = name.partition("-")
         n, _, tag = rest.partition("-")
-        if quality not in QUALITIES or not n.isdigit():
+        if kind not in KINDS or not n.isdigit():
             return None
-        return cls(quality, int(n), tag)
+        return cls(kind, int(n), tag)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -149,13 +149,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         no_runs = args.report_only or not args.phases
         args.variants = [] if no_runs else [Variant.parse(v) for v in DEFAULT_VARIANTS]
     variants = args.variants
-    args.variants = [Variant(v.quality, v.demos, args.tag) for v in variants]
+    args.variants = [Variant(v.kind, v.demos, args.tag) for v in variants]
     return args
 
 
 # ------------------------------------------------------------------------------------ phases
-def demos_dir(args: argparse.Namespace, task: str, quality: str) -> Path:
-    return args.root / "demos" / task / quality
+def demos_dir(args: argparse.Namespace, task: str, kind: str) -> Path:
+    return args.root / "demos" / task / kind
 
 
 def run_dir(args: argparse.Namespace, task: str, variant: Variant) -> Path:
@@ -167,14 +167,14 @@ def collect_demos(args: argparse.Namespace) -> None:
     from sarm2_gym.data.generation import collect
 
     for task in args.tasks:
-        for quality in QUALITIES:
-            want = max((v.demos for v in args.variants if v.quality == quality), default=0)
+        for kind in KINDS:
+            want = max((v.demos for v in args.variants if v.kind == kind), default=0)
             if want:
-                preset, options = DEMO_KINDS[quality]
+                preset, options = DEMO_KINDS[kind]
                 collect(
                     [TASK_IDS[task]],
                     want,
-                    demos_dir(args, task, quality),
+                    demos_dir(args, task, kind),
                     quality=preset,
                     expert_options=options,
                     image_size=args.image_size,
@@ -219,7 +219,7 @@ def train_all(args: argparse.Namespace) -> None:
         for v in args.variants:
             specs.append(
                 {
-                    "data": (str(demos_dir(args, task, v.quality)),),
+                    "data": (str(demos_dir(args, task, v.kind)),),
                     "out": str(run_dir(args, task, v)),
                     "steps": args.steps,
                     "batch_size": args.batch_size,
@@ -381,10 +381,10 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _demo_stats(args: argparse.Namespace, task: str, quality: str, n: int) -> str:
+def _demo_stats(args: argparse.Namespace, task: str, kind: str, n: int) -> str:
     from sarm2_gym.data.reader import LeRobotDataset
 
-    root = demos_dir(args, task, quality)
+    root = demos_dir(args, task, kind)
     if not root.is_dir():
         return "–"
     meta = LeRobotDataset(root).episodes_meta[:n]
@@ -401,7 +401,7 @@ def variants_on_disk(args: argparse.Namespace, task: str) -> list[Variant]:
             v = Variant.from_name(sub.name)
             if v is not None and v not in found and (sub / "config.json").is_file():
                 found.append(v)
-    return sorted(found, key=lambda v: (v.tag, v.quality, v.demos))
+    return sorted(found, key=lambda v: (v.tag, v.kind, v.demos))
 
 
 def rows(args: argparse.Namespace, task: str) -> Iterable[dict[str, Any]]:
@@ -585,9 +585,9 @@ def write_report(args: argparse.Namespace) -> None:
         for row in rows(args, task):
             v, s = row["variant"], row["summary"]
             cells = [
-                f"{v.quality} x {v.demos}",
+                f"{v.kind} x {v.demos}",
                 _policy(args, task, v),
-                _demo_stats(args, task, v.quality, v.demos),
+                _demo_stats(args, task, v.kind, v.demos),
                 str(s["frames"]) if s else "–",
                 f"{s['final_loss']:.4f}" if s else "–",
                 f"{s['wall_seconds_this_call']:.0f}" if s else "–",
