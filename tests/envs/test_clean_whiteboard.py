@@ -79,8 +79,8 @@ def test_sweep_path_follows_the_board_not_the_ink(wipe: str) -> None:
 
 def test_dense_sweep_covers_the_board_with_the_eraser_off_centre_in_the_hand() -> None:
     """Where the felt reaches across the lanes: every ink column with either sweep, and with the
-    dense one still when all lanes sit 2 cm to one side (a policy copying TCP motions with the
-    eraser held off centre); the felt stays on the board."""
+    dense one still when all lanes sit 2 cm to one side (a cloned policy's drift, or the eraser
+    held off centre); the felt stays on the board."""
     from sarm2_gym.envs.experts import clean_whiteboard as cw
     from sarm2_gym.envs.tasks.clean_whiteboard import BOARD_HALF, ERASER_HALF, INK_CELL, INK_GRID
 

@@ -29,9 +29,9 @@ WIPE_REACH = 0.012  # "reached" tolerance while chasing the nearest ink cell
 # centres 9 cm apart overlap by 1 cm, so three lanes cover every ink cell centre (+-12.6 cm in x).
 SWEEP_LANES_X = (-0.9 * ERASER_HALF[0] * 2, 0.0, 0.9 * ERASER_HALF[0] * 2)
 # The dense sweep: four lanes 6.6 cm apart, the outer ones with the felt 2 mm inside the board's
-# edges. They overlap by 3.2 cm, so the board is still covered when the eraser sits up to 2.2 cm
-# off centre in the hand across the lanes -- an offset a policy cloned from TCP motions cannot see
-# and correct for, unlike the expert.
+# edges. They overlap by 3.2 cm, so a copy of the path that is off by up to 2.2 cm across the
+# lanes still covers every ink cell: a cloned policy's lanes drift by about that much (the eraser
+# held off centre, imprecise moves), which the expert never shows and so never corrects.
 _OUTER_LANE_X = float(BOARD_HALF[0] - 0.98 * ERASER_HALF[0] - 0.002)
 DENSE_SWEEP_LANES_X = tuple(float(x) for x in np.linspace(-_OUTER_LANE_X, _OUTER_LANE_X, 4))
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
