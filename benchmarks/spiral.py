@@ -109,8 +109,9 @@ DEFAULT_PLAN = TaskPlan(
     demos=20, collect=60, bc_steps=6000, rounds=3, rollouts=50, gradient_steps=3000
 )
 PLANS = {
-    # Cloned from the nearest-ink expert the base policy succeeded 0-7 %, from the three-lane
-    # sweep up to 20 %, from the four-lane dense sweep 40 % (bc_base_policy_sweep.md).
+    # On development seeds (one BC seed each, bc_base_policy_sweep.md) the base policy cloned
+    # from the nearest-ink expert succeeded 0-7 %, from the three-lane sweep up to 20 %, from the
+    # four-lane dense sweep 40 %.
     "CleanWhiteboard": replace(DEFAULT_PLAN, demos=45, demo_quality="dense_sweep"),
     "FoldShorts": DEFAULT_PLAN,
     # 45 demonstrations and half-chunks put BC inside the paper's 40-70 % (bc_base_policy.md).
