@@ -12,6 +12,7 @@ import multiprocessing as mp
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from tqdm.auto import tqdm
@@ -41,16 +42,18 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
 # options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
 # the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset).
-DEMO_KINDS: Final[dict[str, tuple[str, dict[str, str]]]] = {
-    "expert": ("expert", {}),
-    "dart": ("dart", {}),
-    "miss": ("grasp_miss", {}),
-    "sweep": ("expert", {"wipe": "sweep"}),
-    "dart_sweep": ("dart", {"wipe": "sweep"}),
-    "sweep_miss": ("grasp_miss", {"wipe": "sweep"}),
-    "dense_sweep": ("expert", {"wipe": "dense_sweep"}),
-    "dense_sweep_miss": ("grasp_miss", {"wipe": "dense_sweep"}),
-}
+DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
+    {
+        "expert": ("expert", MappingProxyType({})),
+        "dart": ("dart", MappingProxyType({})),
+        "miss": ("grasp_miss", MappingProxyType({})),
+        "sweep": ("expert", MappingProxyType({"wipe": "sweep"})),
+        "dart_sweep": ("dart", MappingProxyType({"wipe": "sweep"})),
+        "sweep_miss": ("grasp_miss", MappingProxyType({"wipe": "sweep"})),
+        "dense_sweep": ("expert", MappingProxyType({"wipe": "dense_sweep"})),
+        "dense_sweep_miss": ("grasp_miss", MappingProxyType({"wipe": "dense_sweep"})),
+    }
+)
 # Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
 _SUCCESS_PRESETS: Final[tuple[str, ...]] = ("slow", "clumsy", "mistake")
 _OUTCOME_PRESET: Final[dict[str, tuple[str, ...]]] = {

@@ -188,3 +188,5 @@ def test_demo_kinds_name_valid_presets_and_options() -> None:
         expert = expert_for(ENV, preset, options)  # CleanWhiteboard has every option named
         assert expert.options == {"wipe": options.get("wipe", "nearest")}, name
     assert DEMO_KINDS["sweep"] == ("expert", {"wipe": "sweep"})
+    with pytest.raises(TypeError):  # a shared constant: nobody's edit leaks into other runs
+        DEMO_KINDS["sweep"][1]["wipe"] = "nearest"  # type: ignore[index]
