@@ -47,7 +47,7 @@ def test_sweep_path_follows_the_board_not_the_ink(wipe: str) -> None:
     from sarm2_gym.envs import expert_for
     from sarm2_gym.envs.experts import clean_whiteboard as cw
 
-    lanes = cw.SWEEP_LANES_X if wipe == "sweep" else cw.DENSE_SWEEP_LANES_X
+    lanes = cw.LANES_X[wipe]
     # The last lane ends at -y, next to the tray: the first starts at +y for an odd count.
     first_y = cw.SWEEP_END_Y if len(lanes) % 2 else -cw.SWEEP_END_Y
     starts = []

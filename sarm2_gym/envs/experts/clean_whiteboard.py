@@ -34,6 +34,7 @@ SWEEP_LANES_X = (-0.9 * ERASER_HALF[0] * 2, 0.0, 0.9 * ERASER_HALF[0] * 2)
 # held off centre, imprecise moves), which the expert never shows and so never corrects.
 _OUTER_LANE_X = float(BOARD_HALF[0] - 0.98 * ERASER_HALF[0] - 0.002)
 DENSE_SWEEP_LANES_X = tuple(float(x) for x in np.linspace(-_OUTER_LANE_X, _OUTER_LANE_X, 4))
+LANES_X = {"sweep": SWEEP_LANES_X, "dense_sweep": DENSE_SWEEP_LANES_X}  # per ``wipe`` option
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
 SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
 
@@ -134,10 +135,9 @@ class CleanWhiteboardExpert(ScriptedExpert):
                 until=lambda: len(task.remaining_ink()) == 0,
                 max_steps=220,
             )
-            if self.options["wipe"] == "sweep":
-                return [*self._sweep(SWEEP_LANES_X), chase]
-            if self.options["wipe"] == "dense_sweep":
-                return [*self._sweep(DENSE_SWEEP_LANES_X), chase]
+            lanes = LANES_X.get(self.options["wipe"])
+            if lanes is not None:
+                return [*self._sweep(lanes), chase]
             return [
                 Waypoint(
                     "erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015
