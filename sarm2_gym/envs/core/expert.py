@@ -274,7 +274,8 @@ class ScriptedExpert(ABC):
         self._push = np.zeros(14)
         self._push_left = 0
         self._miss_drawn_for: Waypoint | None = None  # the descent a miss was last drawn for
-        self._miss_targets: dict[str, np.ndarray] = {}  # per arm, while a missed descent runs
+        self._missed_descent: Waypoint | None = None  # what is executed instead, while it runs
+        self._miss_arms: tuple[str, ...] = ()  # the arms whose grasp misses
         self._miss_close_left = 0
 
     # ------------------------------------------------------------------ public API
@@ -519,22 +520,25 @@ class ScriptedExpert(ABC):
         self._miss_drawn_for = wp
         if self._rng.random() >= q.grasp_miss:
             return
-        closing = [a for a, t in self._plan[1].targets.items() if t.gripper is not None]
+        env = self._require_env()
         lo, hi = q.grasp_miss_offset
-        for arm in closing:
+        targets, arms = dict(wp.targets), []
+        for arm, closing in self._plan[1].targets.items():
             tgt = wp.targets.get(arm)
-            if tgt is None or tgt.pos is None:
+            if closing.gripper is None or tgt is None or tgt.pos is None:
                 continue
             # Along the fingers' closing axis: one finger lands on the object, the other beside
             # it. (Off along the other axis the object would still be between the fingers.)
-            env = self._require_env()
             axis = env.robot.tcp_mat(env.data, arm)[:, 1] * np.array([1.0, 1.0, 0.0])
             axis /= max(float(np.linalg.norm(axis)), 1e-9)
             side = 1.0 if self._rng.random() < 0.5 else -1.0
             offset = side * self._rng.uniform(lo, hi) * axis
             # A fixed point: a target that followed the object would chase it once a finger
             # lands on it and pushes it along.
-            self._miss_targets[arm] = _value(tgt.pos) + offset
+            targets[arm] = replace(tgt, pos=_value(tgt.pos) + offset)
+            arms.append(arm)
+        if arms:
+            self._missed_descent, self._miss_arms = replace(wp, targets=targets), tuple(arms)
 
     def _missed_grasp(self, wp: Waypoint) -> np.ndarray | None:
         """The executed action of a missed grasp under way (``None`` when none is).
@@ -546,24 +550,18 @@ class ScriptedExpert(ABC):
         if self._miss_close_left:
             self._miss_close_left -= 1
             action = self._hold_action()
-            for arm in self._miss_targets:
+            for arm in self._miss_arms:
                 action[7 * ARMS.index(arm) + 6] = 1.0
             if not self._miss_close_left:
                 self._end_miss()
                 self._plan = []  # act() re-plans the stage from here
             return action
-        if not self._miss_targets or wp is not self._miss_drawn_for:
+        missed = self._missed_descent
+        if missed is None or wp is not self._miss_drawn_for:
             return None
-        shifted = replace(
-            wp,
-            targets={
-                arm: replace(tgt, pos=self._miss_targets.get(arm, tgt.pos))
-                for arm, tgt in wp.targets.items()
-            },
-        )
-        action = self._track(shifted)
+        action = self._track(missed)
         self._wp_steps += 1
-        if self._reached(shifted) or self._wp_steps >= wp.max_steps:
+        if self._reached(missed) or self._wp_steps >= wp.max_steps:
             # Beside the object: close there. The recorded actions come from a fresh plan of
             # the stage, i.e. what the expert does from this (missed) state.
             self._miss_close_left = self.quality.grasp_miss_close_steps
@@ -572,7 +570,8 @@ class ScriptedExpert(ABC):
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
     def _end_miss(self) -> None:
-        self._miss_targets = {}
+        self._missed_descent = None
+        self._miss_arms = ()
         self._miss_close_left = 0
         self._miss_drawn_for = None
 
