@@ -45,7 +45,7 @@ def run_expert(
         unstable = False
         while True:
             step = expert.act()
-            _, _, terminated, truncated, info = env.step(step.action)
+            _, _, terminated, truncated, info = env.step(step.env_action)  # pushes, misses
             labels.append(step.primitive)
             progress.append(info["progress"])
             stages.append(info["stage"])
