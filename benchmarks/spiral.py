@@ -192,17 +192,37 @@ def _add_wall(out: Path, seconds: float, finished: bool, labeler: str | None = N
     """
     from sarm2_gym.algos.common.io import atomic_write_json
 
-    path = out / "job.json"
-    data: dict[str, Any] = {"seconds": 0.0, "calls": 0}
-    if path.is_file():
-        data = json.loads(path.read_text())
+    data = _read_job(out)
     data["seconds"] += seconds
     data["calls"] += 1
     data["finished"] = finished
     data["machine"] = machine()
     if labeler is not None and labeler not in data.setdefault("labelers", []):
         data["labelers"].append(labeler)
-    atomic_write_json(path, data)
+    atomic_write_json(out / "job.json", data)
+
+
+def _record_labeler(out: Path, labeler: str | None) -> None:
+    """Note the reward-model weights in ``out/job.json`` as a call starts.
+
+    A call killed without a chance to run :func:`_add_wall` (the machine went away) still leaves
+    the model its rollouts were scored with on record.
+    """
+    from sarm2_gym.algos.common.io import atomic_write_json
+
+    data = _read_job(out)
+    if labeler is None or labeler in data.setdefault("labelers", []):
+        return
+    data["labelers"].append(labeler)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "job.json", data)
+
+
+def _read_job(out: Path) -> dict[str, Any]:
+    path = out / "job.json"
+    if path.is_file():
+        return dict(json.loads(path.read_text()))
+    return {"seconds": 0.0, "calls": 0}
 
 
 def machine() -> str:
@@ -544,6 +564,7 @@ def work(args: argparse.Namespace) -> None:
                 print(f"[{time.strftime('%H:%M:%S')}] {os.getpid()} start {job.name}", flush=True)
                 start = time.perf_counter()
                 used = labeler_id(args) if job.method in LABELED_METHODS else None
+                _record_labeler(out, used)
                 ok = False
                 try:
                     job.run()
@@ -794,7 +815,9 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     lines = [
         f"**{LABELS[method]}** per round (success % on the held-out seeds with fresh latents / "
         "with fixed latents, or fixed only where fresh were not measured; in brackets the "
-        "rollouts used so far, the success rate of the round's own rollouts, and the run's "
+        "rollouts used so far, the success rate of the round's own rollouts, where measured "
+        "the critics' fit to those rollouts before they were trained on them (ρ: Spearman of "
+        "each executed chunk's min-Q with the return that followed it), and the run's "
         "wall-clock in minutes at that point, evaluations included):",
         "",
         f"| seed | base (BC) | {first_column} | round 1 | round 2 | round 3 | status |",
@@ -816,7 +839,9 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             rate = f"{100 * k / n:.0f} %" if n else "–"
             wall = p.get("wall_seconds")
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
-            cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{wall_s})")
+            rho = p.get("critic_heldout_spearman")
+            rho_s = f", ρ {rho:.2f}" if rho is not None else ""
+            cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{rho_s}{wall_s})")
         cells += ["–"] * (5 - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")

@@ -150,6 +150,9 @@ def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path
     assert all(p["eval_seconds"] > 0 and p["wall_seconds"] >= p["eval_seconds"] for p in seen)
     assert result.env_steps <= 2 * 2 * (10 + 2)  # rounds x rollouts x capped length (+ spares)
     assert 0 <= result.curve[-1]["rollout_successes"] <= 4
+    # round 1's rollouts came before any update; round 2's were checked by trained critics
+    assert "critic_heldout_spearman" not in result.curve[0]
+    assert -1 <= result.curve[1]["critic_heldout_spearman"] <= 1
 
 
 def test_run_spiral_offline_phase_uses_the_first_demos_and_is_evaluated(

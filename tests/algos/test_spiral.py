@@ -416,3 +416,26 @@ def test_choice_stats_measure_the_critics_choice_without_touching_training() -> 
             if param.dim() and param.shape[0] == critic.n_critics:
                 param.copy_(param[:1].expand_as(param))
     assert model.choice_stats()["choice_ensemble_std"] < 1e-6
+
+
+def test_each_round_checks_its_critics_on_the_new_rollouts_before_training() -> None:
+    model = _spiral()
+    model.learn(150)  # three full rounds of two 25-step episodes
+    first, later = model.history[0], model.history[1:]
+    assert not any(k.startswith("critic_heldout_") for k in first)  # no updates yet
+    assert later and all(-1 <= r["critic_heldout_spearman"] <= 1 for r in later)
+    assert all(r["critic_heldout_frames"] > 0 for r in later)
+    # the numbers compare each chunk's Q with the return that followed that very chunk
+    episodes = range(len(model.replay.episodes))
+    truth = [model.replay.episode_chunks(i, TINY.mc_weight)[2] for i in episodes]
+    for sign, want in ((1.0, 1.0), (-1.0, -1.0)):
+        answers = iter(truth)
+        model.policy.critic.min_q = lambda f, z, a, s=sign, it=answers: torch.from_numpy(  # type: ignore[method-assign]
+            s * next(it)
+        ).float()
+        fit = model.critic_fit(episodes)
+        assert fit["spearman"] == pytest.approx(want, abs=1e-6)
+        assert fit["frames"] == sum(len(t) for t in truth)
+    answers = iter(truth)
+    model.policy.critic.min_q = lambda f, z, a: torch.from_numpy(next(answers))  # type: ignore[method-assign]
+    assert model.critic_fit(episodes)["explained_variance"] == pytest.approx(1.0)

@@ -108,6 +108,20 @@ def test_replay_samples_chunk_windows_with_edge_padding() -> None:
     assert torch.equal(again.actions, sample.actions) and restored.episodes == buf.episodes
 
 
+def test_episode_chunks_pair_each_chunk_with_the_return_that_followed() -> None:
+    buf = ChunkReplayBuffer(feature_dim=1, action_dim=1, chunk_size=2, gamma=0.5)
+    buf.add_episode(np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(2), terminal=0.0)
+    feats = np.arange(4, dtype=np.float32)[:, None]
+    # frame progress 0, 0.2, 0.6, 0.6: transition rewards 0.2, 0.4, 0, 0 (spec §1.8)
+    buf.add_episode(feats, feats + 10, np.array([0.0, 0.2, 0.4, 0.0]), terminal=1.0)
+    features, actions, realized = buf.episode_chunks(1, mc_weight=0.25)
+    assert features[:, 0].tolist() == [0, 1, 2, 3]
+    assert actions[:, :, 0].tolist() == [[10, 11], [11, 12], [12, 13], [13, 13]]
+    dense = np.array([0.2 + 0.5 * 0.4, 0.4, 0.0, 0.0])  # discounted reward to the end
+    mc = 0.5 ** np.array([3, 2, 1, 0])  # success discounted from the last frame
+    np.testing.assert_allclose(realized, 0.25 * mc + 0.75 * dense)
+
+
 def test_best_of_kappa_picks_the_argmax_of_min_q() -> None:
     min_q = torch.tensor([[0.1, 0.9, 0.3], [2.0, -1.0, 1.5]])
     candidates = torch.arange(2 * 3 * 2 * 1, dtype=torch.float32).view(2, 3, 2, 1)

@@ -277,6 +277,10 @@ def run_spiral(
             "offline_updates": model.offline_updates,
             "success_rate": res.success_rate,
         }
+        # How well the critics predicted this round's own rollouts before training on them.
+        last = model.history[-1] if model.history else {}
+        if last.get("round") == model.round - 1 and "critic_heldout_spearman" in last:
+            point["critic_heldout_spearman"] = last["critic_heldout_spearman"]
         if config.eval_stochastic:
             with _latents_from(model.policy, fresh_latent_seed(config.seed)):
                 point["success_rate_stochastic"] = evaluate_on_task(

@@ -156,6 +156,35 @@ class ChunkReplayBuffer:
             mc_return=t(a["mc_return"][idx]),
         )
 
+    def episode_chunks(
+        self, index: int, mc_weight: float
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Every chunk of stored episode ``index`` and the return that followed it.
+
+        Args:
+            index: Position in :attr:`episodes`.
+            mc_weight: ``alpha`` of the critic target.
+
+        Returns:
+            ``(features (L, F), actions (L, H, A), realized (L,))``: the chunk starting at each
+            frame as the critic is trained on it, and ``alpha y^MC + (1 - alpha) G_t`` with
+            ``G_t`` the discounted dense return to the episode's end, what the critic's blended
+            target estimates for the policy that collected the episode.
+        """
+        a = self._arrays()
+        ep = self.episodes[index]
+        start, n = int(ep["start"]), int(ep["length"])
+        rows = np.arange(start, start + n)
+        act_idx = np.minimum(rows[:, None] + np.arange(self.chunk_size)[None], start + n - 1)
+        dense = np.zeros(n)
+        acc = 0.0
+        for i in range(n - 1, -1, -1):
+            acc = float(a["rewards"][start + i]) + self.gamma * acc
+            dense[i] = acc
+        realized = mc_weight * a["mc_return"][rows] + (1.0 - mc_weight) * dense
+        t = torch.from_numpy
+        return t(a["features"][rows]), t(a["actions"][act_idx]), realized
+
     # ------------------------------------------------------------------ persistence
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """``(tensors, json)`` to save; :meth:`load_state` restores the buffer exactly."""

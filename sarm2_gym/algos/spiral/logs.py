@@ -56,3 +56,6 @@ def log_round(
     logger.record("time/total_timesteps", record["num_timesteps"], exclude="tensorboard")
     for key, value in train_stats.items():
         logger.record(f"train/{key}", value)
+    for key, value in record.items():
+        if key.startswith("critic_heldout_"):
+            logger.record(f"spiral/{key}", value)

@@ -7,6 +7,7 @@ One round (spec §2.1, stage 3)::
     collect  rollouts_per_round episodes with the current policy (vectorised, best-of-kappa)
     adapt    once (if an adapter is given): annotate the round's rollouts, fine-tune RM1 -> RM2
     label    every episode with the reward model: dense per-frame reward + progress
+    check    how well the critics, not yet trained on them, predict these episodes' returns
     update   gradient_steps x (critic -> actor -> Polyak) on all labelled episodes so far
     save     the whole run (if checkpoint_dir is set), so a killed run resumes at the next round
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -204,6 +206,7 @@ class SPIRAL(BaseAlgorithm):
         keep_images = self.labeler.needs_images or adapting
         pending: list[CollectedEpisode] = []
         dense_returns: list[float] = []
+        n_before = len(self.replay.episodes)
 
         def on_episode(item: CollectedEpisode) -> None:
             if adapting:
@@ -230,10 +233,13 @@ class SPIRAL(BaseAlgorithm):
         if adapting and pending:
             self._adapt([p.episode for p in pending])
             dense_returns += [self._add_labelled(p, "rollout") for p in pending]
+        # --- the critics' fit to the new episodes, before they are trained on them
+        heldout = self.critic_fit(range(n_before, len(self.replay.episodes)))
         # --- update: critic -> actor -> Polyak
         train_stats = self.train(cfg.gradient_steps) if len(self.replay) else {}
         # --- log and save
         record = round_record(self.round, self.num_timesteps, stats, dense_returns, train_stats)
+        record.update({f"critic_heldout_{k}": v for k, v in heldout.items()})
         record["round_seconds"] = time.perf_counter() - start
         self._log_round(record, train_stats)
         self.history.append(record)
@@ -356,6 +362,43 @@ class SPIRAL(BaseAlgorithm):
         return {
             "choice_q_spread": float((min_q.max(dim=1).values - min_q.min(dim=1).values).mean()),
             "choice_ensemble_std": float(q.std(dim=0).mean()),
+        }
+
+    @torch.no_grad()
+    def critic_fit(self, episodes: Iterable[int]) -> dict[str, float]:
+        """How well the critics predict the returns that followed each chunk of some episodes.
+
+        For every frame of the replay episodes ``episodes`` (indices into
+        ``replay.episodes``): the ensemble-min Q of the executed chunk (latent 0, as the critics
+        are trained) against the return that followed it, ``alpha y^MC + (1 - alpha) G_t``
+        (:meth:`ChunkReplayBuffer.episode_chunks`). Each round measures it on its own new
+        rollouts before training on them, a held-out check in the spirit of SB3's
+        ``explained_variance``: a critic that cannot rank unseen chunks by what followed them
+        gives best-of-kappa and the actor nothing to go on.
+
+        Returns:
+            ``spearman`` (rank correlation), ``explained_variance`` (``1 - Var(y - Q) / Var(y)``)
+            and ``frames``; empty if no updates were made yet or no frames are given.
+        """
+        from sarm2_gym.reward.metrics import spearman
+
+        if not self._n_updates:
+            return {}
+        q_parts, y_parts = [], []
+        for index in episodes:
+            features, actions, realized = self.replay.episode_chunks(index, self.config.mc_weight)
+            q = self.policy.critic.min_q(features, torch.zeros_like(actions), actions)
+            q_parts.append(q.numpy())
+            y_parts.append(realized)
+        if not q_parts:
+            return {}
+        q_all, y_all = np.concatenate(q_parts), np.concatenate(y_parts)
+        var = float(np.var(y_all))
+        explained = 1.0 - float(np.var(y_all - q_all)) / var if var > 0 else float("nan")
+        return {
+            "spearman": spearman(q_all, y_all),
+            "explained_variance": explained,
+            "frames": float(q_all.size),
         }
 
     def _step(
