@@ -161,7 +161,7 @@ def _check_expert_options(
         if stored != want:
             raise ValueError(
                 f"{root} holds {env_id} episodes recorded with expert options {stored}, "
-                f"but {want} were asked for: record them into another folder"
+                f"but {want} were asked for (--expert-option): record them into another folder"
             )
 
 

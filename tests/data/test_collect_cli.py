@@ -137,7 +137,9 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     # Adding episodes of the other strategy (here: the default) to it is refused.
     from sarm2_gym.data.generation import collect
 
-    with pytest.raises(ValueError, match=r"recorded with expert options \{'wipe': 'sweep'\}"):
+    with pytest.raises(
+        ValueError, match=r"recorded with expert options \{'wipe': 'sweep'\}.*--expert-option"
+    ):
         collect([ENV], 2, out, quality="expert", image_size=32, progress=False)
     assert runner.invoke(app, [*args[:4], "2", *args[5:]]).exit_code != 0
     assert LeRobotDataset(out).num_episodes == 1
