@@ -265,13 +265,15 @@ def _eval_part(spec: dict[str, Any]) -> list[dict[str, Any]]:
             "length": int(n),
             "final_progress": float(p),
             "final_stage": int(k),
+            "furthest_stage": int(f),
         }
-        for s, ok, n, p, k in zip(
+        for s, ok, n, p, k, f in zip(
             result.seeds,
             result.successes,
             result.lengths,
             result.final_progress,
             result.final_stage,
+            result.furthest_stage,
             strict=True,
         )
     ]
@@ -492,7 +494,11 @@ def _setup_text(args: argparse.Namespace) -> str:
         "`dense_sweep_miss` (CleanWhiteboard): the same with four lanes overlapping by 3.2 cm "
         "instead of three overlapping by 1 cm (`--expert-option wipe=dense_sweep`). "
         f"Demonstrations and evaluation episodes are rendered at {args.image_size} px "
-        "and resized to the policy's input size. 'progress': mean final task progress."
+        "and resized to the policy's input size. 'progress': mean final task progress. "
+        "'Where episodes ended': the env's stage at the end; a stage machine goes back when a "
+        "finished stage comes undone (a fold that slid open, an eraser let go before the board "
+        "was clean), so 'furthest stage of the failures' counts each failed episode at the "
+        "highest stage it reached (evaluations since this column was added)."
     )
 
 
@@ -514,6 +520,21 @@ def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray
             k = int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
             counts[min(k, len(names) - 1)] += 1
     labels = [f"{i + 1}. {n}" for i, n in enumerate(names)] + ["success"]
+    return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
+
+
+def _got_to(entry: dict[str, Any] | None, names: list[str]) -> str:
+    """How many failed episodes got at most as far as each stage (``furthest_stage``).
+
+    "–" for evaluation files written before the furthest stage was recorded.
+    """
+    if entry is None or any("furthest_stage" not in e for e in entry["episodes"]):
+        return "–"
+    counts = [0] * len(names)
+    for e in entry["episodes"]:
+        if not e["success"] and e["furthest_stage"] >= 0:
+            counts[min(int(e["furthest_stage"]), len(names) - 1)] += 1
+    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)]
     return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
 
 
@@ -579,8 +600,9 @@ def write_report(args: argparse.Namespace) -> None:
             f"## {task}",
             "",
             "| demos | policy | successful demos | frames | final BC loss | BC wall-clock (s) | "
-            f"{nas_cols} | where episodes ended ({first} per chunk) |",
-            "|---|---|---|---|---|---|" + "---|" * len(args.n_action_steps) + "---|",
+            f"{nas_cols} | where episodes ended ({first} per chunk) | furthest stage of the "
+            f"failures ({first} per chunk) |",
+            "|---|---|---|---|---|---|" + "---|" * len(args.n_action_steps) + "---|---|",
         ]
         for row in rows(args, task):
             v, s = row["variant"], row["summary"]
@@ -593,6 +615,7 @@ def write_report(args: argparse.Namespace) -> None:
                 f"{s['wall_seconds_this_call']:.0f}" if s else "–",
                 *(_rate(row["evals"][n]) for n in args.n_action_steps),
                 _ended_in(row["evals"][first], names, bounds),
+                _got_to(row["evals"][first], names),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")

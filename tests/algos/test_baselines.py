@@ -72,6 +72,36 @@ def test_evaluate_success_runs_one_episode_per_seed() -> None:
     assert eval_seeds(3) == [1_000_000, 1_000_001, 1_000_002]
 
 
+class _StageBack(gym.Wrapper):  # type: ignore[type-arg]
+    """Reports stage 0, then ``peak`` for two steps, then 0 again (a finished stage undone)."""
+
+    def __init__(self, env: gym.Env, peak: int) -> None:  # type: ignore[type-arg]
+        super().__init__(env)
+        self.peak, self.t = peak, 0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self.t = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.t += 1
+        info["stage"] = self.peak if self.t in (3, 4) else 0
+        return obs, reward, terminated, truncated, info
+
+
+def test_evaluation_records_the_furthest_stage_as_well_as_the_last() -> None:
+    peaks = iter([2, 1, 3])  # one per env built; episodes then run on the envs in turn
+    res = evaluate_success(
+        _Still(), lambda: _StageBack(make_reach_env(), next(peaks)), [5, 6], n_envs=2
+    )
+    assert res.final_stage == [0, 0] and res.furthest_stage == [2, 1]
+    again = evaluate_success(_Still(), lambda: _StageBack(make_reach_env(), 2), [5, 6, 7], n_envs=1)
+    assert again.furthest_stage == [2, 2, 2]  # counted afresh for each episode on one env
+    plain = evaluate_success(_Still(), make_reach_env, [5], n_envs=1)
+    assert plain.furthest_stage == plain.final_stage == [0]  # a stage that never changes
+
+
 class _Still:
     def predict(
         self,

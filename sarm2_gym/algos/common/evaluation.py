@@ -46,6 +46,10 @@ class EvalResult:
         final_stage: Per-episode stage index at the end (``info["stage"]``; -1 if not
             reported). Unlike a stage read back from progress, it says e.g. that a wiping
             stage was finished even when little progress was made in the next one.
+        furthest_stage: Per-episode highest stage index reported during the episode (-1 if
+            not reported). Stage machines go back when a finished stage comes undone (a fold
+            that slid open, an eraser let go early), so an episode can end in its first stage
+            after getting much further.
         env_steps: Control steps taken in total.
         wall_seconds: Wall-clock time of the evaluation.
     """
@@ -59,6 +63,7 @@ class EvalResult:
     wall_seconds: float
     extra: dict[str, Any] = field(default_factory=dict)
     final_stage: list[int] = field(default_factory=list)
+    furthest_stage: list[int] = field(default_factory=list)
 
     @property
     def steps_per_second(self) -> float:
@@ -77,6 +82,7 @@ class _Episode(NamedTuple):
     length: int
     progress: float  # privileged progress at the last step (NaN if the env reports none)
     stage: int  # stage index at the last step (-1 if the env reports none)
+    furthest: int  # highest stage index of the episode (-1 if the env reports none)
 
 
 def _slice_state(state: Any, index: np.ndarray) -> Any:
@@ -125,6 +131,7 @@ def evaluate_success(
     slot_seed: list[int | None] = [None] * len(envs)
     obs: list[dict[str, np.ndarray] | None] = [None] * len(envs)
     lengths = [0] * len(envs)
+    furthest = [-1] * len(envs)
     starts = np.ones(len(envs), dtype=bool)
     state: Any = None
     results: dict[int, _Episode] = {}
@@ -155,6 +162,8 @@ def evaluate_success(
                 lengths[i] += 1
                 env_steps += 1
                 obs[i] = o
+                stage = int(info.get("stage", -1))
+                furthest[i] = max(furthest[i], stage)
                 if terminated or truncated:
                     seed = slot_seed[i]
                     assert seed is not None
@@ -163,9 +172,11 @@ def evaluate_success(
                         success=bool(info.get("is_success", False)),
                         length=lengths[i],
                         progress=progress,
-                        stage=int(info.get("stage", -1)),
+                        stage=stage,
+                        furthest=furthest[i],
                     )
                     lengths[i] = 0
+                    furthest[i] = -1
                     starts[i] = True
                     slot_seed[i] = pending.pop() if pending else None
                     if slot_seed[i] is not None:
@@ -184,4 +195,5 @@ def evaluate_success(
         env_steps=env_steps,
         wall_seconds=time.perf_counter() - start,
         final_stage=[r.stage for r in ordered],
+        furthest_stage=[r.furthest for r in ordered],
     )
