@@ -250,6 +250,12 @@ def eval_policy_command(
         help="Scale of the latent noise (z = T * N(0, I)); below 1 the flow head samples closer "
         "to its most typical chunk. Default: a SPIRAL run's own, 1 for a TinyVLA.",
     ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Also write the whole evaluation here as JSON: per episode its seed, success, "
+        "length, final progress, and the last and furthest stage it reached.",
+    ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
 
@@ -283,15 +289,16 @@ def eval_policy_command(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
         max_episode_steps=max_episode_steps, deterministic=latents == "fixed",
     )  # fmt: skip
-    typer.echo(
-        json.dumps(
-            {
-                "success_rate": result.success_rate,
-                "latents": latents,
-                **({"kappa": kappa} if kappa is not None else {}),
-                **({} if residual else {"residual": False}),
-                **({} if temperature is None else {"latent_temperature": temperature}),
-                "steps_per_second": result.steps_per_second,
-            }
-        )
-    )
+    summary = {
+        "success_rate": result.success_rate,
+        "latents": latents,
+        **({"kappa": kappa} if kappa is not None else {}),
+        **({} if residual else {"residual": False}),
+        **({} if temperature is None else {"latent_temperature": temperature}),
+        "steps_per_second": result.steps_per_second,
+    }
+    if out is not None:
+        from sarm2_gym.algos.common.io import atomic_write_json
+
+        atomic_write_json(out, {**summary, "policy": str(policy), "task": task, **result.to_dict()})
+    typer.echo(json.dumps(summary))

@@ -239,11 +239,18 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code != 0 and "offline_episodes set without offline_data" in res.output
     assert not (tmp_path / "s2").exists()
+    out = tmp_path / "eval" / "base.json"
     res = runner.invoke(
-        app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2"]
-    )
+        app,
+        ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2",
+         "--out", str(out)],
+    )  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert 0.0 <= json.loads(res.output.strip().splitlines()[-1])["success_rate"] <= 1.0
+    summary = json.loads(res.output.strip().splitlines()[-1])
+    assert 0.0 <= summary["success_rate"] <= 1.0
+    written = json.loads(out.read_text())  # the whole evaluation, per episode
+    assert written["success_rate"] == summary["success_rate"]
+    assert written["seeds"] == [1_000_000, 1_000_001] and len(written["furthest_stage"]) == 2
     res = runner.invoke(
         app,
         [
