@@ -314,9 +314,7 @@ class SPIRAL(BaseAlgorithm):
             critic_loss = (q - y[None]).pow(2).mean()
             self._step(p.critic_optimizer, critic_loss, p.critic)
             # actor: -mean_j min_i Q_i(s, z_j, pi(s,z_j) + s_theta(s,z_j)) + beta mean ||s_theta||^2
-            f_k = batch.features.repeat_interleave(cfg.kappa, dim=0)  # (B*kappa, F)
-            z_k = draw_latents((b * cfg.kappa, h, a), self.latent_rng, cfg.latent_temperature)
-            chunks_k, residual = p.total_chunks(f_k, z_k)
+            f_k, z_k, chunks_k, residual = self._kappa_candidates(batch.features, self.latent_rng)
             p.critic.requires_grad_(False)  # the actor loss must not move the critics
             q_pi = p.critic.min_q(f_k, z_k, chunks_k)
             p.critic.requires_grad_(True)
@@ -338,6 +336,22 @@ class SPIRAL(BaseAlgorithm):
         stats.update(self.choice_stats())
         return stats
 
+    def _kappa_candidates(
+        self, features: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Kappa latents per state and their total chunks, as deployment draws them.
+
+        Returns:
+            ``(features, latents, chunks, residuals)``, each repeated or drawn ``kappa`` times
+            per state: ``(B * kappa, ...)``.
+        """
+        p, cfg = self.policy, self.config
+        h, a = p.chunk_shape
+        f_k = features.repeat_interleave(cfg.kappa, dim=0)
+        z_k = draw_latents((f_k.shape[0], h, a), generator, cfg.latent_temperature)
+        chunks, residual = p.total_chunks(f_k, z_k)
+        return f_k, z_k, chunks, residual
+
     @torch.no_grad()
     def choice_stats(self, n_states: int = 256) -> dict[str, float]:
         """How decided the critic's best-of-kappa choice is, on states from the replay.
@@ -352,11 +366,8 @@ class SPIRAL(BaseAlgorithm):
         if not len(self.replay):
             return {}
         batch = self.replay.sample(n_states, np.random.default_rng(self._n_updates))
-        h, a = p.chunk_shape
         gen = torch.Generator().manual_seed(self._n_updates)
-        z = draw_latents((n_states * cfg.kappa, h, a), gen, cfg.latent_temperature)
-        f = batch.features.repeat_interleave(cfg.kappa, dim=0)
-        chunks, _ = p.total_chunks(f, z)
+        f, z, chunks, _ = self._kappa_candidates(batch.features, gen)
         q = p.critic(f, z, chunks)  # (N_Q, n * kappa)
         min_q = q.min(dim=0).values.view(n_states, cfg.kappa)
         return {
