@@ -143,9 +143,7 @@ class ChunkReplayBuffer:
         """Uniformly sampled chunk transitions."""
         a = self._arrays()
         idx = rng.integers(0, self.num_frames, size=batch_size)
-        act_idx = np.minimum(
-            idx[:, None] + np.arange(self.chunk_size)[None], a["episode_end"][idx][:, None] - 1
-        )
+        act_idx = self._chunk_rows(idx, a["episode_end"][idx])
         t = torch.from_numpy
         return ReplaySample(
             features=t(a["features"][idx]),
@@ -155,6 +153,11 @@ class ChunkReplayBuffer:
             next_features=t(a["features"][a["next_index"][idx]]),
             mc_return=t(a["mc_return"][idx]),
         )
+
+    def _chunk_rows(self, starts: np.ndarray, episode_ends: np.ndarray) -> np.ndarray:
+        """``(B, H)`` rows of the chunks at ``starts``, the episode's last row repeated."""
+        rows = starts[:, None] + np.arange(self.chunk_size)[None]
+        return np.minimum(rows, episode_ends[:, None] - 1)
 
     def episode_chunks(
         self, index: int, mc_weight: float
@@ -175,7 +178,7 @@ class ChunkReplayBuffer:
         ep = self.episodes[index]
         start, n = int(ep["start"]), int(ep["length"])
         rows = np.arange(start, start + n)
-        act_idx = np.minimum(rows[:, None] + np.arange(self.chunk_size)[None], start + n - 1)
+        act_idx = self._chunk_rows(rows, np.full(n, start + n))
         dense = np.zeros(n)
         acc = 0.0
         for i in range(n - 1, -1, -1):
