@@ -418,13 +418,19 @@ def test_choice_stats_measure_the_critics_choice_without_touching_training() -> 
     assert model.choice_stats()["choice_ensemble_std"] < 1e-6
 
 
-def test_each_round_checks_its_critics_on_the_new_rollouts_before_training() -> None:
-    model = _spiral()
-    model.learn(150)  # three full rounds of two 25-step episodes
+def test_each_round_checks_its_critics_on_the_new_rollouts_before_training(
+    tmp_path: Path,
+) -> None:
+    model = _spiral(tmp_path)
+    model.learn(150, tb_log_name="fit")  # three full rounds of two 25-step episodes
     first, later = model.history[0], model.history[1:]
     assert not any(k.startswith("critic_heldout_") for k in first)  # no updates yet
     assert later and all(-1 <= r["critic_heldout_spearman"] <= 1 for r in later)
     assert all(r["critic_heldout_frames"] > 0 for r in later)
+    acc = EventAccumulator(str(next((tmp_path / "tb").glob("fit_*"))))
+    acc.Reload()
+    fit_tags = {"spiral/critic_heldout_spearman", "spiral/critic_heldout_explained_variance"}
+    assert fit_tags <= set(acc.Tags()["scalars"])
     # the numbers compare each chunk's Q with the return that followed that very chunk
     episodes = range(len(model.replay.episodes))
     truth = [model.replay.episode_chunks(i, TINY.mc_weight)[2] for i in episodes]
