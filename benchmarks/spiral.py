@@ -431,19 +431,14 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             ensure_demos(args, task)
             cfg = bc_config(args, task, seed, out, rabc)
             plan = plan_for(args, task)
-            trained_now = not (out / "result.json").is_file()
-            result = run_bc(
+            # The page reports the kind of demonstrations a result was trained on.
+            return run_bc(
                 cfg, TASK_IDS[task], eval_episodes=args.eval_episodes,
                 image_size=args.image_size, n_eval_envs=args.n_envs,
                 max_episode_steps=plan.max_episode_steps,
                 eval_stochastic=args.stochastic_eval, latent_temperature=args.latent_temperature,
+                record={"demo_kind": plan.demo_quality},
             )  # fmt: skip
-            # run_bc has saved its result already: add the kind of demonstrations, as the page
-            # reports what was used. A finished result is left as it was recorded.
-            if trained_now:
-                result.extra["demo_kind"] = plan.demo_quality
-                result = result.save(out)
-            return result
 
         return Job(task, method, seed, run)
 

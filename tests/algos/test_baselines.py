@@ -123,13 +123,18 @@ def test_run_bc_trains_evaluates_and_skips_when_finished(
         batch_size=8,
         model=tiny_vla_config(),
     )
-    result = run_bc(cfg, REACH_ID, eval_episodes=2, text_encoder=FakeText())
+    result = run_bc(
+        cfg, REACH_ID, eval_episodes=2, text_encoder=FakeText(), record={"demo_kind": "expert"}
+    )
     assert result.method == "bc" and result.env_steps == 0 and result.demos == 6
     assert result.eval["seeds"] == eval_seeds(2) and 0.0 <= result.success_rate <= 1.0
+    assert result.extra["demo_kind"] == "expert"  # the caller's record, saved with the result
     import sarm2_gym.algos.baselines.runners as runners
 
     monkeypatch.setattr(runners, "train_bc", _fail)
     assert run_bc(cfg, REACH_ID, eval_episodes=2) == result  # finished: not run again
+    # a finished result is returned as recorded, whatever the caller would record now
+    assert run_bc(cfg, REACH_ID, eval_episodes=2, record={"demo_kind": "dart"}) == result
 
 
 def _fail(*args: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,6 +61,7 @@ def run_bc(
     max_episode_steps: int | None = None,
     eval_stochastic: bool = False,
     latent_temperature: float = 1.0,
+    record: Mapping[str, Any] | None = None,
 ) -> RunResult:
     """Train (or resume) BC / RA-BC and evaluate the policy on held-out seeds.
 
@@ -68,7 +69,9 @@ def run_bc(
     default (deterministic latents, the checkpoint's ``n_action_steps``). With
     ``eval_stochastic`` it is evaluated a second time with fresh latents per chunk; that result
     goes to ``extra["stochastic_eval"]``. Both evaluations scale the latents by
-    ``latent_temperature`` (recorded in ``extra``).
+    ``latent_temperature`` (recorded in ``extra``). ``record``: JSON-able facts the caller
+    wants kept in ``extra`` (e.g. which demonstrations); a finished run is returned as it was
+    recorded.
     """
     done = load_result(config.out)
     if done is not None:
@@ -110,6 +113,7 @@ def run_bc(
             "rabc": config.rabc,
             "latent_temperature": latent_temperature,
             **extra,
+            **(record or {}),
         },
     )
     return run.save(config.out)
