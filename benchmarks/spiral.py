@@ -184,12 +184,8 @@ def _claim(out: Path) -> Iterator[bool]:
             lock.unlink()
 
 
-def _add_wall(out: Path, seconds: float, finished: bool, labeler: str | None = None) -> None:
-    """Add one call's wall-clock to ``out/job.json``, and the reward-model weights it used.
-
-    ``labeler`` (the scoring model's ``weights_sha256``, or ``"privileged"``) is appended to the
-    job's ``labelers`` list when new: a run resumed after the packaged model changed shows both.
-    """
+def _add_wall(out: Path, seconds: float, finished: bool) -> None:
+    """Add one call's wall-clock to ``out/job.json``."""
     from sarm2_gym.algos.common.io import atomic_write_json
 
     data = _read_job(out)
@@ -197,16 +193,15 @@ def _add_wall(out: Path, seconds: float, finished: bool, labeler: str | None = N
     data["calls"] += 1
     data["finished"] = finished
     data["machine"] = machine()
-    if labeler is not None and labeler not in data.setdefault("labelers", []):
-        data["labelers"].append(labeler)
     atomic_write_json(out / "job.json", data)
 
 
 def _record_labeler(out: Path, labeler: str | None) -> None:
-    """Note the reward-model weights in ``out/job.json`` as a call starts.
+    """Note the reward-model weights a call uses in ``out/job.json``, as the call starts.
 
-    A call killed without a chance to run :func:`_add_wall` (the machine went away) still leaves
-    the model its rollouts were scored with on record.
+    ``labeler`` (the scoring model's ``weights_sha256``, or ``"privileged"``) is appended to the
+    job's ``labelers`` list when new: a run resumed after the packaged model changed shows both,
+    and a call killed before it could add its wall-clock still leaves its model on record.
     """
     from sarm2_gym.algos.common.io import atomic_write_json
 
@@ -214,7 +209,6 @@ def _record_labeler(out: Path, labeler: str | None) -> None:
     if labeler is None or labeler in data.setdefault("labelers", []):
         return
     data["labelers"].append(labeler)
-    out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "job.json", data)
 
 
@@ -558,21 +552,20 @@ def work(args: argparse.Namespace) -> None:
                 took = True
                 print(f"[{time.strftime('%H:%M:%S')}] {os.getpid()} start {job.name}", flush=True)
                 start = time.perf_counter()
-                used = labeler_id(args) if job.method in LABELED_METHODS else None
-                _record_labeler(out, used)
+                _record_labeler(out, labeler_id(args) if job.method in LABELED_METHODS else None)
                 ok = False
                 try:
                     job.run()
                     ok = True
                 except _Terminated:
-                    _add_wall(out, time.perf_counter() - start, False, used)
+                    _add_wall(out, time.perf_counter() - start, False)
                     raise
                 except Exception:
                     traceback.print_exc()
                     failed.add(job.name)
                 finally:
                     if ok or job.name in failed:
-                        _add_wall(out, time.perf_counter() - start, ok, used)
+                        _add_wall(out, time.perf_counter() - start, ok)
                 print(
                     f"[{time.strftime('%H:%M:%S')}] {os.getpid()} {'done' if ok else 'FAILED'} "
                     f"{job.name} ({time.perf_counter() - start:.0f} s)",
