@@ -519,7 +519,14 @@ def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray
         else:
             k = int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
             counts[min(k, len(names) - 1)] += 1
-    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)] + ["success"]
+    return _count_line([*_stage_labels(names), "success"], counts)
+
+
+def _stage_labels(names: list[str]) -> list[str]:
+    return [f"{i + 1}. {n}" for i, n in enumerate(names)]
+
+
+def _count_line(labels: list[str], counts: list[int]) -> str:
     return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
 
 
@@ -534,8 +541,7 @@ def _got_to(entry: dict[str, Any] | None, names: list[str]) -> str:
     for e in entry["episodes"]:
         if not e["success"] and e["furthest_stage"] >= 0:
             counts[min(int(e["furthest_stage"]), len(names) - 1)] += 1
-    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)]
-    return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
+    return _count_line(_stage_labels(names), counts)
 
 
 def _rate(entry: dict[str, Any] | None) -> str:
