@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import ClassVar, cast
 
 import numpy as np
@@ -34,7 +35,10 @@ SWEEP_LANES_X = (-0.9 * ERASER_HALF[0] * 2, 0.0, 0.9 * ERASER_HALF[0] * 2)
 # held off centre, imprecise moves), which the expert never shows and so never corrects.
 _OUTER_LANE_X = float(BOARD_HALF[0] - 0.98 * ERASER_HALF[0] - 0.002)
 DENSE_SWEEP_LANES_X = tuple(float(x) for x in np.linspace(-_OUTER_LANE_X, _OUTER_LANE_X, 4))
-LANES_X = {"sweep": SWEEP_LANES_X, "dense_sweep": DENSE_SWEEP_LANES_X}  # per ``wipe`` option
+# Per ``wipe`` option; read-only like the other lane constants (tuples).
+LANES_X: Mapping[str, tuple[float, ...]] = MappingProxyType(
+    {"sweep": SWEEP_LANES_X, "dense_sweep": DENSE_SWEEP_LANES_X}
+)
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
 SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
 
