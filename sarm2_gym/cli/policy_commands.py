@@ -265,6 +265,8 @@ def eval_policy_command(
     """
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
+    if out is not None and out.is_dir():  # say so before the evaluation, not after it
+        raise typer.BadParameter(f"--out must name a JSON file, {out} is a folder")
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
     from sarm2_gym.algos.baselines.runners import task_instruction
     from sarm2_gym.algos.common.evaluation import Predictor
@@ -297,8 +299,8 @@ def eval_policy_command(
         **({} if temperature is None else {"latent_temperature": temperature}),
         "steps_per_second": result.steps_per_second,
     }
+    typer.echo(json.dumps(summary))
     if out is not None:
         from sarm2_gym.algos.common.io import atomic_write_json
 
         atomic_write_json(out, {**summary, "policy": str(policy), "task": task, **result.to_dict()})
-    typer.echo(json.dumps(summary))

@@ -258,6 +258,11 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     assert written["seeds"] == [1_000_000, 1_000_001] and len(written["furthest_stage"]) == 2
     res = runner.invoke(
         app,
+        ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--out", str(out.parent)],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "is a folder" in res.output
+    res = runner.invoke(
+        app,
         [
             "eval-policy",
             "--policy",
