@@ -841,8 +841,48 @@ def _rounds_or_all(curve: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in curve if p["round"] > 0] or curve
 
 
-def _targets(task: str, runs: dict[str, Any]) -> list[str]:
-    """The 95 % target and the comparison with every baseline, for each full-SPIRAL variant."""
+def _eval_episodes(result: dict[str, Any], default: int) -> int:
+    """How many held-out episodes a finished run's success rate counts.
+
+    BC, RA-BC and PPO record their evaluation seeds; SPIRAL's result does not, and is evaluated
+    on the page's ``--eval-episodes`` (``default``).
+    """
+    return len(result.get("eval", {}).get("seeds", ())) or default
+
+
+def _verdict(ours: list[float], n_ours: list[int], theirs: list[float], n_theirs: list[int]) -> str:
+    """Ahead / level / behind, judged against the binomial spread of the pooled success counts.
+
+    Every rate is a count over its evaluation episodes, so a few points between two cells of 50
+    episodes is noise: the verdict is "ahead" or "behind" only where the 95 % (Wald) interval of
+    the difference of the pooled rates excludes zero, and says how wide that interval is.
+
+    Args:
+        ours: SPIRAL's success rate on each paired seed.
+        n_ours: Episodes behind each of ``ours``.
+        theirs: The baseline's rate on the same seeds.
+        n_theirs: Episodes behind each of ``theirs``.
+    """
+    n1, n2 = sum(n_ours), sum(n_theirs)
+    p1 = sum(r * n for r, n in zip(ours, n_ours, strict=True)) / n1
+    p2 = sum(r * n for r, n in zip(theirs, n_theirs, strict=True)) / n2
+    diff = p1 - p2
+    half = 1.96 * float(np.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2))
+    spread = f"{100 * diff:+.0f} ± {100 * half:.0f} points over {n1} / {n2} episodes"
+    # Rates are counts over the same episodes: equal counts are a tie, not float noise.
+    if diff - half > 1e-9:
+        return f"ahead ({spread})"
+    if diff + half < -1e-9:
+        return f"**behind** ({spread})"
+    return f"**level** within the binomial spread ({spread})"
+
+
+def _targets(task: str, runs: dict[str, Any], eval_episodes: int) -> list[str]:
+    """The 95 % target and the comparison with every baseline, for each full-SPIRAL variant.
+
+    ``eval_episodes``: the page's held-out episodes per evaluation, for runs that do not record
+    theirs.
+    """
     by = runs.get(task, {})
     lines: list[str] = []
     for variant in FULL_SPIRAL_METHODS:
@@ -874,12 +914,14 @@ def _targets(task: str, runs: dict[str, Any]) -> list[str]:
                 seeds = sorted(theirs)
                 ours = [mine[s] for s in seeds]
                 other = [theirs[s] for s in seeds]
-                # Rates are counts over the same episodes: equal counts are a tie, not float noise.
-                diff = float(np.mean(ours) - np.mean(other))
-                verdict = "ahead" if diff > 1e-9 else "**level**" if diff > -1e-9 else "**behind**"
+                episodes = [_eval_episodes(by[variant][s]["result"], eval_episodes) for s in seeds]
+                other_episodes = [
+                    _eval_episodes(by[method][s]["result"], eval_episodes) for s in seeds
+                ]
                 lines.append(
                     f"  - vs {LABELS[method]} on seed(s) {', '.join(map(str, seeds))}: "
-                    f"{_fmt_rate(ours)} against {_fmt_rate(other)} — {verdict}"
+                    f"{_fmt_rate(ours)} against {_fmt_rate(other)} — "
+                    + _verdict(ours, episodes, other, other_episodes)
                 )
     return lines
 
@@ -955,7 +997,7 @@ def write_report(args: argparse.Namespace) -> str:
     parts += _labeler_section(args, runs)
     parts += ["## Targets", ""]
     for task in args.tasks:
-        parts += _targets(task, runs)
+        parts += _targets(task, runs, args.eval_episodes)
     parts += [
         "",
         "## Commands",
