@@ -461,6 +461,7 @@ def _setup_text(args: argparse.Namespace) -> str:
     """What was trained and how it was scored, read from the defaults the runs used."""
     from sarm2_gym.algos.vla import TinyVLAConfig
     from sarm2_gym.envs.core.expert import QUALITY_PRESETS
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
 
     vla = TinyVLAConfig()
     dart = QUALITY_PRESETS["dart"]
@@ -493,6 +494,11 @@ def _setup_text(args: argparse.Namespace) -> str:
         "misses. `dense_sweep`, "
         "`dense_sweep_miss` (CleanWhiteboard): the same with four lanes overlapping by 3.2 cm "
         "instead of three overlapping by 1 cm (`--expert-option wipe=dense_sweep`). "
+        "`dense_sweep_lifted` (CleanWhiteboard): the dense sweep with some lanes executed with "
+        f"the felt {cw.LIFT_CLEARANCE * 100:g} cm above the board (each with probability "
+        f"{cw.LIFT_PROBABILITY:g}, at least one; `--expert-option lanes=lifted`), the recorded "
+        "actions pressing: those lanes leave ink, which the expert chases before it puts the "
+        "eraser away. "
         f"Demonstrations and evaluation episodes are rendered at {args.image_size} px "
         "and resized to the policy's input size. 'progress': mean final task progress. "
         "'Where episodes ended': the env's stage at the end; a stage machine goes back when a "

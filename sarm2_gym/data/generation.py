@@ -41,7 +41,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 }
 # Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
 # options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
-# the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset).
+# the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset), the
+# ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``).
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -52,6 +53,10 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "sweep_miss": ("grasp_miss", MappingProxyType({"wipe": "sweep"})),
         "dense_sweep": ("expert", MappingProxyType({"wipe": "dense_sweep"})),
         "dense_sweep_miss": ("grasp_miss", MappingProxyType({"wipe": "dense_sweep"})),
+        "dense_sweep_lifted": (
+            "expert",
+            MappingProxyType({"wipe": "dense_sweep", "lanes": "lifted"}),
+        ),
     }
 )
 # Degraded experts that still finish: the "successful rollouts" of the held-out rollout split.
@@ -149,7 +154,8 @@ def _check_expert_options(
 ) -> None:
     """Refuse to add episodes recorded with other expert options than ``experts`` use.
 
-    Episodes recorded before the options were stored count as recorded with the defaults.
+    Episodes recorded before the options were stored count as recorded with the defaults, and so
+    do the options an expert gained after an episode was recorded.
     """
     for meta in writer.episodes_meta:
         env_id = str(meta["env_id"])
@@ -157,7 +163,7 @@ def _check_expert_options(
             continue
         want = experts[env_id].options
         stored = (meta.get("meta") or {}).get("expert_options")
-        stored = type(experts[env_id]).resolve_options({}) if stored is None else dict(stored)
+        stored = type(experts[env_id]).resolve_options(dict(stored or {}))
         if stored != want:
             raise ValueError(
                 f"{root} holds {env_id} episodes recorded with expert options {stored}, "

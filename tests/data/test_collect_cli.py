@@ -129,7 +129,7 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     result = runner.invoke(app, [*args, "--expert-option", "wipe=sweep"])
     assert result.exit_code == 0, result.output
     stored = LeRobotDataset(out).episode(0)
-    assert stored.meta["expert_options"] == {"wipe": "sweep"}
+    assert stored.meta["expert_options"] == {"wipe": "sweep", "lanes": "exact"}
     env = gym.make(ENV, obs_mode="rgb", image_size=32)
     direct = record_episode(env, expert_for(ENV, "expert", {"wipe": "sweep"}), seed=0, env_id=ENV)
     env.close()
@@ -138,11 +138,30 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     from sarm2_gym.data.generation import collect
 
     with pytest.raises(
-        ValueError, match=r"recorded with expert options \{'wipe': 'sweep'\}.*--expert-option"
+        ValueError,
+        match=r"expert options \{'wipe': 'sweep', 'lanes': 'exact'\}.*--expert-option",
     ):
         collect([ENV], 2, out, quality="expert", image_size=32, progress=False)
     assert runner.invoke(app, [*args[:4], "2", *args[5:]]).exit_code != 0
     assert LeRobotDataset(out).num_episodes == 1
+
+
+def test_episodes_recorded_before_an_expert_gained_an_option_count_as_its_default() -> None:
+    """A dataset recorded before the ``lanes`` option existed stores ``{"wipe": "sweep"}``: it
+    takes more plain-sweep episodes, and refuses lifted-lane ones."""
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from sarm2_gym.data.generation import _check_expert_options
+
+    old = SimpleNamespace(
+        episodes_meta=[{"env_id": ENV, "meta": {"expert_options": {"wipe": "sweep"}}}]
+    )
+    writer = cast(Any, old)
+    _check_expert_options(writer, Path("ds"), {ENV: expert_for(ENV, "expert", {"wipe": "sweep"})})
+    lifted = expert_for(ENV, "expert", {"wipe": "sweep", "lanes": "lifted"})
+    with pytest.raises(ValueError, match="'lanes': 'exact'"):
+        _check_expert_options(writer, Path("ds"), {ENV: lifted})
 
 
 @pytest.mark.parametrize(
@@ -188,7 +207,7 @@ def test_demo_kinds_name_valid_presets_and_options() -> None:
 
     for name, (preset, options) in DEMO_KINDS.items():
         expert = expert_for(ENV, preset, options)  # CleanWhiteboard has every option named
-        assert expert.options == {"wipe": options.get("wipe", "nearest")}, name
+        assert expert.options == {"wipe": "nearest", "lanes": "exact", **options}, name
     assert DEMO_KINDS["sweep"] == ("expert", {"wipe": "sweep"})
     with pytest.raises(TypeError):  # a shared constant: nobody's edit leaks into other runs
         DEMO_KINDS["sweep"][1]["wipe"] = "nearest"  # type: ignore[index]

@@ -96,10 +96,51 @@ def test_dense_sweep_covers_the_board_with_the_eraser_off_centre_in_the_hand() -
     assert max(abs(x) for x in cw.DENSE_SWEEP_LANES_X) + felt < BOARD_HALF[0]
 
 
+def test_lifted_lanes_leave_ink_that_the_expert_chases_while_recording_a_pressing_sweep() -> None:
+    """``lanes="lifted"``: some lanes are executed with the felt off the board, the recorded
+    actions pressing as in the plain sweep (same moves across the board, lower in z); the ink
+    they leave is still there when the sweep ends and the expert wipes it before placing."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+
+    def run(lanes: str, seed: int = 2) -> tuple[bool, list[tuple[np.ndarray, np.ndarray]], int]:
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        expert = expert_for(ENV, "expert", {"wipe": "dense_sweep", "lanes": lanes})
+        expert.reset(task, seed=seed)
+        deviated, ink_after_sweep = [], -1
+        for _ in range(400):
+            step = expert.act()
+            if step.executed is not None:
+                assert step.primitive == pi("erase")
+                deviated.append((step.action, step.executed))
+            _, _, terminated, truncated, info = env.step(step.env_action)
+            if ink_after_sweep < 0 and expert._plan_stage == 1 and len(expert._plan) == 1:
+                ink_after_sweep = len(task.remaining_ink())  # only the chase is left
+            if terminated or truncated:
+                break
+        env.close()
+        return bool(info["is_success"]), deviated, ink_after_sweep
+
+    ok, deviated, ink_left = run("lifted")
+    assert ok
+    assert len(deviated) > 2 * cw.SWEEP_LEG_STEPS // 4, "a lifted lane is executed for its legs"
+    for recorded, executed in deviated:
+        z = 7 + 2  # the right arm's z
+        np.testing.assert_allclose(np.delete(recorded, z), np.delete(executed, z), atol=1e-6)
+    assert sum(r[7 + 2] < e[7 + 2] - 1e-3 for r, e in deviated) > len(deviated) // 2
+    assert ink_left > 0, "the lifted lane left ink for the chase"
+    ok_exact, deviated_exact, ink_left_exact = run("exact")
+    assert ok_exact and not deviated_exact and ink_left_exact <= 0
+
+
 def test_expert_options_are_checked() -> None:
     from sarm2_gym.envs import expert_for
 
-    assert expert_for(ENV).options == {"wipe": "nearest"}
+    assert expert_for(ENV).options == {"wipe": "nearest", "lanes": "exact"}
     with pytest.raises(ValueError, match="has no option 'speed'"):
         expert_for(ENV, "expert", {"speed": "fast"})
     with pytest.raises(ValueError, match="wipe='spiral' is not one of"):

@@ -352,9 +352,11 @@ class ScriptedExpert(ABC):
         wp = self._plan[0]
         self._maybe_miss(wp)
         action = self._track(wp)
+        deviation = self.executed_waypoint(wp)
+        deviated = None if deviation is None else self._track(deviation)
         missed = self._missed_grasp(wp)
         if missed is None:
-            if self._reached(wp):
+            if self._reached(wp if deviation is None else deviation):
                 self._wp_held += 1
                 if self._wp_held > wp.hold and (wp.until is None or wp.until()):
                     self._advance()
@@ -367,12 +369,24 @@ class ScriptedExpert(ABC):
             action = np.clip(action + noise, -1.0, 1.0)
         action = action.astype(np.float32)
         executed = self._pushed(action, wp) if missed is None else missed
+        if deviated is not None and missed is None:
+            executed = np.clip(deviated, -1.0, 1.0).astype(np.float32)
         return ExpertStep(action, primitive_index(wp.primitive), False, executed)
 
     # ------------------------------------------------------------------ for subclasses
     @abstractmethod
     def plan_stage(self, stage: int) -> list[Waypoint]:
         """Waypoints that accomplish ``stage`` from the current state."""
+
+    def executed_waypoint(self, wp: Waypoint) -> Waypoint | None:
+        """The waypoint the arms really track while ``wp`` is recorded (``None``: ``wp`` itself).
+
+        A subclass returns one to execute a deliberate deviation whose recorded actions stay the
+        expert's own, as a perturbation push's do (e.g. a wiping lane executed with the eraser
+        lifted off the board, so that it leaves ink behind). The deviation's target decides when
+        the waypoint is reached.
+        """
+        return None
 
     def mistake_waypoints(self, stage: int) -> list[Waypoint]:
         """A mistake to insert into ``stage``'s plan (default: a wrong detour, or a drop).

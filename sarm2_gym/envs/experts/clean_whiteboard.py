@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from types import MappingProxyType
 from typing import ClassVar, cast
 
 import numpy as np
 
-from sarm2_gym.envs.core.expert import ArmTarget, ScriptedExpert, Waypoint
+from sarm2_gym.envs.core.expert import ArmTarget, ExpertQuality, ScriptedExpert, Waypoint
 from sarm2_gym.envs.tasks.clean_whiteboard import (
     BOARD_HALF,
     BOARD_TOP,
@@ -39,6 +40,10 @@ DENSE_SWEEP_LANES_X = tuple(float(x) for x in np.linspace(-_OUTER_LANE_X, _OUTER
 LANES_X: Mapping[str, tuple[float, ...]] = MappingProxyType(
     {"sweep": SWEEP_LANES_X, "dense_sweep": DENSE_SWEEP_LANES_X}
 )
+# ``lanes="lifted"``: each lane of a sweep is executed with the felt this far above the board
+# with this probability (at least one lane per sweep), its recorded actions still pressing.
+LIFT_CLEARANCE = 0.015
+LIFT_PROBABILITY = 0.4
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
 SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
 
@@ -59,12 +64,35 @@ class CleanWhiteboardExpert(ScriptedExpert):
       at the near -y end, so that it too finishes next to the tray): longer, but a copy of its
       path still covers the board when the eraser is held a couple of centimetres off centre.
 
+    With a sweep, option ``lanes="lifted"`` executes some lanes (each with probability
+    :data:`LIFT_PROBABILITY`, at least one, drawn from the episode's seed) with the felt
+    :data:`LIFT_CLEARANCE` above the board while the recorded actions keep pressing, as a
+    perturbation push's do. Those lanes leave their ink, and the demonstration shows the expert
+    chase it before it puts the eraser away: the board, not the end of the sweep, says when
+    wiping is done (a policy cloned from the plain sweep places the eraser with ink left).
+    ``"exact"`` (default) wipes every lane.
+
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
-        **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``.
+        **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``; ``lanes="exact"`` or
+            ``"lifted"``.
     """
 
-    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {"wipe": ("nearest", "sweep", "dense_sweep")}
+    OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "wipe": ("nearest", "sweep", "dense_sweep"),
+        "lanes": ("exact", "lifted"),
+    }
+
+    def __init__(self, quality: str | ExpertQuality = "expert", **options: str) -> None:
+        super().__init__(quality, **options)
+        # id(recorded leg) -> (that leg, the lifted leg executed in its place). The leg is kept
+        # so that its id cannot be reused by another waypoint while the entry exists.
+        self._lifted: dict[int, tuple[Waypoint, Waypoint]] = {}
+
+    def executed_waypoint(self, wp: Waypoint) -> Waypoint | None:
+        """The lifted twin of a leg of a lifted lane (``lanes="lifted"``), else ``None``."""
+        leg, lifted = self._lifted.get(id(wp), (None, None))
+        return lifted if leg is wp else None
 
     @property
     def task(self) -> CleanWhiteboardEnv:
@@ -141,7 +169,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
             )
             lanes = LANES_X.get(self.options["wipe"])
             if lanes is not None:
-                return [*self._sweep(lanes), chase]
+                return [*self._sweep(lanes, self._lanes_to_lift(len(lanes))), chase]
             return [
                 Waypoint(
                     "erase", {ARM: ArmTarget(pos=lambda: self._above_nearest_ink(0.04))}, tol=0.015
@@ -186,12 +214,27 @@ class CleanWhiteboardExpert(ScriptedExpert):
         """The commanded yaw with roll and pitch zero: the felt face stays flat on the board."""
         return self._commanded_rpy(ARM) * np.array([0.0, 0.0, 1.0])
 
-    def _sweep(self, lanes: tuple[float, ...]) -> list[Waypoint]:
+    def _lanes_to_lift(self, n: int) -> frozenset[int]:
+        """Which of ``n`` lanes to execute lifted (none unless ``lanes="lifted"``)."""
+        if self.options["lanes"] != "lifted":
+            return frozenset()  # draws nothing: other episodes keep their random streams
+        lifted = {i for i in range(n) if self._rng.random() < LIFT_PROBABILITY}
+        return frozenset(lifted or {int(self._rng.integers(n))})
+
+    def _sweep(
+        self, lanes: tuple[float, ...], lifted: frozenset[int] = frozenset()
+    ) -> list[Waypoint]:
         """Hover over the first lane's start, then wipe the lanes back and forth.
 
         The first lane starts at the end that makes the last one finish at the -y end, next to
         the tray: the far (+y) end for an odd number of lanes, the near end for an even one.
+
+        Args:
+            lanes: Lane positions across the board (board-local x, metres).
+            lifted: Indices of the lanes whose legs are executed lifted (see
+                :meth:`executed_waypoint`); their recorded waypoints press as the others do.
         """
+        self._lifted = {}
         y = SWEEP_END_Y if len(lanes) % 2 else -SWEEP_END_Y
         plan = [
             Waypoint(
@@ -200,16 +243,20 @@ class CleanWhiteboardExpert(ScriptedExpert):
                 tol=0.015,
             )
         ]
-        for x in lanes:
+        for i, x in enumerate(lanes):
             for leg_y in (y, -y):  # move over to the lane's start, then along it
-                plan.append(
-                    Waypoint(
-                        "erase",
-                        {ARM: ArmTarget(pos=self._on_board(x, leg_y), rpy=self._level_rpy)},
-                        tol=WIPE_REACH,
-                        max_steps=SWEEP_LEG_STEPS,
-                    )
+                leg = Waypoint(
+                    "erase",
+                    {ARM: ArmTarget(pos=self._on_board(x, leg_y), rpy=self._level_rpy)},
+                    tol=WIPE_REACH,
+                    max_steps=SWEEP_LEG_STEPS,
                 )
+                plan.append(leg)
+                if i in lifted:
+                    up = ArmTarget(
+                        pos=self._on_board(x, leg_y, LIFT_CLEARANCE), rpy=self._level_rpy
+                    )
+                    self._lifted[id(leg)] = (leg, replace(leg, targets={ARM: up}))
             y = -y
         return plan
 
