@@ -661,7 +661,7 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     tasks = [t for t in args.tasks if t in runs]
     if not tasks:
         return False
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 5.6), squeeze=False)
     for ax, task in zip(axes[0], tasks, strict=True):
         by = runs[task]
         bc = by.get("bc", {})
@@ -711,12 +711,13 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
         ax.axhline(95, color="k", ls=":", lw=0.8)
         ax.set_title(task)
         ax.set_xlabel("rollouts used (training episodes)")
-        ax.set_ylabel("success on 50 held-out seeds (%)")
+        ax.set_ylabel(f"success on {args.eval_episodes} held-out seeds (%)")
         ax.set_ylim(-3, 103)
         if ax.get_xlim()[1] < 1:  # only 0-rollout points (no SPIRAL round yet): a readable axis
             ax.set_xlim(-5, 105)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        # Below the axes: inside, the legend of seven methods covers their curves.
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
