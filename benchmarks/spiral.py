@@ -904,7 +904,8 @@ def _targets(task: str, runs: dict[str, Any], eval_episodes: int) -> list[str]:
         mine = {
             s: _final_rate(e["result"]) for s, e in by.get(variant, {}).items() if "result" in e
         }
-        for method in BASELINE_METHODS:
+        # Its own base policy first (what the rounds improved on), then the baselines.
+        for method in ("bc", *BASELINE_METHODS):
             # Paired: only the seeds both have finished (same base policy, same rollout seeds).
             theirs = {
                 s: _final_rate(e["result"])
