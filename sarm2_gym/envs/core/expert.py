@@ -384,7 +384,8 @@ class ScriptedExpert(ABC):
         A subclass returns one to execute a deliberate deviation whose recorded actions stay the
         expert's own, as a perturbation push's do (e.g. a wiping lane executed with the eraser
         lifted off the board, so that it leaves ink behind). The deviation's target decides when
-        the waypoint is reached.
+        the waypoint is reached; while it is executed, perturbation pushes are not (a missed
+        grasp still is: deviations and misses act on different waypoints).
         """
         return None
 
