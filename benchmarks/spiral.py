@@ -59,11 +59,12 @@ from sarm2_gym.envs.registry import env_ids_by_name
 TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = (
-    "bc", "spiral", "spiral_offline", "rabc", "spiral_alpha0", "spiral_alpha1", "ppo_sparse",
-    "ppo_sarm2",
+    "bc", "spiral", "spiral_offline", "spiral_adapted", "rabc", "spiral_alpha0", "spiral_alpha1",
+    "ppo_sparse", "ppo_sarm2",
 )  # fmt: skip
-# The full method (with and without the offline phase): the targets are theirs.
-FULL_SPIRAL_METHODS = ("spiral", "spiral_offline")
+# The full method (with and without the offline phase or the reward-model adaptation): the
+# targets are theirs.
+FULL_SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_adapted")
 # The methods with SPIRAL rounds (a curve and a per-round table each).
 SPIRAL_METHODS = (*FULL_SPIRAL_METHODS, "spiral_alpha0", "spiral_alpha1")
 # What full SPIRAL is compared against at the same budget.
@@ -72,6 +73,7 @@ LABELS = {
     "bc": "BC (base policy)",
     "spiral": "SPIRAL (alpha = 0.5)",
     "spiral_offline": "SPIRAL + offline phase (stage 2b)",
+    "spiral_adapted": "SPIRAL + reward-model adaptation (stage 2a)",
     "rabc": "RA-BC (SARM2 weights)",
     "spiral_alpha0": "SPIRAL alpha = 0 (dense TD only)",
     "spiral_alpha1": "SPIRAL alpha = 1 (sparse MC only)",
@@ -82,6 +84,7 @@ COLORS = {
     "bc": "black",
     "spiral": "tab:red",
     "spiral_offline": "tab:brown",
+    "spiral_adapted": "tab:pink",
     "rabc": "tab:gray",
     "spiral_alpha0": "tab:blue",
     "spiral_alpha1": "tab:green",
@@ -103,6 +106,7 @@ class TaskPlan:
     max_episode_steps: int | None = None  # None: the task's own time limit
     demo_quality: str = "expert"  # a kind of sarm2_gym.data.generation.DEMO_KINDS
     n_action_steps: int | None = None  # actions executed per chunk (None: the whole chunk)
+    adapt_steps: int = 500  # reward-model fine-tuning steps of spiral_adapted (stage 2a)
 
 
 DEFAULT_PLAN = TaskPlan(
@@ -240,6 +244,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--rollouts", type=int, default=None, help="Rollouts per SPIRAL round.")
     p.add_argument("--gradient-steps", type=int, default=None, help="SPIRAL updates per round.")
+    p.add_argument(
+        "--adapt-steps",
+        type=int,
+        default=None,
+        help="Reward-model fine-tuning steps of spiral_adapted (default 500).",
+    )
     p.add_argument("--max-episode-steps", type=int, default=None)
     p.add_argument(
         "--demo-quality",
@@ -304,6 +314,7 @@ def plan_for(args: argparse.Namespace, task: str) -> TaskPlan:
         "max_episode_steps": args.max_episode_steps,
         "demo_quality": args.demo_quality,
         "n_action_steps": args.n_action_steps,
+        "adapt_steps": args.adapt_steps,
     }
     kwargs = {**base.__dict__, **{k: v for k, v in over.items() if v is not None}}
     kwargs["collect"] = max(kwargs["collect"], kwargs["demos"])
@@ -436,8 +447,14 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
 
         return Job(task, method, seed, run)
 
-    def spiral_job(task: str, seed: int, alpha: float, offline: bool = False) -> Job:
-        """SPIRAL from the seed's BC policy; ``offline``: first the offline phase (stage 2b)."""
+    def spiral_job(
+        task: str, seed: int, alpha: float, offline: bool = False, adapted: bool = False
+    ) -> Job:
+        """SPIRAL from the seed's BC policy.
+
+        ``offline``: first the offline phase (stage 2b); ``adapted``: the reward model
+        fine-tuned after the first round (stage 2a).
+        """
         plan = plan_for(args, task)
         base = folder(task, "bc", seed)
         cfg = SPIRALRunConfig(
@@ -467,8 +484,11 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             # reward model, trained on before the first round and kept in the replay.
             offline_data=str(demos_dir(args, task)) if offline else None,
             offline_episodes=plan.demos if offline else None,
+            # Stage 2a: the first round's rollouts, annotated from the simulator's progress
+            # through the segment protocol of spec §2.3, fine-tune the SARM2 labeller.
+            adapt_steps=plan.adapt_steps if adapted else 0,
         )
-        method = spiral_method_name(cfg.spiral, offline=offline)
+        method = spiral_method_name(cfg.spiral, offline=offline, adapted=adapted)
         out = folder(task, method, seed)
         cfg = replace(cfg, out=str(out))
 
@@ -506,6 +526,8 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 jobs.append(spiral_job(task, seed, 0.5))
             if "spiral_offline" in want:
                 jobs.append(spiral_job(task, seed, 0.5, offline=True))
+            if "spiral_adapted" in want:
+                jobs.append(spiral_job(task, seed, 0.5, adapted=True))
     for seed in args.seeds:  # 2. baselines: every baseline at one seed before the next seed
         for task in args.tasks:
             if "rabc" in want:
@@ -1049,6 +1071,9 @@ def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str
 
 
 def _setup_text(args: argparse.Namespace) -> str:
+    from sarm2_gym.reward.adaptation import AdaptationConfig
+
+    adaptation = AdaptationConfig()  # the adapter's defaults, as run_spiral uses them
     labels = (
         "the simulator's privileged progress (an oracle, development only)"
         if args.labeler == "privileged"
@@ -1120,7 +1145,14 @@ def _setup_text(args: argparse.Namespace) -> str:
             "5 critics, kappa 4, tau 0.005, lr 1e-4, batch 16, residual bound 0.1) with 3 x 256 "
             "MLPs over TinyVLA features instead of 3 x 1024 over SigLIP features, and the "
             "updates per round each task gives (the preset does 10,000; fewer fit two shared "
-            "CPU cores). No reward-model adaptation round (stage 2a). No offline phase (2b) but in "
+            "CPU cores). No reward-model adaptation (stage 2a) but in 'SPIRAL + reward-model "
+            "adaptation': after its first round the reward model is fine-tuned "
+            f"({', '.join(sorted({f'{plan_for(args, t).adapt_steps}' for t in args.tasks}))} "
+            f"steps of {adaptation.batch_size} frames, lr {adaptation.lr:g}, stage estimator "
+            "frozen: `SARM2Adapter`) on that round's "
+            "rollouts, annotated from the simulator's progress through the segment protocol of "
+            "spec §2.3, and labels every rollout from then on, the first round's included. "
+            "No offline phase (2b) but in "
             "'SPIRAL + offline phase': the base policy's own demonstrations, labelled by the "
             "same reward model, get one round's updates before the first round (its policy is "
             "evaluated after them) and stay in the replay (the critic's input latent is 0 for "

@@ -137,6 +137,13 @@ def spiral_command(
         help="Evaluate every round with fresh latents per chunk (as deployed) as well as with "
         "fixed ones.",
     ),
+    adapt_steps: int = typer.Option(
+        0,
+        "--adapt-steps",
+        min=0,
+        help="Fine-tune the SARM2 labeller this many steps on the first round's rollouts, "
+        "annotated from the simulator's progress, and label with it from then on (0: never).",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run SPIRAL rounds (collect -> label -> update), evaluating after every round; resumable."""
@@ -162,6 +169,7 @@ def spiral_command(
             offline_episodes=offline_episodes,
             eval_episodes=eval_episodes,
             eval_stochastic=fresh_latents_eval,
+            adapt_steps=adapt_steps,
         )
         result = run_spiral(config, _labeler(labeler), progress_bar=True)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:

@@ -190,6 +190,64 @@ def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path
     assert -1 <= result.curve[1]["critic_heldout_spearman"] <= 1
 
 
+def test_run_spiral_adapts_its_sarm2_labeller_once_and_resumes_with_the_adapted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``adapt_steps``: after round 1 the SARM2 labeller is fine-tuned on that round's rollouts
+    (annotated from the simulator's progress) and saved with the run; a resumed run labels with
+    that saved model, not with the one it was started with."""
+    import torch
+
+    from sarm2_gym.algos.spiral.labeling import RewardModelLabeler
+    from sarm2_gym.reward import SARM2RewardModel
+    from sarm2_gym.reward.config import SARM2Config
+    from sarm2_gym.reward.encoders.text import TextEmbeddings
+
+    from .helpers import INSTRUCTION
+
+    torch.manual_seed(0)
+    rm_cfg = SARM2Config(
+        encoder="cnn", cnn_out_dim=8, image_size=40, d_model=16, n_heads=2, text_dim=4,
+        instructions=(INSTRUCTION,), expert_hidden=(8,), gate_hidden=8,
+    )  # fmt: skip
+    rm1 = SARM2RewardModel(rm_cfg, TextEmbeddings.zeros((INSTRUCTION,), 4))
+    cfg = SPIRALRunConfig(
+        task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / "s"),
+        timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=40, max_rounds=1,
+        eval_round0=False, max_episode_steps=10, adapt_steps=3,
+    )  # fmt: skip
+    run_spiral(cfg, RewardModelLabeler(rm1, frame_gap=2, window=1))
+    saved = tmp_path / "s" / "checkpoints" / "reward_model"
+    rm2 = SARM2RewardModel.from_pretrained(saved)
+    assert any(
+        not torch.equal(a, b)
+        for (k, a), b in zip(rm2.state_dict().items(), rm1.state_dict().values(), strict=True)
+        if k.startswith("value.")
+    )
+    from sarm2_gym.reward.adaptation import SARM2Adapter
+
+    calls: list[str] = []
+    adapt, restore = SARM2Adapter.adapt, SARM2Adapter.restore
+
+    def spy(name: str, method: Any) -> Any:
+        def wrapped(self: SARM2Adapter, *args: Any) -> Any:
+            calls.append(name)
+            return method(self, *args)
+
+        return wrapped
+
+    monkeypatch.setattr(SARM2Adapter, "adapt", spy("adapt", adapt))
+    monkeypatch.setattr(SARM2Adapter, "restore", spy("restore", restore))
+    (tmp_path / "s" / "result.json").unlink()  # run on: round 2 resumes from the checkpoint
+    result = run_spiral(replace(cfg, max_rounds=2), RewardModelLabeler(rm1, frame_gap=2))
+    assert [p["round"] for p in result.curve] == [1, 2]
+    assert calls == ["restore"]  # labelled by the saved RM2; not adapted a second time
+    with pytest.raises(ValueError, match="adapt_steps fine-tunes a SARM2 labeller"):
+        run_spiral(replace(cfg, out=str(tmp_path / "p")), PrivilegedProgressLabeler())
+    with pytest.raises(ValueError, match="adapt_steps must be >= 0"):
+        replace(cfg, adapt_steps=-1)
+
+
 def test_run_spiral_offline_phase_uses_the_first_demos_and_is_evaluated(
     tmp_path: Path, reach_demos: Path
 ) -> None:

@@ -159,6 +159,10 @@ class SPIRALRunConfig:
         max_episode_steps: Override of the task's time limit (rollouts and evaluation).
         eval_stochastic: Evaluate every round a second time with fresh latents per chunk
             (best-of-kappa as in the rollouts), recorded as ``success_rate_stochastic``.
+        adapt_steps: Reward-model adaptation (spec §2.1 stage 2a): after the first round, fine-tune
+            the SARM2 labeller this many steps on that round's rollouts annotated from the
+            simulator's progress (:class:`~sarm2_gym.reward.adaptation.SARM2Adapter`), and label
+            every rollout with the result from then on. 0: no adaptation.
     """
 
     task: str
@@ -178,8 +182,11 @@ class SPIRALRunConfig:
     eval_round0: bool = True
     max_episode_steps: int | None = None
     eval_stochastic: bool = False
+    adapt_steps: int = 0
 
     def __post_init__(self) -> None:
+        if self.adapt_steps < 0:
+            raise ValueError(f"adapt_steps must be >= 0, got {self.adapt_steps}")
         if self.offline_data is None:
             given = [
                 name
@@ -196,13 +203,16 @@ class SPIRALRunConfig:
 RoundCallback = Callable[[dict[str, Any]], None]
 
 
-def spiral_method_name(config: SPIRALConfig, *, offline: bool = False) -> str:
+def spiral_method_name(
+    config: SPIRALConfig, *, offline: bool = False, adapted: bool = False
+) -> str:
     """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations.
 
-    ``offline`` (a run with an offline phase before its first round) appends ``"_offline"``.
+    ``offline`` (a run with an offline phase before its first round) appends ``"_offline"``,
+    ``adapted`` (a run that adapts its reward model after the first round) ``"_adapted"``.
     """
     name = "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
-    return f"{name}_offline" if offline else name
+    return name + "_offline" * offline + "_adapted" * adapted
 
 
 @contextmanager
@@ -218,6 +228,26 @@ def _latents_from(policy: Any, seed: int) -> Iterator[None]:
         yield
     finally:
         policy.rng = saved
+
+
+def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> Any:
+    """The SARM2 adapter ``config.adapt_steps`` asks for (``None`` for no adaptation)."""
+    if not config.adapt_steps:
+        return None
+    from sarm2_gym.algos.spiral.labeling import RewardModelLabeler
+    from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter
+
+    if not isinstance(labeler, RewardModelLabeler):
+        raise ValueError(
+            f"adapt_steps fine-tunes a SARM2 labeller, not a {type(labeler).__name__}: label "
+            "with a SARM2 model, or set adapt_steps to 0"
+        )
+    return SARM2Adapter(
+        labeler.model,
+        AdaptationConfig(steps=config.adapt_steps, seed=config.seed),
+        frame_gap=labeler.frame_gap,
+        window=labeler.window,
+    )
 
 
 def run_spiral(
@@ -246,6 +276,7 @@ def run_spiral(
         env_kwargs["max_episode_steps"] = config.max_episode_steps
     env = make_vec_env(config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs)
     ckpt = out / "checkpoints"
+    adapter = _reward_adapter(config, labeler)
     if (ckpt / "latest.json").is_file():
         model = SPIRAL.load(
             ckpt,
@@ -253,11 +284,12 @@ def run_spiral(
             reward_model=labeler,
             checkpoint_dir=ckpt,
             tensorboard_log=str(out / "tb"),
+            reward_adapter=adapter,
         )
     else:
         model = SPIRAL(
             config.base_policy, env, labeler, config=config.spiral, seed=config.seed,
-            checkpoint_dir=ckpt, tensorboard_log=str(out / "tb"),
+            checkpoint_dir=ckpt, tensorboard_log=str(out / "tb"), reward_adapter=adapter,
         )  # fmt: skip
     seeds = eval_seeds(config.eval_episodes)
 

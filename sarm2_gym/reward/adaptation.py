@@ -1,0 +1,215 @@
+"""SARM2 fine-tuned on annotated rollouts: SPIRAL's reward-model adaptation (spec §2.1 stage 2a).
+
+SPIRAL calls a :class:`~sarm2_gym.algos.spiral.adaptation.RewardModelAdapter` once, after its
+first round, with that round's rollouts annotated (spec §2.3: segments turned into a progress
+curve per rollout). :class:`SARM2Adapter` is that adapter for :class:`SARM2RewardModel`: it
+fine-tunes a copy of the model (RM1 -> RM2) to regress ``1 - progress`` of the annotated curves
+at uniformly drawn frames of the rollouts, with the value model's own loss (MSE plus the MMoE
+routing terms). Why it matters: a model trained on demonstrations has seen the ways a task goes
+right, not the ways a policy fails, and can rate a failed rollout as nearly done.
+
+The stage estimator stays frozen: rollouts carry no primitive labels, and the value head reads
+its predicted primitives, which the adaptation should not shift. A frozen image encoder's
+features are computed once per rollout frame; a trainable CNN encoder is fine-tuned with the
+value model. The paper also mixes its pretraining data into the fine-tuning; this adapter
+trains on the rollouts only, for a small number of steps at a small learning rate.
+
+Example:
+    >>> from sarm2_gym.reward.testing import tiny_model
+    >>> adapter = SARM2Adapter(tiny_model(image_size=40), AdaptationConfig(steps=2))
+    >>> adapter.config.steps
+    2
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from sarm2_gym.reward.batch import RewardBatch, build_sample
+from sarm2_gym.reward.inputs import check_frames, check_state
+from sarm2_gym.reward.labels import steps_to_go
+from sarm2_gym.reward.model import SARM2RewardModel
+
+if TYPE_CHECKING:
+    from sarm2_gym.algos.spiral.adaptation import AnnotatedRollout
+    from sarm2_gym.algos.spiral.labeling import RewardModelLabeler
+
+__all__ = ["AdaptationConfig", "SARM2Adapter"]
+
+
+@dataclass(frozen=True)
+class AdaptationConfig:
+    """How long and how fast RM1 is fine-tuned into RM2.
+
+    Args:
+        steps: Optimiser steps.
+        batch_size: Query frames per step, drawn uniformly over all rollout frames.
+        lr: AdamW learning rate (small: the model keeps what it learned from demonstrations).
+        weight_decay: AdamW weight decay.
+        grad_clip: Gradient-norm clip.
+        seed: Seeds the frame draws.
+    """
+
+    steps: int = 500
+    batch_size: int = 32
+    lr: float = 3e-5
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("steps and batch_size must be >= 1 and lr > 0")
+
+
+@dataclass(frozen=True)
+class _Rollout:
+    """One annotated rollout, ready to sample from."""
+
+    frames: dict[str, np.ndarray]  # camera -> (L, F) features or (L, H, W, 3) uint8 images
+    state: np.ndarray  # (L, S) float32
+    steps_to_go: np.ndarray  # (L,) float32, 1 - annotated progress
+    task_id: int
+
+
+class SARM2Adapter:
+    """Fine-tunes a SARM2 model on annotated rollouts and labels with the result (RM2).
+
+    Implements :class:`~sarm2_gym.algos.spiral.adaptation.RewardModelAdapter`.
+
+    Args:
+        model: RM1, the model SPIRAL labelled its first round with (left unchanged).
+        config: Fine-tuning budget.
+        frame_gap: Query gap of the labeller returned (as SPIRAL's other labeller).
+        window: Smoothing window of the labeller returned.
+        progress: Show a progress bar while fine-tuning.
+    """
+
+    def __init__(
+        self,
+        model: SARM2RewardModel,
+        config: AdaptationConfig | None = None,
+        *,
+        frame_gap: int = 1,
+        window: int = 5,
+        progress: bool = False,
+    ) -> None:
+        self.model = model
+        self.config = config or AdaptationConfig()
+        self.frame_gap = frame_gap
+        self.window = window
+        self.progress = progress
+        self.losses: list[float] = []  # value MSE per step of the last adaptation
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **kwargs: object) -> SARM2Adapter:
+        """An adapter for the SARM2 checkpoint in ``directory`` (keyword args as the class)."""
+        return cls(SARM2RewardModel.from_pretrained(directory), **kwargs)  # type: ignore[arg-type]
+
+    def adapt(
+        self, rollouts: Sequence[AnnotatedRollout], out_dir: Path | None
+    ) -> RewardModelLabeler:
+        """Fine-tune a copy of the model on ``rollouts``; save it into ``out_dir`` if given.
+
+        Raises:
+            ValueError: No rollouts, a rollout without camera frames, or frames, state or an
+                instruction the model cannot take.
+        """
+        if not rollouts:
+            raise ValueError("no annotated rollouts to adapt the reward model on")
+        cfg = self.config
+        model = copy.deepcopy(self.model)
+        data = [self._prepare(model, r, i) for i, r in enumerate(rollouts)]
+        lengths = np.array([len(r.steps_to_go) for r in data])
+        # Frames uniformly over all rollout frames: long (failed) rollouts weigh by their length.
+        rollout_p = lengths / lengths.sum()
+        trainable = self._trainable(model)
+        optimiser = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        rng = np.random.default_rng(cfg.seed)
+        model.train()
+        if model.stage is not None:
+            model.stage.eval()  # frozen: no dropout noise in the primitives the value head reads
+        self.losses = []
+        bar = tqdm(range(cfg.steps), desc="adapt reward model", disable=not self.progress)
+        for _ in bar:
+            picks = rng.choice(len(data), size=cfg.batch_size, p=rollout_p)
+            samples = []
+            for k in picks:
+                r = data[int(k)]
+                idx = int(rng.integers(len(r.steps_to_go)))
+                samples.append(
+                    build_sample(
+                        r.frames, r.state, idx, config=model.config, task_id=r.task_id,
+                        steps_to_go=r.steps_to_go,
+                    )
+                )  # fmt: skip
+            out = model(RewardBatch.collate(samples).to(model.device))
+            assert out.losses is not None  # targets were given
+            optimiser.zero_grad(set_to_none=True)
+            out.losses.total.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            optimiser.step()
+            self.losses.append(float(out.losses.value.detach()))
+            bar.set_postfix(mse=f"{self.losses[-1]:.4f}")
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(True)
+        if out_dir is not None:
+            model.save_pretrained(out_dir)
+        return self._labeler(model)
+
+    def restore(self, out_dir: Path) -> RewardModelLabeler:
+        """The labeller of the model an earlier :meth:`adapt` saved into ``out_dir``."""
+        return self._labeler(SARM2RewardModel.from_pretrained(out_dir))
+
+    def _labeler(self, model: SARM2RewardModel) -> RewardModelLabeler:
+        from sarm2_gym.algos.spiral.labeling import RewardModelLabeler
+
+        return RewardModelLabeler(model, frame_gap=self.frame_gap, window=self.window)
+
+    @staticmethod
+    def _trainable(model: SARM2RewardModel) -> list[torch.nn.Parameter]:
+        """Every parameter but the stage estimator's, which is frozen (see the module doc)."""
+        frozen = set() if model.stage is None else {id(p) for p in model.stage.parameters()}
+        params = []
+        for p in model.parameters():
+            keep = id(p) not in frozen
+            p.requires_grad_(keep)
+            if keep:
+                params.append(p)
+        return params
+
+    @staticmethod
+    def _prepare(model: SARM2RewardModel, rollout: AnnotatedRollout, i: int) -> _Rollout:
+        """Check one rollout and encode its frames once (frozen encoders)."""
+        ep, cfg = rollout.episode, model.config
+        if ep.images is None:
+            raise ValueError(f"rollout {i} has no camera frames: collect with images kept")
+        try:
+            length = check_frames(ep.images, cfg.camera_names, cfg.image_size)
+            state = check_state(ep.state, length, cfg.state_dim)
+            task_id = model.task_id(ep.task)
+        except ValueError as err:
+            raise ValueError(f"rollout {i}: {err}") from err
+        if rollout.progress.shape != (length,):
+            raise ValueError(
+                f"rollout {i}: {rollout.progress.shape} progress targets for {length} frames"
+            )
+        targets = steps_to_go(length, np.clip(rollout.progress, 0.0, 1.0))
+        if model.cnn is not None:  # trained with the value model: keep the images
+            frames = {c: np.asarray(ep.images[c]) for c in cfg.camera_names}
+        else:
+            with torch.no_grad():
+                frames = {
+                    c: model.encode_images(np.asarray(ep.images[c])).float().cpu().numpy()
+                    for c in cfg.camera_names
+                }
+        return _Rollout(frames, state, targets, task_id)
