@@ -619,8 +619,77 @@ def load_runs(args: argparse.Namespace) -> dict[str, dict[str, dict[int, dict[st
                     if path.is_file():
                         with contextlib.suppress(json.JSONDecodeError, OSError):
                             entry[name] = json.loads(path.read_text())
+                if method in SPIRAL_METHODS:
+                    entry["rollouts"] = _replay_rollouts(out)
                 runs.setdefault(task, {}).setdefault(method, {})[seed] = entry
     return runs
+
+
+def _replay_rollouts(out: Path) -> list[dict[str, Any]]:
+    """The rollout episodes in a SPIRAL run's latest checkpoint (round, success, dense return).
+
+    ``[]`` when the run has no readable checkpoint yet.
+    """
+    ckpt = out / "checkpoints"
+    try:
+        latest = json.loads((ckpt / "latest.json").read_text())["latest"]
+        meta = json.loads((ckpt / latest / "spiral.json").read_text())
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return []
+    episodes = meta.get("replay", {}).get("episodes", [])
+    return [e for e in episodes if e.get("source") == "rollout" and "dense_return" in e]
+
+
+def _auc(positive: list[float], negative: list[float]) -> float | None:
+    """Chance that a ``positive`` value out-scores a ``negative`` one (ties count half)."""
+    if not positive or not negative:
+        return None
+    pos, neg = np.asarray(positive)[:, None], np.asarray(negative)[None, :]
+    return float(np.mean((pos > neg) + 0.5 * (pos == neg)))
+
+
+def _reward_on_rollouts(runs: dict[str, Any]) -> list[str]:
+    """How well the rollout rewards tell SPIRAL's successful rollouts from its failed ones."""
+    rows = []
+    for task, by in runs.items():
+        for method in SPIRAL_METHODS:
+            for seed, entry in sorted(by.get(method, {}).items()):
+                eps = entry.get("rollouts") or []
+                if not eps:
+                    continue
+                cells = []
+                for first_round in (0, 1):
+                    part = [e for e in eps if e.get("round", 0) >= first_round]
+                    ok = [float(e["dense_return"]) for e in part if e.get("success")]
+                    bad = [float(e["dense_return"]) for e in part if not e.get("success")]
+                    auc = _auc(ok, bad)
+                    cells.append("–" if auc is None else f"{auc:.2f}")
+                ok = [float(e["dense_return"]) for e in eps if e.get("success")]
+                bad = [float(e["dense_return"]) for e in eps if not e.get("success")]
+                rows.append(
+                    f"| {task} | {LABELS[method]} | {seed} | {len(eps)} ({len(ok)}) | "
+                    f"{np.mean(ok) if ok else float('nan'):.2f} | "
+                    f"{np.mean(bad) if bad else float('nan'):.2f} | {cells[0]} | {cells[1]} |"
+                )
+    if not rows:
+        return []
+    return [
+        "## The rollout rewards: successes against failures",
+        "",
+        "Every rollout in a SPIRAL run's latest checkpoint, with the dense return its labeller "
+        "gave it (the sum over the episode of its rewards, each the labelled progress's "
+        "increase at that frame, never negative), "
+        "split by the env's success flag. AUC: the chance that a successful rollout's dense "
+        "return exceeds a failed one's (0.5: the dense rewards do not tell them apart; 1: "
+        "always). A run with reward-model adaptation relabels every rollout with the adapted "
+        "model, which was fine-tuned on the first round's: the last column leaves those out.",
+        "",
+        "| task | method | seed | rollouts (successful) | mean dense return, successful | "
+        "mean dense return, failed | AUC | AUC, rounds 2 and 3 |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def base_demos(args: argparse.Namespace, task: str, runs: dict[str, Any]) -> str:
@@ -1018,6 +1087,7 @@ def write_report(args: argparse.Namespace) -> str:
         parts.append("")
         for method in SPIRAL_METHODS:
             parts += _spiral_rounds(task, method, runs)
+    parts += _reward_on_rollouts(runs)
     parts += _labeler_section(args, runs)
     parts += ["## Targets", ""]
     for task in args.tasks:
