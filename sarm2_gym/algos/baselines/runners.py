@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import torch
@@ -38,6 +38,9 @@ from sarm2_gym.algos.common.io import atomic_write_json, read_json
 from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
+
+if TYPE_CHECKING:
+    from sarm2_gym.reward.adaptation import SARM2Adapter
 
 __all__ = [
     "SPIRALRunConfig",
@@ -230,7 +233,7 @@ def _latents_from(policy: Any, seed: int) -> Iterator[None]:
         policy.rng = saved
 
 
-def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> Any:
+def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> SARM2Adapter | None:
     """The SARM2 adapter ``config.adapt_steps`` asks for (``None`` for no adaptation)."""
     if not config.adapt_steps:
         return None
