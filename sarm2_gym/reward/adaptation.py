@@ -109,11 +109,6 @@ class SARM2Adapter:
         self.progress = progress
         self.losses: list[float] = []  # value MSE per step of the last adaptation
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, **kwargs: object) -> SARM2Adapter:
-        """An adapter for the SARM2 checkpoint in ``directory`` (keyword args as the class)."""
-        return cls(SARM2RewardModel.from_pretrained(directory), **kwargs)  # type: ignore[arg-type]
-
     def adapt(
         self, rollouts: Sequence[AnnotatedRollout], out_dir: Path | None
     ) -> RewardModelLabeler:
