@@ -196,6 +196,11 @@ class Waypoint:
         grasp: The waypoint closes grippers on an object (``until`` says when it is held); the
             waypoint before it is the descent. Marks where :attr:`ExpertQuality.grasp_miss`
             can make a grasp miss.
+        executed: A deliberate deviation: the waypoint the arms really track while this one's
+            actions are recorded, as a perturbation push's are (e.g. a wiping lane executed with
+            the eraser lifted off the board, so that it leaves ink behind). Its targets decide
+            when the waypoint is reached; while it runs, perturbation pushes do not (a missed
+            grasp still does: deviations and misses act on different waypoints).
     """
 
     primitive: str
@@ -206,6 +211,7 @@ class Waypoint:
     until: Callable[[], bool] | None = None
     max_steps: int = 80
     grasp: bool = False
+    executed: Waypoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +358,7 @@ class ScriptedExpert(ABC):
         wp = self._plan[0]
         self._maybe_miss(wp)
         action = self._track(wp)
-        deviation = self.executed_waypoint(wp)
+        deviation = wp.executed
         deviated = None if deviation is None else self._track(deviation)
         missed = self._missed_grasp(wp)
         if missed is None:
@@ -377,17 +383,6 @@ class ScriptedExpert(ABC):
     @abstractmethod
     def plan_stage(self, stage: int) -> list[Waypoint]:
         """Waypoints that accomplish ``stage`` from the current state."""
-
-    def executed_waypoint(self, wp: Waypoint) -> Waypoint | None:
-        """The waypoint the arms really track while ``wp`` is recorded (``None``: ``wp`` itself).
-
-        A subclass returns one to execute a deliberate deviation whose recorded actions stay the
-        expert's own, as a perturbation push's do (e.g. a wiping lane executed with the eraser
-        lifted off the board, so that it leaves ink behind). The deviation's target decides when
-        the waypoint is reached; while it is executed, perturbation pushes are not (a missed
-        grasp still is: deviations and misses act on different waypoints).
-        """
-        return None
 
     def mistake_waypoints(self, stage: int) -> list[Waypoint]:
         """A mistake to insert into ``stage``'s plan (default: a wrong detour, or a drop).

@@ -9,7 +9,7 @@ from typing import ClassVar, cast
 
 import numpy as np
 
-from sarm2_gym.envs.core.expert import ArmTarget, ExpertQuality, ScriptedExpert, Waypoint
+from sarm2_gym.envs.core.expert import ArmTarget, ScriptedExpert, Waypoint
 from sarm2_gym.envs.tasks.clean_whiteboard import (
     BOARD_HALF,
     BOARD_TOP,
@@ -82,17 +82,6 @@ class CleanWhiteboardExpert(ScriptedExpert):
         "wipe": ("nearest", "sweep", "dense_sweep"),
         "lanes": ("exact", "lifted"),
     }
-
-    def __init__(self, quality: str | ExpertQuality = "expert", **options: str) -> None:
-        super().__init__(quality, **options)
-        # id(recorded leg) -> (that leg, the lifted leg executed in its place). The leg is kept
-        # so that its id cannot be reused by another waypoint while the entry exists.
-        self._lifted: dict[int, tuple[Waypoint, Waypoint]] = {}
-
-    def executed_waypoint(self, wp: Waypoint) -> Waypoint | None:
-        """The lifted twin of a leg of a lifted lane (``lanes="lifted"``), else ``None``."""
-        leg, lifted = self._lifted.get(id(wp), (None, None))
-        return lifted if leg is wp else None
 
     @property
     def task(self) -> CleanWhiteboardEnv:
@@ -231,10 +220,10 @@ class CleanWhiteboardExpert(ScriptedExpert):
 
         Args:
             lanes: Lane positions across the board (board-local x, metres).
-            lifted: Indices of the lanes whose legs are executed lifted (see
-                :meth:`executed_waypoint`); their recorded waypoints press as the others do.
+            lifted: Indices of the lanes whose legs are executed lifted (each leg's
+                :attr:`~sarm2_gym.envs.core.expert.Waypoint.executed`); their recorded
+                waypoints press as the others do.
         """
-        self._lifted = {}
         y = SWEEP_END_Y if len(lanes) % 2 else -SWEEP_END_Y
         plan = [
             Waypoint(
@@ -251,12 +240,12 @@ class CleanWhiteboardExpert(ScriptedExpert):
                     tol=WIPE_REACH,
                     max_steps=SWEEP_LEG_STEPS,
                 )
-                plan.append(leg)
                 if i in lifted:
                     up = ArmTarget(
                         pos=self._on_board(x, leg_y, LIFT_CLEARANCE), rpy=self._level_rpy
                     )
-                    self._lifted[id(leg)] = (leg, replace(leg, targets={ARM: up}))
+                    leg.executed = replace(leg, targets={ARM: up})
+                plan.append(leg)
             y = -y
         return plan
 
