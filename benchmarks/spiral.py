@@ -640,6 +640,13 @@ def _replay_rollouts(out: Path) -> list[dict[str, Any]]:
     return [e for e in episodes if e.get("source") == "rollout" and "dense_return" in e]
 
 
+def _returns_by_outcome(episodes: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Dense returns of the successful and of the failed ``episodes``."""
+    ok = [float(e["dense_return"]) for e in episodes if e.get("success")]
+    bad = [float(e["dense_return"]) for e in episodes if not e.get("success")]
+    return ok, bad
+
+
 def _auc(positive: list[float], negative: list[float]) -> float | None:
     """Chance that a ``positive`` value out-scores a ``negative`` one (ties count half)."""
     if not positive or not negative:
@@ -657,15 +664,9 @@ def _reward_on_rollouts(runs: dict[str, Any]) -> list[str]:
                 eps = entry.get("rollouts") or []
                 if not eps:
                     continue
-                cells = []
-                for first_round in (0, 1):
-                    part = [e for e in eps if e.get("round", 0) >= first_round]
-                    ok = [float(e["dense_return"]) for e in part if e.get("success")]
-                    bad = [float(e["dense_return"]) for e in part if not e.get("success")]
-                    auc = _auc(ok, bad)
-                    cells.append("–" if auc is None else f"{auc:.2f}")
-                ok = [float(e["dense_return"]) for e in eps if e.get("success")]
-                bad = [float(e["dense_return"]) for e in eps if not e.get("success")]
+                ok, bad = _returns_by_outcome(eps)
+                later = _auc(*_returns_by_outcome([e for e in eps if e.get("round", 0) >= 1]))
+                cells = ["–" if auc is None else f"{auc:.2f}" for auc in (_auc(ok, bad), later)]
                 rows.append(
                     f"| {task} | {LABELS[method]} | {seed} | {len(eps)} ({len(ok)}) | "
                     f"{np.mean(ok) if ok else float('nan'):.2f} | "
