@@ -67,7 +67,10 @@ class AdaptationConfig:
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("steps and batch_size must be >= 1 and lr > 0")
+            raise ValueError(
+                "steps and batch_size must be >= 1 and lr > 0, got "
+                f"steps={self.steps}, batch_size={self.batch_size}, lr={self.lr}"
+            )
 
 
 @dataclass(frozen=True)
