@@ -1123,6 +1123,8 @@ def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str
             for seed, entry in sorted(seeds.items()):
                 used = entry.get("job", {}).get("labelers", [])
                 cell = ", ".join(f"`{u[:12]}`" for u in used) or "not recorded"
+                if method.endswith("_adapted"):  # its own fine-tuned copy labels from round 1 on
+                    cell += ", fine-tuned after round 1 (the run's `checkpoints/reward_model`)"
                 rows.append(f"| {task} | {LABELS[method]} | {seed} | {cell} |")
     if not rows:
         return []
