@@ -59,12 +59,12 @@ from sarm2_gym.envs.registry import env_ids_by_name
 TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = (
-    "bc", "spiral", "spiral_offline", "spiral_adapted", "rabc", "spiral_alpha0", "spiral_alpha1",
-    "ppo_sparse", "ppo_sarm2",
+    "bc", "spiral", "spiral_offline", "spiral_adapted", "spiral_adapted_mixed", "rabc",
+    "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2",
 )  # fmt: skip
 # The full method (with and without the offline phase or the reward-model adaptation): the
 # targets are theirs.
-FULL_SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_adapted")
+FULL_SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_adapted", "spiral_adapted_mixed")
 # The methods with SPIRAL rounds (a curve and a per-round table each).
 SPIRAL_METHODS = (*FULL_SPIRAL_METHODS, "spiral_alpha0", "spiral_alpha1")
 # What full SPIRAL is compared against at the same budget.
@@ -74,6 +74,7 @@ LABELS = {
     "spiral": "SPIRAL (alpha = 0.5)",
     "spiral_offline": "SPIRAL + offline phase (stage 2b)",
     "spiral_adapted": "SPIRAL + reward-model adaptation (stage 2a)",
+    "spiral_adapted_mixed": "SPIRAL + adaptation, demonstrations mixed in",
     "rabc": "RA-BC (SARM2 weights)",
     "spiral_alpha0": "SPIRAL alpha = 0 (dense TD only)",
     "spiral_alpha1": "SPIRAL alpha = 1 (sparse MC only)",
@@ -85,6 +86,7 @@ COLORS = {
     "spiral": "tab:red",
     "spiral_offline": "tab:brown",
     "spiral_adapted": "tab:pink",
+    "spiral_adapted_mixed": "tab:olive",
     "rabc": "tab:gray",
     "spiral_alpha0": "tab:blue",
     "spiral_alpha1": "tab:green",
@@ -448,15 +450,22 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
         return Job(task, method, seed, run)
 
     def spiral_job(
-        task: str, seed: int, alpha: float, offline: bool = False, adapted: bool = False
+        task: str,
+        seed: int,
+        alpha: float,
+        offline: bool = False,
+        adapted: bool = False,
+        mixed: bool = False,
     ) -> Job:
         """SPIRAL from the seed's BC policy.
 
         ``offline``: first the offline phase (stage 2b); ``adapted``: the reward model
-        fine-tuned after the first round (stage 2a).
+        fine-tuned after the first round (stage 2a); ``mixed``: with the base policy's
+        demonstrations as part of every batch.
         """
         plan = plan_for(args, task)
         base = folder(task, "bc", seed)
+        mix_demos = adapted and mixed
         cfg = SPIRALRunConfig(
             task=TASK_IDS[task],
             base_policy=str(base),
@@ -487,8 +496,12 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
             # Stage 2a: the first round's rollouts, annotated from the simulator's progress
             # through the segment protocol of spec §2.3, fine-tune the SARM2 labeller.
             adapt_steps=plan.adapt_steps if adapted else 0,
+            # ... mixed: with the base policy's demonstrations as half of every batch (the
+            # paper mixes in its pretraining data).
+            adapt_demos=str(demos_dir(args, task)) if mix_demos else None,
+            adapt_demo_episodes=plan.demos if mix_demos else None,
         )
-        method = spiral_method_name(cfg.spiral, offline=offline, adapted=adapted)
+        method = spiral_method_name(cfg.spiral, offline=offline, adapted=adapted, mixed=mixed)
         out = folder(task, method, seed)
         cfg = replace(cfg, out=str(out))
 
@@ -528,6 +541,8 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 jobs.append(spiral_job(task, seed, 0.5, offline=True))
             if "spiral_adapted" in want:
                 jobs.append(spiral_job(task, seed, 0.5, adapted=True))
+            if "spiral_adapted_mixed" in want:
+                jobs.append(spiral_job(task, seed, 0.5, adapted=True, mixed=True))
     for seed in args.seeds:  # 2. baselines: every baseline at one seed before the next seed
         for task in args.tasks:
             if "rabc" in want:
@@ -1123,7 +1138,7 @@ def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str
             for seed, entry in sorted(seeds.items()):
                 used = entry.get("job", {}).get("labelers", [])
                 cell = ", ".join(f"`{u[:12]}`" for u in used) or "not recorded"
-                if method.endswith("_adapted"):  # its own fine-tuned copy labels from round 1 on
+                if "_adapted" in method:  # its own fine-tuned copy labels from round 1 on
                     cell += ", fine-tuned after round 1 (the run's `checkpoints/reward_model`)"
                 rows.append(f"| {task} | {LABELS[method]} | {seed} | {cell} |")
     if not rows:
@@ -1147,6 +1162,11 @@ def _setup_text(args: argparse.Namespace) -> str:
     from sarm2_gym.reward.adaptation import AdaptationConfig
 
     adaptation = AdaptationConfig()  # the adapter's defaults, as run_spiral uses them
+    adapt_mix = (
+        f" (in 'SPIRAL + adaptation, demonstrations mixed in', {adaptation.demo_frames} of "
+        "every batch's frames come from the base policy's demonstrations instead, their "
+        "privileged progress as targets: the paper mixes in its pretraining data)"
+    )
     labels = (
         "the simulator's privileged progress (an oracle, development only)"
         if args.labeler == "privileged"
@@ -1219,12 +1239,14 @@ def _setup_text(args: argparse.Namespace) -> str:
             "MLPs over TinyVLA features instead of 3 x 1024 over SigLIP features, and the "
             "updates per round each task gives (the preset does 10,000; fewer fit two shared "
             "CPU cores). No reward-model adaptation (stage 2a) but in 'SPIRAL + reward-model "
-            "adaptation': after its first round the reward model is fine-tuned "
+            "adaptation' and 'SPIRAL + adaptation, demonstrations mixed in': after its first "
+            "round the reward model is fine-tuned "
             f"({', '.join(sorted({f'{plan_for(args, t).adapt_steps}' for t in args.tasks}))} "
             f"steps of {adaptation.batch_size} frames, lr {adaptation.lr:g}, stage estimator "
             "frozen: `SARM2Adapter`) on that round's "
             "rollouts, annotated from the simulator's progress through the segment protocol of "
-            "spec §2.3, and labels every rollout from then on, the first round's included. "
+            f"spec §2.3{adapt_mix}, and labels every rollout from then on, the first round's "
+            "included. "
             "No offline phase (2b) but in "
             "'SPIRAL + offline phase': the base policy's own demonstrations, labelled by the "
             "same reward model, get one round's updates before the first round (its policy is "

@@ -144,6 +144,15 @@ def spiral_command(
         help="Fine-tune the SARM2 labeller this many steps on the first round's rollouts, "
         "annotated from the simulator's progress, and label with it from then on (0: never).",
     ),
+    adapt_demos: Path | None = typer.Option(
+        None,
+        "--adapt-demos",
+        help="Demonstrations mixed into the adaptation, half of every batch (the paper mixes "
+        "in its pretraining data); without it the adaptation fits the rollouts alone.",
+    ),
+    adapt_demo_episodes: int | None = typer.Option(
+        None, "--adapt-demo-episodes", min=1, help="Only the first N episodes of --adapt-demos."
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run SPIRAL rounds (collect -> label -> update), evaluating after every round; resumable."""
@@ -170,6 +179,8 @@ def spiral_command(
             eval_episodes=eval_episodes,
             eval_stochastic=fresh_latents_eval,
             adapt_steps=adapt_steps,
+            adapt_demos=None if adapt_demos is None else str(adapt_demos),
+            adapt_demo_episodes=adapt_demo_episodes,
         )
         result = run_spiral(config, _labeler(labeler), progress_bar=True)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:

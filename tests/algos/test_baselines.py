@@ -29,7 +29,15 @@ from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, SPIRALConfig
 from sarm2_gym.algos.vla import BCConfig
 from sarm2_gym.cli import app
 
-from .helpers import REACH_ID, FakeText, ReachEnv, make_reach_env, tiny_vla, tiny_vla_config
+from .helpers import (
+    REACH_ID,
+    FakeText,
+    ReachEnv,
+    make_reach_env,
+    record_demos,
+    tiny_vla,
+    tiny_vla_config,
+)
 
 CLEAN_WHITEBOARD = "SARM2-CleanWhiteboard-v0"
 TINY_SPIRAL = SPIRALConfig(
@@ -170,6 +178,8 @@ def test_run_spiral_records_a_curve_per_round(tmp_path: Path) -> None:
     )
     assert spiral_method_name(with_alpha(cfg, 1.0, "x").spiral) == "spiral_alpha1"
     assert spiral_method_name(cfg.spiral, offline=True) == "spiral_offline"
+    assert spiral_method_name(cfg.spiral, adapted=True, mixed=True) == "spiral_adapted_mixed"
+    assert spiral_method_name(cfg.spiral, mixed=True) == "spiral"  # no adaptation to mix into
 
 
 def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path) -> None:
@@ -211,12 +221,32 @@ def test_run_spiral_adapts_its_sarm2_labeller_once_and_resumes_with_the_adapted_
         instructions=(INSTRUCTION,), expert_hidden=(8,), gate_hidden=8,
     )  # fmt: skip
     rm1 = SARM2RewardModel(rm_cfg, TextEmbeddings.zeros((INSTRUCTION,), 4))
+    demos = record_demos(tmp_path / "demos", 3, image_size=40)
     cfg = SPIRALRunConfig(
         task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / "s"),
         timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=40, max_rounds=1,
-        eval_round0=False, max_episode_steps=10, adapt_steps=3,
+        eval_round0=False, max_episode_steps=10, adapt_steps=3, adapt_demos=str(demos),
+        adapt_demo_episodes=2,
     )  # fmt: skip
+    import sarm2_gym.reward.adaptation as adaptation
+    from sarm2_gym.reward.adaptation import SARM2Adapter
+
+    calls: list[str] = []
+    load = adaptation.load_demonstrations
+
+    def spy(name: str, method: Any) -> Any:
+        def wrapped(*args: Any) -> Any:
+            result = method(*args)
+            calls.append(name if name != "load" else f"load {len(result)}")
+            return result
+
+        return wrapped
+
+    monkeypatch.setattr(SARM2Adapter, "adapt", spy("adapt", SARM2Adapter.adapt))
+    monkeypatch.setattr(SARM2Adapter, "restore", spy("restore", SARM2Adapter.restore))
+    monkeypatch.setattr(adaptation, "load_demonstrations", spy("load", load))
     run_spiral(cfg, RewardModelLabeler(rm1, frame_gap=2, window=1))
+    assert calls == ["load 2", "adapt"]  # the first 2 demonstrations, loaded by the adaptation
     saved = tmp_path / "s" / "checkpoints" / "reward_model"
     rm2 = SARM2RewardModel.from_pretrained(saved)
     assert any(
@@ -224,28 +254,19 @@ def test_run_spiral_adapts_its_sarm2_labeller_once_and_resumes_with_the_adapted_
         for (k, a), b in zip(rm2.state_dict().items(), rm1.state_dict().values(), strict=True)
         if k.startswith("value.")
     )
-    from sarm2_gym.reward.adaptation import SARM2Adapter
-
-    calls: list[str] = []
-    adapt, restore = SARM2Adapter.adapt, SARM2Adapter.restore
-
-    def spy(name: str, method: Any) -> Any:
-        def wrapped(self: SARM2Adapter, *args: Any) -> Any:
-            calls.append(name)
-            return method(self, *args)
-
-        return wrapped
-
-    monkeypatch.setattr(SARM2Adapter, "adapt", spy("adapt", adapt))
-    monkeypatch.setattr(SARM2Adapter, "restore", spy("restore", restore))
+    calls.clear()
     (tmp_path / "s" / "result.json").unlink()  # run on: round 2 resumes from the checkpoint
     result = run_spiral(replace(cfg, max_rounds=2), RewardModelLabeler(rm1, frame_gap=2))
     assert [p["round"] for p in result.curve] == [1, 2]
-    assert calls == ["restore"]  # labelled by the saved RM2; not adapted a second time
+    assert calls == ["restore"]  # labelled by the saved RM2, not adapted again (nor loaded)
     with pytest.raises(ValueError, match="adapt_steps fine-tunes a SARM2 labeller"):
         run_spiral(replace(cfg, out=str(tmp_path / "p")), PrivilegedProgressLabeler())
     with pytest.raises(ValueError, match="adapt_steps must be >= 0"):
         replace(cfg, adapt_steps=-1)
+    with pytest.raises(ValueError, match="adapt_demos set with adapt_steps 0"):
+        replace(cfg, adapt_steps=0, adapt_demo_episodes=None)
+    with pytest.raises(ValueError, match="adapt_demo_episodes set without adapt_demos"):
+        replace(cfg, adapt_demos=None)
 
 
 def test_run_spiral_offline_phase_uses_the_first_demos_and_is_evaluated(

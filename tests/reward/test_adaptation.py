@@ -5,15 +5,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from reward_helpers import write_synthetic_dataset
 
 from sarm2_gym.algos.spiral.adaptation import annotate_rollouts, privileged_annotator
 from sarm2_gym.algos.spiral.labeling import RolloutEpisode
-from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter
+from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter, load_demonstrations
 from sarm2_gym.reward.config import BENCHMARK_INSTRUCTIONS
 from sarm2_gym.reward.testing import tiny_model
 
 SIZE = 40
 TASK = BENCHMARK_INSTRUCTIONS[1]
+OTHER_TASK = BENCHMARK_INSTRUCTIONS[2]
 
 
 def _rollout(final: float, length: int = 24, seed: int = 0) -> RolloutEpisode:
@@ -92,3 +94,80 @@ def test_adaptation_refuses_rollouts_it_cannot_train_on() -> None:
         adapter.adapt(annotate_rollouts([shrunk], privileged_annotator), None)
     with pytest.raises(ValueError, match="steps and batch_size"):
         AdaptationConfig(steps=0)
+
+
+def _demo(length: int, seed: int) -> RolloutEpisode:
+    """A demonstration of another task whose frames darken as it goes, without a progress
+    column (so the adapter falls back to the linear label)."""
+    ep = _rollout(1.0, length=length, seed=seed)
+    images = {c: (255 - v).astype(np.uint8) for c, v in ep.images.items()}
+    return RolloutEpisode(
+        task=OTHER_TASK, state=ep.state, actions=ep.actions, success=True, images=images
+    )
+
+
+def _demo_mse(model: torch.nn.Module, demos: list[RolloutEpisode]) -> float:
+    errors = []
+    for d in demos:
+        pred = model.predict_episode(d.images, d.state, OTHER_TASK)
+        linear = np.linspace(0.0, 1.0, len(d.state))
+        errors.append(np.mean((np.asarray(pred.steps_to_go) - (1.0 - linear)) ** 2))
+    return float(np.mean(errors))
+
+
+def test_adaptation_mixes_demonstrations_into_every_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Half of every batch comes from the demonstrations (their linear label where they carry
+    no progress): the adapted model fits them, unlike one adapted on the rollouts alone."""
+    rm1 = tiny_model(image_size=SIZE, seed=0)
+    rollouts = annotate_rollouts(
+        [_rollout(f, seed=i) for i, f in enumerate((1.0, 0.4, 0.7))], privileged_annotator
+    )
+    demos = [_demo(20, seed=10 + i) for i in range(3)]
+    config = AdaptationConfig(steps=150, batch_size=16, lr=3e-3, demo_fraction=0.25)
+    import sarm2_gym.reward.adaptation as adaptation
+
+    drawn: list[int] = []  # task id of every frame drawn
+    build = adaptation.build_sample
+
+    def counting(*args: object, **kwargs: object) -> object:
+        drawn.append(int(kwargs["task_id"]))  # type: ignore[call-overload]
+        return build(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(adaptation, "build_sample", counting)
+    mixed = SARM2Adapter(rm1, config, window=1, demonstrations=demos).adapt(rollouts, None)
+    other = rm1.task_id(OTHER_TASK)
+    per_batch = np.array(drawn).reshape(150, 16) == other
+    assert config.demo_frames == 4 and (per_batch.sum(axis=1) == 4).all()
+    monkeypatch.setattr(adaptation, "build_sample", build)
+    alone = SARM2Adapter(rm1, config, window=1).adapt(rollouts, None)
+    assert _demo_mse(mixed.model, demos) < 0.5 * _demo_mse(alone.model, demos)
+    assert _mse(mixed.model, rollouts) < 0.3 * _mse(rm1, rollouts)  # the rollouts still fit
+
+
+def test_adaptation_names_the_demonstration_it_cannot_train_on() -> None:
+    demo = _demo(12, seed=0)
+    small = RolloutEpisode(
+        task=OTHER_TASK, state=demo.state, actions=demo.actions, success=True,
+        images={c: v[:, :16, :16] for c, v in demo.images.items()},
+    )  # fmt: skip
+    adapter = SARM2Adapter(
+        tiny_model(image_size=SIZE), AdaptationConfig(steps=1), demonstrations=[demo, small]
+    )
+    rollouts = annotate_rollouts([_rollout(0.5)], privileged_annotator)
+    with pytest.raises(ValueError, match="demonstration 1: camera 'top': images must be 40x40"):
+        adapter.adapt(rollouts, None)
+    with pytest.raises(ValueError, match=r"demo_fraction must be in \[0, 1\)"):
+        AdaptationConfig(demo_fraction=1.0)
+
+
+def test_load_demonstrations_keeps_progress_and_the_first_episodes(tmp_path: Path) -> None:
+    root = write_synthetic_dataset(tmp_path / "ds", episodes=4)
+    demos = load_demonstrations(root, max_episodes=3)
+    assert len(demos) == 3
+    assert [d.meta["dataset_episode"] for d in demos] == [0, 1, 2]
+    assert all(d.images is not None and d.progress is not None for d in demos)
+    assert all(d.progress.shape == (len(d.state),) for d in demos)  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="max_episodes must be >= 1"):
+        load_demonstrations(root, max_episodes=0)

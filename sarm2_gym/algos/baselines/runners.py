@@ -16,6 +16,7 @@ BC checkpoint and use ``timesteps`` env steps of rollouts; SB3 PPO (:mod:`.ppo`)
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -166,6 +167,10 @@ class SPIRALRunConfig:
             the SARM2 labeller this many steps on that round's rollouts annotated from the
             simulator's progress (:class:`~sarm2_gym.reward.adaptation.SARM2Adapter`), and label
             every rollout with the result from then on. 0: no adaptation.
+        adapt_demos: Pretraining demonstrations mixed into the adaptation (half of every batch,
+            as the paper mixes in its pretraining data; ``None``: the rollouts alone).
+        adapt_demo_episodes: Use only the first this many demonstrations of ``adapt_demos``
+            (``None``: all).
     """
 
     task: str
@@ -186,10 +191,23 @@ class SPIRALRunConfig:
     max_episode_steps: int | None = None
     eval_stochastic: bool = False
     adapt_steps: int = 0
+    adapt_demos: str | None = None
+    adapt_demo_episodes: int | None = None
 
     def __post_init__(self) -> None:
         if self.adapt_steps < 0:
             raise ValueError(f"adapt_steps must be >= 0, got {self.adapt_steps}")
+        if not self.adapt_steps:
+            given = [
+                n for n in ("adapt_demos", "adapt_demo_episodes") if getattr(self, n) is not None
+            ]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} set with adapt_steps 0: there is no adaptation to "
+                    "mix demonstrations into (set adapt_steps, or drop the option)"
+                )
+        elif self.adapt_demo_episodes is not None and self.adapt_demos is None:
+            raise ValueError("adapt_demo_episodes set without adapt_demos")
         if self.offline_data is None:
             given = [
                 name
@@ -207,15 +225,16 @@ RoundCallback = Callable[[dict[str, Any]], None]
 
 
 def spiral_method_name(
-    config: SPIRALConfig, *, offline: bool = False, adapted: bool = False
+    config: SPIRALConfig, *, offline: bool = False, adapted: bool = False, mixed: bool = False
 ) -> str:
     """``"spiral"``, or ``"spiral_alpha0"`` / ``"spiral_alpha1"`` for the ablations.
 
     ``offline`` (a run with an offline phase before its first round) appends ``"_offline"``,
-    ``adapted`` (a run that adapts its reward model after the first round) ``"_adapted"``.
+    ``adapted`` (a run that adapts its reward model after the first round) ``"_adapted"``, and
+    ``mixed`` (that adaptation mixes in demonstrations) ``"_mixed"`` after it.
     """
     name = "spiral" if config.mc_weight == 0.5 else f"spiral_alpha{config.mc_weight:g}"
-    return name + "_offline" * offline + "_adapted" * adapted
+    return name + "_offline" * offline + "_adapted" * adapted + "_mixed" * (adapted and mixed)
 
 
 @contextmanager
@@ -238,7 +257,7 @@ def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> SARM2Ad
     if not config.adapt_steps:
         return None
     from sarm2_gym.algos.spiral.labeling import RewardModelLabeler
-    from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter
+    from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter, load_demonstrations
 
     if not isinstance(labeler, RewardModelLabeler):
         raise ValueError(
@@ -250,6 +269,13 @@ def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> SARM2Ad
         AdaptationConfig(steps=config.adapt_steps, seed=config.seed),
         frame_gap=labeler.frame_gap,
         window=labeler.window,
+        demonstrations=(
+            ()
+            if config.adapt_demos is None
+            else functools.partial(
+                load_demonstrations, config.adapt_demos, config.adapt_demo_episodes
+            )
+        ),
     )
 
 
@@ -345,7 +371,12 @@ def run_spiral(
         model.learn_offline(config.offline_steps)
     if config.eval_round0 or model.round > 0:
         evaluate()
-    name = spiral_method_name(config.spiral, offline=config.offline_data is not None)
+    name = spiral_method_name(
+        config.spiral,
+        offline=config.offline_data is not None,
+        adapted=config.adapt_steps > 0,
+        mixed=config.adapt_demos is not None,
+    )
     while more_rounds():
         model.learn(
             config.timesteps - model.num_timesteps, reset_num_timesteps=False, max_rounds=1,
