@@ -281,7 +281,9 @@ def load_demonstrations(
 ) -> list[RolloutEpisode]:
     """The first ``max_episodes`` episodes (all by default) of a LeRobot dataset, to mix in.
 
-    Each keeps its ``progress`` column if it has one (the adapter uses the linear label if not).
+    Each keeps its ``progress`` column if it has one and it is the simulator's (the adapter uses
+    the linear label if not: a real robot's recorder writes zeros there and marks the episode
+    ``privileged_progress: false``).
 
     Raises:
         ValueError: If the dataset has no episodes or ``max_episodes`` is below 1.
@@ -300,13 +302,15 @@ def load_demonstrations(
     for i in range(count):
         ep = ds.episode(i)
         progress = ep.frames.get("progress")
+        if ep.meta.get("privileged_progress") is False:
+            progress = None
         episodes.append(
             RolloutEpisode(
                 task=ep.task, state=ep.frames[STATE_KEY], actions=ep.frames[ACTION_KEY],
                 success=ep.success,
                 images={c: ep.frames[image_key(c)] for c in ep.cameras},
                 progress=None if progress is None else np.asarray(progress, np.float64),
-                fps=ep.fps, meta={"dataset_episode": i},
+                fps=ep.fps, meta={**ep.meta, "dataset_episode": i},
             )
         )  # fmt: skip
     return episodes

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from reward_helpers import write_synthetic_dataset
+from reward_helpers import INSTRUCTIONS, synthetic_episode, write_synthetic_dataset
 
 from sarm2_gym.algos.spiral.adaptation import annotate_rollouts, privileged_annotator
 from sarm2_gym.algos.spiral.labeling import RolloutEpisode
@@ -169,5 +169,14 @@ def test_load_demonstrations_keeps_progress_and_the_first_episodes(tmp_path: Pat
     assert [d.meta["dataset_episode"] for d in demos] == [0, 1, 2]
     assert all(d.images is not None and d.progress is not None for d in demos)
     assert all(d.progress.shape == (len(d.state),) for d in demos)  # type: ignore[union-attr]
+    # A real robot's episode: its progress column is a placeholder, not a target.
+    from sarm2_gym.data import LeRobotDatasetWriter
+
+    real = synthetic_episode(20, seed=1, task=INSTRUCTIONS[0])
+    real.meta["privileged_progress"] = False
+    with LeRobotDatasetWriter(tmp_path / "real", fps=10) as writer:
+        writer.add_episode(real, task_index=0)
+    (loaded,) = load_demonstrations(tmp_path / "real")
+    assert loaded.progress is None and loaded.meta["dataset_episode"] == 0
     with pytest.raises(ValueError, match="max_episodes must be >= 1"):
         load_demonstrations(root, max_episodes=0)
