@@ -273,11 +273,23 @@ def missing_labels(roots: Sequence[str | Path]) -> dict[str, tuple[str, ...]]:
     """
     out: dict[str, list[str]] = {}
     for root in roots:
-        features = LeRobotDataset(root).features
-        for k in _PLACEHOLDERS:
-            if k not in features:
-                out.setdefault(k, []).append(str(root))
+        for k in _absent_labels(LeRobotDataset(root)):
+            out.setdefault(k, []).append(str(root))
     return {k: tuple(v) for k, v in out.items()}
+
+
+def _absent_labels(ds: LeRobotDataset) -> list[str]:
+    """The label columns a dataset lacks, or holds only as placeholders.
+
+    A real robot's recorder writes a ``progress`` column of zeros (every episode needs one) and
+    marks its episodes ``privileged_progress: false``: that column is no target to train on.
+    """
+    absent = [k for k in _PLACEHOLDERS if k not in ds.features]
+    if "progress" not in absent and any(
+        (m.get("meta") or {}).get("privileged_progress") is False for m in ds.episodes_meta
+    ):
+        absent.append("progress")
+    return absent
 
 
 def _check_dataset(root: str | Path, ds: LeRobotDataset, config: SARM2Config) -> None:
@@ -498,7 +510,7 @@ def load_frame_table(
     for root in roots:
         ds = LeRobotDataset(root)
         _check_dataset(root, ds, config)
-        absent = [k for k in _PLACEHOLDERS if k not in ds.features]
+        absent = _absent_labels(ds)
         for k in absent:
             unlabelled.setdefault(k, []).append(str(root))
         present = [k for k in _LABEL_COLUMNS if k not in absent]

@@ -119,7 +119,8 @@ def check_labels(
         )
     if target == "progress" and "progress" in missing:
         raise ValueError(
-            f"{list(missing['progress'])} have no progress column: train on the paper's "
+            f"{list(missing['progress'])} have no progress column (or only the zeros a real "
+            "robot's recorder writes there): train on the paper's "
             "linear label with --target linear (target='linear'), or add annotated per-frame "
             "progress in [0, 1] with sarm2_gym.data.add_frame_columns"
         )

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
-from reward_helpers import FakeFrozenEncoder, frozen_config, write_synthetic_dataset
+from reward_helpers import (
+    INSTRUCTIONS,
+    FakeFrozenEncoder,
+    frozen_config,
+    synthetic_episode,
+    write_synthetic_dataset,
+)
 
 from sarm2_gym.reward.batch import RewardBatch, build_sample
-from sarm2_gym.reward.frames import load_frame_table
+from sarm2_gym.reward.frames import load_frame_table, missing_labels
 from sarm2_gym.reward.sampling import (
     BatchSampler,
     assemble_batch,
@@ -65,3 +72,25 @@ def test_sampler_is_reproducible_from_its_state(tmp_path) -> None:
     b = sampler.sample(8)
     assert torch.equal(a.batch.steps_to_go, b.batch.steps_to_go)
     assert set(a.episodes.tolist()) <= set(train)
+
+
+def test_a_real_robots_placeholder_progress_is_no_target(tmp_path) -> None:
+    """Episodes recorded on a real robot carry zeros in ``progress`` and say so in their
+    metadata; training on privileged progress must refuse them, not regress onto zeros."""
+    from sarm2_gym.data import LeRobotDatasetWriter
+
+    real = synthetic_episode(20, seed=1, task=INSTRUCTIONS[0])
+    real.meta["privileged_progress"] = False
+    with LeRobotDatasetWriter(tmp_path / "real", fps=10) as writer:
+        writer.add_episode(real, task_index=0)
+    sim = write_synthetic_dataset(tmp_path / "sim", episodes=2)
+    assert missing_labels([sim, tmp_path / "real"]) == {"progress": (str(tmp_path / "real"),)}
+    table = load_frame_table(
+        [tmp_path / "real"], frozen_config(), cache_dir=tmp_path / "c",
+        image_encoder=FakeFrozenEncoder(), progress=False,
+    )  # fmt: skip
+    assert np.isnan(table.progress).all()
+    with pytest.raises(
+        ValueError, match=r"no progress column \(or only the zeros.*--target linear"
+    ):
+        frame_targets(table, "progress")
