@@ -1,4 +1,4 @@
-"""Reward-model commands: ``train-rm``, ``eval-rm`` and ``label``.
+"""Reward-model commands: ``train-rm``, ``eval-rm``, ``label`` and ``adapt-rm``.
 
 ``train-rm`` trains data parallel (DDP, gloo on CPU) when launched by ``torchrun``::
 
@@ -12,12 +12,19 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from sarm2_gym.cli._app import app
 
-__all__ = ["eval_rm_command", "label_command", "load_config", "train_rm_command"]
+__all__ = [
+    "adapt_rm_command",
+    "eval_rm_command",
+    "label_command",
+    "load_config",
+    "train_rm_command",
+]
 
 _CACHE_HELP = "Feature cache root (default: $SARM2_CACHE_DIR or ~/.cache/sarm2_gym/features)."
 
@@ -170,3 +177,77 @@ def label_command(
     except (ValueError, FileNotFoundError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     typer.echo(f"labelled {dataset}; wrote {path}")
+
+
+@app.command("adapt-rm")
+def adapt_rm_command(
+    model: str = typer.Option(
+        ..., "--model", help="RM1: a SARM2 checkpoint directory, or 'sarm2' (the packaged model)."
+    ),
+    rollouts: list[Path] = typer.Option(
+        ..., "--rollouts", help="Rollout datasets labelled with `sarm2 annotate`."
+    ),
+    out: Path = typer.Option(..., "--out", help="New directory for RM2 (a SARM2 checkpoint)."),
+    demos: Path | None = typer.Option(
+        None,
+        "--demos",
+        help="Demonstrations mixed into every batch, as the paper mixes in its pretraining "
+        "data (their progress column, or the linear label on a real robot's).",
+    ),
+    demo_episodes: int | None = typer.Option(
+        None, "--demo-episodes", min=1, help="Only the first N episodes of --demos."
+    ),
+    demo_fraction: float | None = typer.Option(
+        None, "--demo-fraction", help="Share of every batch from --demos (default 0.5)."
+    ),
+    steps: int | None = typer.Option(None, "--steps", min=1, help="Optimiser steps (default 500)."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", min=1, help="Frames per step (default 32)."
+    ),
+    lr: float | None = typer.Option(None, "--lr", help="AdamW learning rate (default 3e-5)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Fine-tune SARM2 on annotated rollouts (RM1 -> RM2, SPIRAL's stage 2a) and save it.
+
+    The real-robot path of the adaptation `sarm2 spiral --adapt-steps` runs in simulation: record
+    rollouts of the base policy, label them with `sarm2 annotate`, then label SPIRAL's later
+    rounds with the model this writes (`--labeler OUT`, or `RewardModelLabeler.from_pretrained`).
+    """
+    from dataclasses import replace
+
+    from sarm2_gym.algos.spiral.adaptation import load_annotated_rollouts
+    from sarm2_gym.reward import SARM2RewardModel
+    from sarm2_gym.reward.adaptation import AdaptationConfig, SARM2Adapter, load_demonstrations
+
+    if (out / "config.json").exists():
+        raise typer.BadParameter(f"--out {out} already holds a model; choose a new directory")
+    given: dict[str, Any] = {
+        "steps": steps, "batch_size": batch_size, "lr": lr, "demo_fraction": demo_fraction
+    }  # fmt: skip
+    if demos is None and (demo_episodes is not None or demo_fraction is not None):
+        raise typer.BadParameter("--demo-episodes and --demo-fraction need --demos")
+    try:
+        config = replace(
+            AdaptationConfig(seed=seed), **{k: v for k, v in given.items() if v is not None}
+        )
+        if model == "sarm2":
+            from sarm2_gym.wrappers.factory import load_reward_model
+
+            rm1 = load_reward_model(None)
+        else:
+            rm1 = SARM2RewardModel.from_pretrained(model)
+        annotated = [r for root in rollouts for r in load_annotated_rollouts(root)]
+        demonstrations = [] if demos is None else load_demonstrations(demos, demo_episodes)
+        adapter = SARM2Adapter(rm1, config, progress=True, demonstrations=demonstrations)
+        adapter.adapt(annotated, out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    losses = adapter.losses
+    head = float(sum(losses[:20]) / len(losses[:20]))
+    tail = float(sum(losses[-20:]) / len(losses[-20:]))
+    frames = sum(len(r.progress) for r in annotated)
+    typer.echo(
+        f"{len(annotated)} annotated rollouts ({frames} frames), {len(demonstrations)} "
+        "demonstrations; "
+        f"value MSE {head:.4f} (first 20 steps) -> {tail:.4f} (last 20); RM2 saved to {out}"
+    )

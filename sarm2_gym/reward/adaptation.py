@@ -281,15 +281,13 @@ def load_demonstrations(
 ) -> list[RolloutEpisode]:
     """The first ``max_episodes`` episodes (all by default) of a LeRobot dataset, to mix in.
 
-    Each keeps its ``progress`` column if it has one and it is the simulator's (the adapter uses
-    the linear label if not: a real robot's recorder writes zeros there and marks the episode
-    ``privileged_progress: false``).
+    Each keeps its ``progress`` column where it is the simulator's (the adapter uses the linear
+    label where it is not: see :meth:`RolloutEpisode.from_episode`).
 
     Raises:
         ValueError: If the dataset has no episodes or ``max_episodes`` is below 1.
     """
     from sarm2_gym.algos.spiral.labeling import RolloutEpisode
-    from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, image_key
     from sarm2_gym.data.reader import LeRobotDataset
 
     if max_episodes is not None and max_episodes < 1:
@@ -300,17 +298,7 @@ def load_demonstrations(
     count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
     episodes = []
     for i in range(count):
-        ep = ds.episode(i)
-        progress = ep.frames.get("progress")
-        if ep.meta.get("privileged_progress") is False:
-            progress = None
-        episodes.append(
-            RolloutEpisode(
-                task=ep.task, state=ep.frames[STATE_KEY], actions=ep.frames[ACTION_KEY],
-                success=ep.success,
-                images={c: ep.frames[image_key(c)] for c in ep.cameras},
-                progress=None if progress is None else np.asarray(progress, np.float64),
-                fps=ep.fps, meta={**ep.meta, "dataset_episode": i},
-            )
-        )  # fmt: skip
+        episode = RolloutEpisode.from_episode(ds.episode(i))
+        episode.meta["dataset_episode"] = i
+        episodes.append(episode)
     return episodes

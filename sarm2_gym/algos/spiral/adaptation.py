@@ -38,6 +38,7 @@ __all__ = [
     "RewardModelAdapter",
     "annotate_from_progress",
     "annotate_rollouts",
+    "load_annotated_rollouts",
     "privileged_annotator",
 ]
 
@@ -158,3 +159,39 @@ def annotate_rollouts(
         progress = progress_curve(annotation, ep.length)
         out.append(AnnotatedRollout(ep, annotation, progress, reward_from_progress(progress)))
     return out
+
+
+def load_annotated_rollouts(dataset: str | Path) -> list[AnnotatedRollout]:
+    """The rollouts of a LeRobot dataset that ``sarm2 annotate`` labelled, with their targets.
+
+    The stored segment annotations (``meta/rollout_annotations.json``) go through the same
+    protocol as in :func:`annotate_rollouts`; episodes without one are left out.
+
+    Raises:
+        ValueError: If the dataset has no annotations, or one names an episode it lacks.
+    """
+    from sarm2_gym.data.reader import LeRobotDataset
+    from sarm2_gym.real.annotate_cli import ANNOTATIONS_FILE, load_annotations
+
+    records = load_annotations(dataset)
+    if not records:
+        raise ValueError(
+            f"{dataset} has no rollout annotations ({ANNOTATIONS_FILE}): label its rollouts "
+            f"first with `sarm2 annotate {dataset}`"
+        )
+    ds = LeRobotDataset(dataset)
+    episodes = []
+    for index in sorted(records):
+        if index >= ds.num_episodes:
+            raise ValueError(
+                f"{dataset}: {ANNOTATIONS_FILE} annotates episode {index}, but the dataset holds "
+                f"{ds.num_episodes} episodes"
+            )
+        episode = RolloutEpisode.from_episode(ds.episode(index))
+        episode.meta["dataset_episode"] = index
+        episodes.append(episode)
+
+    def stored(episode: RolloutEpisode) -> RolloutAnnotation:
+        return RolloutAnnotation.from_dict(records[episode.meta["dataset_episode"]]["label"])
+
+    return annotate_rollouts(episodes, stored)

@@ -82,19 +82,27 @@ class RolloutEpisode:
 
     @classmethod
     def from_episode(cls, episode: Episode, keep_images: bool = True) -> RolloutEpisode:
-        """From a recorded :class:`~sarm2_gym.data.episode.Episode`."""
+        """From a recorded :class:`~sarm2_gym.data.episode.Episode`.
+
+        ``progress`` is the episode's ``progress`` column, or ``None`` where that column is a
+        placeholder: a real robot's recorder writes zeros there and marks the episode
+        ``privileged_progress: false``.
+        """
         images = (
             {c: episode.frames[f"observation.images.{c}"] for c in episode.cameras}
             if keep_images
             else None
         )
+        progress = episode.frames.get("progress")
+        if episode.meta.get("privileged_progress") is False:
+            progress = None
         return cls(
             task=episode.task,
             state=episode.frames[STATE_KEY],
             actions=episode.frames[ACTION_KEY],
             success=episode.success,
             images=images,
-            progress=episode.frames["progress"].astype(np.float64),
+            progress=None if progress is None else np.asarray(progress, np.float64),
             fps=episode.fps,
             meta=dict(episode.meta),
         )
