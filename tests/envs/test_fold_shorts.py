@@ -64,10 +64,19 @@ def test_slow_expert_makes_less_progress_in_the_same_time() -> None:
 
 
 def test_mistake_is_recovered_from() -> None:
-    # Seed 3 drops the carried cloth once (a clear progress setback) and still finishes.
-    r = run_expert(ENV, 3, "mistake")
-    assert r.success and max_drop(r.progress) > 0.05
-    assert label_sequence(r.labels)[-1] == pi("press")
+    # The mistake expert drops the carried cloth (a clear progress setback) and goes back for it.
+    # Whether one seed's drop is recoverable hangs on how the cloth falls, which differs between
+    # machines (seed 3 recovered on one and timed out on another), so the test asks for two
+    # recoveries among the first eight seeds instead of naming one (0, 4, 6 and 7 on an AMD EPYC).
+    recovered = []
+    for seed in range(8):
+        r = run_expert(ENV, seed, "mistake")
+        if r.success and max_drop(r.progress) > 0.05:
+            assert label_sequence(r.labels)[-1] == pi("press")
+            recovered.append(seed)
+            if len(recovered) == 2:
+                break
+    assert len(recovered) == 2, f"only seeds {recovered} of 0-7 recovered from their mistake"
 
 
 def test_seeded_resets_are_deterministic_and_seeds_differ() -> None:
