@@ -259,6 +259,7 @@ def test_run_spiral_adapts_its_sarm2_labeller_once_and_resumes_with_the_adapted_
     result = run_spiral(replace(cfg, max_rounds=2), RewardModelLabeler(rm1, frame_gap=2))
     assert [p["round"] for p in result.curve] == [1, 2]
     assert calls == ["restore"]  # labelled by the saved RM2, not adapted again (nor loaded)
+    assert (saved / "config.json").is_file()  # kept beside the round snapshots, not pruned
     with pytest.raises(ValueError, match="adapt_steps fine-tunes a SARM2 labeller"):
         run_spiral(replace(cfg, out=str(tmp_path / "p")), PrivilegedProgressLabeler())
     with pytest.raises(ValueError, match="adapt_steps must be >= 0"):

@@ -111,9 +111,12 @@ def write_snapshot(
 
     Args:
         parent: Directory holding the snapshots.
-        name: Snapshot directory name (e.g. ``step_00001000``); replaced if it exists.
+        name: Snapshot directory name, a prefix and a number (e.g. ``step_00001000``); replaced
+            if it exists.
         write: Fills the (temporary) directory it is given.
-        keep: Number of newest snapshots kept; older ones are deleted.
+        keep: Number of newest snapshots kept; older ones are deleted. Snapshots are the
+            directories named like ``name`` (its prefix, then digits): anything else in
+            ``parent`` (e.g. SPIRAL's adapted ``reward_model``) is left alone.
 
     Returns:
         The snapshot directory.
@@ -132,7 +135,12 @@ def write_snapshot(
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     atomic_write_json(parent / LATEST_FILE, {"latest": name})
-    snapshots = sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+    prefix = name.rstrip("0123456789")
+    snapshots = sorted(
+        p
+        for p in parent.iterdir()
+        if p.is_dir() and p.name.startswith(prefix) and p.name[len(prefix) :].isdigit()
+    )
     for old in snapshots[: max(0, len(snapshots) - keep)]:
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
