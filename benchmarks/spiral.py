@@ -273,6 +273,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument(
+        "--heldout-demos",
+        type=int,
+        default=20,
+        help="Held-out demonstrations the report scores adapted reward models on (0: none).",
+    )
+    p.add_argument(
         "--stochastic-eval",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -331,7 +337,30 @@ def demos_dir(args: argparse.Namespace, task: str, kind: str | None = None) -> P
 
 
 def ensure_demos(args: argparse.Namespace, task: str) -> Path:
-    """Record the task's expert demonstrations once (``sarm2 collect`` resumes a partial set).
+    """Record the task's expert demonstrations once (``sarm2 collect`` resumes a partial set)."""
+    return _ensure_recorded(args, task, demos_dir(args, task), plan_for(args, task).collect)
+
+
+# Reset seeds of the held-out demonstrations: apart from the training demonstrations' (episode i:
+# seed i), the development seeds (900,000 on) and the evaluation seeds (1,000,000 on).
+HELDOUT_DEMO_SEED = 500_000
+
+
+def heldout_demos_dir(args: argparse.Namespace, task: str) -> Path:
+    """Where the task's held-out demonstrations (of the plan's kind) are recorded."""
+    return args.root / "heldout_demos" / demos_dir(args, task).name
+
+
+def ensure_heldout_demos(args: argparse.Namespace, task: str) -> Path:
+    """Record ``--heldout-demos`` demonstrations from reset seed :data:`HELDOUT_DEMO_SEED` on."""
+    out = heldout_demos_dir(args, task)
+    return _ensure_recorded(args, task, out, args.heldout_demos, seed=HELDOUT_DEMO_SEED)
+
+
+def _ensure_recorded(
+    args: argparse.Namespace, task: str, out: Path, want: int, seed: int = 0
+) -> Path:
+    """Record ``want`` demonstrations of the plan's kind into ``out`` unless it holds them.
 
     Workers that need the same demonstrations wait for the one recording them (a lock file
     beside the dataset) instead of failing on the dataset's own writer lock.
@@ -340,24 +369,22 @@ def ensure_demos(args: argparse.Namespace, task: str) -> Path:
 
     from sarm2_gym.data.reader import LeRobotDataset
 
-    out = demos_dir(args, task)
-    want = plan_for(args, task).collect
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.with_name(out.name + ".lock"), "a") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
         with contextlib.suppress(Exception):
             if LeRobotDataset(out).num_episodes >= want:
                 return out
-        _collect(args, task, out, want)
+        _collect(args, task, out, want, seed)
     return out
 
 
-def _collect(args: argparse.Namespace, task: str, out: Path, want: int) -> None:
+def _collect(args: argparse.Namespace, task: str, out: Path, want: int, seed: int) -> None:
     preset, options = DEMO_KINDS[plan_for(args, task).demo_quality]
     cmd = [
         sys.executable, "-m", "sarm2_gym.cli", "collect", "--task", TASK_IDS[task],
         "--episodes", str(want), "--out", str(out), "--quality", preset,
-        "--image-size", str(args.image_size),
+        "--image-size", str(args.image_size), "--seed", str(seed),
     ]  # fmt: skip
     for name, value in options.items():
         cmd += ["--expert-option", f"{name}={value}"]
@@ -703,6 +730,78 @@ def _reward_on_rollouts(runs: dict[str, Any]) -> list[str]:
         "| task | method | seed | rollouts (successful) | mean dense return, successful | "
         "mean dense return, failed | AUC | AUC, rounds 2 and 3 |",
         "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
+def _heldout_metrics(args: argparse.Namespace, task: str, model: Path, cache: Path) -> Any:
+    """The SARM2 model in ``model`` on the task's held-out demonstrations (cached in ``cache``).
+
+    Demo MSE, VOC and primitive accuracy, as ``sarm2 eval-rm`` computes them.
+    """
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from sarm2_gym.algos.common.io import atomic_write_json
+    from sarm2_gym.reward import SARM2RewardModel
+    from sarm2_gym.reward.evaluation import evaluate_model
+
+    demos = ensure_heldout_demos(args, task)
+    overall = evaluate_model(
+        SARM2RewardModel.from_pretrained(model), [demos], None,
+        cache_dir=args.root / "feature_cache", frame_gap=args.label_gap, plots=0, progress=False,
+    )["overall"]  # fmt: skip
+    metrics = {k: float(overall[k]) for k in ("demo_mse", "voc", "primitive_acc", "n_demos")}
+    atomic_write_json(cache, metrics)
+    return metrics
+
+
+def _adapted_on_heldout_demos(args: argparse.Namespace, runs: dict[str, Any]) -> list[str]:
+    """RM1 against each adapted run's RM2 on held-out demonstrations (did the model forget?)."""
+    if not args.heldout_demos or args.labeler == "privileged":
+        return []
+    rows = []
+    for task, by in runs.items():
+        adapted = [m for m in SPIRAL_METHODS if "_adapted" in m and by.get(m)]
+        if not adapted:
+            continue
+        cache = heldout_demos_dir(args, task).with_name(
+            f"{heldout_demos_dir(args, task).name}.rm1-{labeler_id(args)[:12]}.json"
+        )
+        rm1 = _heldout_metrics(args, task, Path(reward_model_dir(args)), cache)
+        rows.append(
+            f"| {task} | RM1 (the labeller every run starts with) | – | {rm1['demo_mse']:.4f} | "
+            f"{rm1['voc']:.3f} | {rm1['primitive_acc']:.3f} |"
+        )
+        for method in adapted:
+            for seed in sorted(by[method]):
+                out = args.root / task / method / f"seed{seed}"
+                if not (out / "checkpoints" / "reward_model" / "config.json").is_file():
+                    continue
+                rm2 = _heldout_metrics(
+                    args, task, out / "checkpoints" / "reward_model", out / "rm2_heldout.json"
+                )
+                rows.append(
+                    f"| {task} | RM2 of {LABELS[method]} | {seed} | {rm2['demo_mse']:.4f} | "
+                    f"{rm2['voc']:.3f} | {rm2['primitive_acc']:.3f} |"
+                )
+    if not rows:
+        return []
+    return [
+        "## The adapted reward models on held-out demonstrations",
+        "",
+        f"{args.heldout_demos} demonstrations of each task's kind recorded from reset seed "
+        f"{HELDOUT_DEMO_SEED:,} on (`ROOT/heldout_demos/`; neither the base policy nor any "
+        "reward model saw them), scored by the reward model every run starts with (RM1) and "
+        "by each adapted run's fine-tuned copy (RM2, saved in the run's "
+        "`checkpoints/reward_model`). Demo MSE: steps-to-go against the simulator's progress "
+        f"every {args.label_gap} frames, macro over episodes (as `sarm2 eval-rm`); VOC: "
+        "value-order correlation; primitive accuracy: the stage estimator's, which the "
+        "adaptation leaves frozen (so it equals RM1's). A model fine-tuned on rollouts alone "
+        "can forget what it knew of demonstrations; mixing them in is meant to prevent that.",
+        "",
+        "| task | reward model | seed | demo MSE | VOC | primitive accuracy |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
     ]
@@ -1104,6 +1203,7 @@ def write_report(args: argparse.Namespace) -> str:
         for method in SPIRAL_METHODS:
             parts += _spiral_rounds(task, method, runs)
     parts += _reward_on_rollouts(runs)
+    parts += _adapted_on_heldout_demos(args, runs)
     parts += _labeler_section(args, runs)
     parts += ["## Targets", ""]
     for task in args.tasks:
