@@ -927,7 +927,7 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")  # the legend below may be wider than the axes
     plt.close(fig)
     os.replace(tmp, path)
     return True
