@@ -7,6 +7,7 @@ the reward/done/success that followed (``next.*``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -17,9 +18,11 @@ __all__ = [
     "CAMERA_NAMES",
     "ENV_STATE_KEY",
     "IMAGE_KEYS",
+    "PRIVILEGED_PROGRESS_META",
     "REQUIRED_COLUMNS",
     "STATE_KEY",
     "Episode",
+    "has_privileged_progress",
     "image_key",
 ]
 
@@ -37,6 +40,19 @@ def image_key(camera: str) -> str:
 
 
 IMAGE_KEYS: Final[tuple[str, ...]] = tuple(image_key(c) for c in CAMERA_NAMES)
+
+PRIVILEGED_PROGRESS_META: Final[str] = "privileged_progress"
+"""Episode-metadata flag that is ``False`` where the ``progress`` column is only a placeholder."""
+
+
+def has_privileged_progress(meta: Mapping[str, Any]) -> bool:
+    """Whether an episode's ``progress`` column is the simulator's progress, given its metadata.
+
+    Every episode carries a ``progress`` column; a real robot's recorder fills it with zeros and
+    sets :data:`PRIVILEGED_PROGRESS_META` to ``False`` (no training target, no oracle).
+    """
+    return meta.get(PRIVILEGED_PROGRESS_META) is not False
+
 
 # Per-frame columns every episode carries, with their dtypes.
 _REQUIRED_COLUMNS: Final[dict[str, Any]] = {

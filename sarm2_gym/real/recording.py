@@ -17,7 +17,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode, image_key
+from sarm2_gym.data.episode import (
+    ACTION_KEY,
+    PRIVILEGED_PROGRESS_META,
+    STATE_KEY,
+    Episode,
+    image_key,
+)
 from sarm2_gym.data.writer import LeRobotDatasetWriter
 
 __all__ = [
@@ -132,5 +138,5 @@ class EpisodeRecorder:
         }
         for cam in self.cameras:
             frames[image_key(cam)] = np.stack([r[cam] for r in rows]).astype(np.uint8)
-        info = {"privileged_progress": False} | dict(meta or {})
+        info = {PRIVILEGED_PROGRESS_META: False} | dict(meta or {})
         return Episode(self.task, self.env_id, frames, bool(success), fps=self.fps, meta=info)

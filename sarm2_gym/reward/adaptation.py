@@ -296,9 +296,4 @@ def load_demonstrations(
     if ds.num_episodes == 0:
         raise ValueError(f"{dataset} holds no episodes to mix into the adaptation")
     count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
-    episodes = []
-    for i in range(count):
-        episode = RolloutEpisode.from_episode(ds.episode(i))
-        episode.meta["dataset_episode"] = i
-        episodes.append(episode)
-    return episodes
+    return [RolloutEpisode.from_episode(ds.episode(i), dataset_episode=i) for i in range(count)]

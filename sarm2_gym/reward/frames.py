@@ -40,7 +40,7 @@ from typing import Any, Final
 import numpy as np
 from tqdm.auto import tqdm
 
-from sarm2_gym.data.episode import STATE_KEY, image_key
+from sarm2_gym.data.episode import STATE_KEY, has_privileged_progress, image_key
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.reward.batch import IGNORE_INDEX
 from sarm2_gym.reward.config import SARM2Config
@@ -285,8 +285,8 @@ def _absent_labels(ds: LeRobotDataset) -> list[str]:
     marks its episodes ``privileged_progress: false``: that column is no target to train on.
     """
     absent = [k for k in _PLACEHOLDERS if k not in ds.features]
-    if "progress" not in absent and any(
-        (m.get("meta") or {}).get("privileged_progress") is False for m in ds.episodes_meta
+    if "progress" not in absent and not all(
+        has_privileged_progress(m.get("meta") or {}) for m in ds.episodes_meta
     ):
         absent.append("progress")
     return absent

@@ -198,27 +198,25 @@ class SPIRALRunConfig:
         if self.adapt_steps < 0:
             raise ValueError(f"adapt_steps must be >= 0, got {self.adapt_steps}")
         if not self.adapt_steps:
-            given = [
-                n for n in ("adapt_demos", "adapt_demo_episodes") if getattr(self, n) is not None
-            ]
-            if given:
-                raise ValueError(
-                    f"{' and '.join(given)} set with adapt_steps 0: there is no adaptation to "
-                    "mix demonstrations into (set adapt_steps, or drop the option)"
-                )
-        elif self.adapt_demo_episodes is not None and self.adapt_demos is None:
-            raise ValueError("adapt_demo_episodes set without adapt_demos")
+            self._refuse_set(
+                ("adapt_demos", "adapt_demo_episodes"),
+                "with adapt_steps 0: there is no adaptation to mix demonstrations into (set "
+                "adapt_steps, or drop the option)",
+            )
+        elif self.adapt_demos is None:
+            self._refuse_set(("adapt_demo_episodes",), "without adapt_demos")
         if self.offline_data is None:
-            given = [
-                name
-                for name in ("offline_steps", "offline_episodes")
-                if getattr(self, name) is not None
-            ]
-            if given:
-                raise ValueError(
-                    f"{' and '.join(given)} set without offline_data: there is no offline phase "
-                    "to configure (pass the demonstrations, or drop the option)"
-                )
+            self._refuse_set(
+                ("offline_steps", "offline_episodes"),
+                "without offline_data: there is no offline phase to configure (pass the "
+                "demonstrations, or drop the option)",
+            )
+
+    def _refuse_set(self, names: tuple[str, ...], why: str) -> None:
+        """Raise if any of ``names`` is set: they configure something this run does not do."""
+        given = [n for n in names if getattr(self, n) is not None]
+        if given:
+            raise ValueError(f"{' and '.join(given)} set {why}")
 
 
 RoundCallback = Callable[[dict[str, Any]], None]

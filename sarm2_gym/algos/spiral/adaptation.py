@@ -187,9 +187,7 @@ def load_annotated_rollouts(dataset: str | Path) -> list[AnnotatedRollout]:
                 f"{dataset}: {ANNOTATIONS_FILE} annotates episode {index}, but the dataset holds "
                 f"{ds.num_episodes} episodes"
             )
-        episode = RolloutEpisode.from_episode(ds.episode(index))
-        episode.meta["dataset_episode"] = index
-        episodes.append(episode)
+        episodes.append(RolloutEpisode.from_episode(ds.episode(index), dataset_episode=index))
 
     def stored(episode: RolloutEpisode) -> RolloutAnnotation:
         return RolloutAnnotation.from_dict(records[episode.meta["dataset_episode"]]["label"])

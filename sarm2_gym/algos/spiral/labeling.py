@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode
+from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode, has_privileged_progress
 
 __all__ = [
     "EpisodeLabels",
@@ -81,12 +81,15 @@ class RolloutEpisode:
         return int(self.state.shape[0])
 
     @classmethod
-    def from_episode(cls, episode: Episode, keep_images: bool = True) -> RolloutEpisode:
+    def from_episode(
+        cls, episode: Episode, keep_images: bool = True, dataset_episode: int | None = None
+    ) -> RolloutEpisode:
         """From a recorded :class:`~sarm2_gym.data.episode.Episode`.
 
         ``progress`` is the episode's ``progress`` column, or ``None`` where that column is a
-        placeholder: a real robot's recorder writes zeros there and marks the episode
-        ``privileged_progress: false``.
+        placeholder (:func:`~sarm2_gym.data.episode.has_privileged_progress`).
+        ``dataset_episode``: the episode's index in its dataset, kept as
+        ``meta["dataset_episode"]``.
         """
         images = (
             {c: episode.frames[f"observation.images.{c}"] for c in episode.cameras}
@@ -94,7 +97,7 @@ class RolloutEpisode:
             else None
         )
         progress = episode.frames.get("progress")
-        if episode.meta.get("privileged_progress") is False:
+        if not has_privileged_progress(episode.meta):
             progress = None
         return cls(
             task=episode.task,
@@ -104,7 +107,8 @@ class RolloutEpisode:
             images=images,
             progress=None if progress is None else np.asarray(progress, np.float64),
             fps=episode.fps,
-            meta=dict(episode.meta),
+            meta=dict(episode.meta)
+            | ({} if dataset_episode is None else {"dataset_episode": dataset_episode}),
         )
 
 

@@ -55,6 +55,5 @@ def demonstration_episodes(
                     for s in range(0, ep.length, _ENCODE_BATCH)
                 ]
             )
-        rollout = RolloutEpisode.from_episode(ep, keep_images=keep_images)
-        rollout.meta["dataset_episode"] = i
+        rollout = RolloutEpisode.from_episode(ep, keep_images=keep_images, dataset_episode=i)
         yield CollectedEpisode(rollout, feats)
