@@ -11,7 +11,8 @@ from sarm2_gym.algos.spiral import RewardModelLabeler, RolloutEpisode
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.data import load_demos
 from sarm2_gym.algos.vla.progress import episode_progress
-from sarm2_gym.data import LeRobotDataset
+from sarm2_gym.data import LeRobotDataset, LeRobotDatasetWriter
+from sarm2_gym.data.episode import PRIVILEGED_PROGRESS_META
 from sarm2_gym.data.sarm_progress import write_sarm_progress
 from sarm2_gym.reward import SARM2Config, SARM2RewardModel, TextEmbeddings
 
@@ -82,3 +83,23 @@ def test_frozen_encoder_features_are_cached(tmp_path: Path, demos40: Path) -> No
     assert vla.encode(obs, INSTRUCTION).shape == (2, vla.feature_dim)
     train_bc(replace(cfg, steps=3), resume=True, progress_bar=False)
     assert [p.stat().st_mtime_ns for p in cached] == stamps  # reused, not recomputed
+
+
+def test_privileged_rabc_refuses_a_real_robots_placeholder_progress(
+    tmp_path: Path, demos40: Path
+) -> None:
+    # A real robot's recorder fills `progress` with zeros and marks the episode; RA-BC's oracle
+    # must not weigh frames by those zeros.
+    source = LeRobotDataset(demos40)
+    with LeRobotDatasetWriter(tmp_path / "real", fps=10) as writer:
+        for i in range(source.num_episodes):
+            ep = source.episode(i)
+            ep.frames["progress"] = np.zeros(ep.length, np.float32)
+            ep.meta[PRIVILEGED_PROGRESS_META] = False
+            writer.add_episode(ep)
+    demos = load_demos([tmp_path / "real"], cameras=("top",), image_size=24)
+    assert np.isnan(demos.progress).all()
+    with pytest.raises(ValueError, match=r"no privileged progress.*reward model"):
+        episode_progress("privileged", demos)
+    sim = load_demos([demos40], cameras=("top",), image_size=24)
+    assert np.isfinite(sim.progress).all() and sim.progress.max() > 0.5

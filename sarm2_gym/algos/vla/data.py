@@ -19,7 +19,13 @@ import torch
 
 from sarm2_gym.algos.vla.policy import ChunkBatch
 from sarm2_gym.algos.vla.vision import resize_frames
-from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode, image_key
+from sarm2_gym.data.episode import (
+    ACTION_KEY,
+    STATE_KEY,
+    Episode,
+    has_privileged_progress,
+    image_key,
+)
 from sarm2_gym.data.reader import LeRobotDataset
 
 __all__ = ["DemoData", "load_demos"]
@@ -37,7 +43,8 @@ class DemoData:
         task_ids: ``(N,)`` index into :attr:`instructions`.
         episode_index: ``(N,)`` running episode number.
         episode_end: ``(N,)`` exclusive end (global frame index) of each frame's episode.
-        progress: ``(N,)`` privileged progress (``nan`` where the data has none).
+        progress: ``(N,)`` privileged progress (``nan`` where the data has none, e.g. a real
+            robot's recording).
         instructions: Task instructions.
         episodes: Per episode ``(dataset root, episode index, start, length, success)``.
         env_ids: The envs the episodes were recorded in, in order of first appearance.
@@ -142,7 +149,14 @@ def load_demos(
             part["task_ids"] = np.full(n, names.index(ep.task), np.int64)
             part["episode_index"] = np.full(n, len(episodes), np.int64)
             part["episode_end"] = np.full(n, start + n, np.int64)
-            part["progress"] = ep.frames.get("progress", np.full(n, np.nan)).astype(np.float32)
+            # A real robot's recorder writes placeholder zeros: no progress, so RA-BC's
+            # privileged oracle refuses such data instead of weighting by zeros.
+            placeholder = not has_privileged_progress(ep.meta) or "progress" not in ep.frames
+            part["progress"] = (
+                np.full(n, np.nan, np.float32)
+                if placeholder
+                else ep.frames["progress"].astype(np.float32)
+            )
             parts.append(part)
             episodes.append((str(root), i, start, n, bool(ep.success)))
             start += n

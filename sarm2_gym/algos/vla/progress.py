@@ -72,7 +72,10 @@ def episode_progress(source: str, demos: DemoData) -> list[np.ndarray]:
     if source == "privileged":
         progress = [demos.progress[s].astype(np.float64) for s in demos.episode_slices()]
         if any(not np.all(np.isfinite(p)) for p in progress):
-            raise ValueError("the dataset has no privileged progress column")
+            raise ValueError(
+                "the dataset has no privileged progress (a real robot's recording has none): "
+                "use --rabc with a reward model or 'sarm_progress'"
+            )
         return progress
     if source == "sarm_progress":
         return _from_parquet(demos)
