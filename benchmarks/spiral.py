@@ -738,10 +738,19 @@ def _reward_on_rollouts(runs: dict[str, Any]) -> list[str]:
 def _heldout_metrics(args: argparse.Namespace, task: str, model: Path, cache: Path) -> Any:
     """The SARM2 model in ``model`` on the task's held-out demonstrations (cached in ``cache``).
 
-    Demo MSE, VOC and primitive accuracy, as ``sarm2 eval-rm`` computes them.
+    Demo MSE, VOC and primitive accuracy, as ``sarm2 eval-rm`` computes them. The cache records
+    what it scored (the model's weights, the number of demonstrations, the frame gap) and is
+    recomputed when any of them changed, e.g. a run folder reused for a new run.
     """
+    key = {
+        "weights_sha256": json.loads((model / "config.json").read_text())["weights_sha256"],
+        "heldout_demos": args.heldout_demos,
+        "frame_gap": args.label_gap,
+    }
     if cache.is_file():
-        return json.loads(cache.read_text())
+        cached = json.loads(cache.read_text())
+        if cached.get("scored") == key:
+            return cached
     from sarm2_gym.algos.common.io import atomic_write_json
     from sarm2_gym.reward import SARM2RewardModel
     from sarm2_gym.reward.evaluation import evaluate_model
@@ -752,7 +761,7 @@ def _heldout_metrics(args: argparse.Namespace, task: str, model: Path, cache: Pa
         cache_dir=args.root / "feature_cache", frame_gap=args.label_gap, plots=0, progress=False,
     )["overall"]  # fmt: skip
     metrics = {k: float(overall[k]) for k in ("demo_mse", "voc", "primitive_acc", "n_demos")}
-    atomic_write_json(cache, metrics)
+    atomic_write_json(cache, {**metrics, "scored": key})
     return metrics
 
 
@@ -766,7 +775,7 @@ def _adapted_on_heldout_demos(args: argparse.Namespace, runs: dict[str, Any]) ->
         if not adapted:
             continue
         cache = heldout_demos_dir(args, task).with_name(
-            f"{heldout_demos_dir(args, task).name}.rm1-{labeler_id(args)[:12]}.json"
+            f"{heldout_demos_dir(args, task).name}.rm1.json"
         )
         rm1 = _heldout_metrics(args, task, Path(reward_model_dir(args)), cache)
         rows.append(
