@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -61,11 +60,11 @@ def bc_command(
         fields.update(
             chunk_size=chunk_size, image_encoder=image_encoder, n_action_steps=n_action_steps
         )
-        model = TinyVLAConfig.from_dict(fields)
-        if image_encoder == "efficientnet_lite0":
-            model = replace(model, image_feature_dim=1280, image_size=image_size or 96)
+        if image_encoder == "efficientnet_lite0":  # before validation, which needs them
+            fields.update(image_feature_dim=1280, image_size=image_size or 96)
         elif image_size is not None:
-            model = replace(model, image_size=image_size)
+            fields["image_size"] = image_size
+        model = TinyVLAConfig.from_dict(fields)
         config = BCConfig(
             data=tuple(str(p) for p in data),
             out=str(out),

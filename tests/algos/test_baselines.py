@@ -411,6 +411,22 @@ def test_cli_bc_with_the_packaged_sentence_encoder(tmp_path: Path, reach_demos: 
     assert isinstance(ReachEnv().instruction, str)
 
 
+def test_cli_bc_with_the_frozen_efficientnet_encoder(tmp_path: Path, reach_demos: Path) -> None:
+    # `--image-encoder efficientnet_lite0` alone must do: the CLI supplies its 1280-d features.
+    res = CliRunner().invoke(
+        app,
+        ["bc", "--data", str(reach_demos), "--out", str(tmp_path / "bc"), "--steps", "2",
+         "--batch-size", "4", "--chunk-size", "4", "--image-size", "32", "--max-episodes", "2",
+         "--image-encoder", "efficientnet_lite0", "--model", '{"d_model": 32, "n_heads": 2}'],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from sarm2_gym.algos.vla import TinyVLA
+
+    config = TinyVLA.from_pretrained(tmp_path / "bc").config
+    assert config.image_encoder == "efficientnet_lite0"
+    assert (config.image_feature_dim, config.image_size, config.d_model) == (1280, 32, 32)
+
+
 def test_run_ppo_with_sarm2_dense_rewards_through_the_wrappers(tmp_path: Path) -> None:
     import torch
 
