@@ -292,6 +292,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Scale of the latents of every VLA (z = T * N(0, I)): BC / RA-BC evaluations, and "
         "SPIRAL's rollouts, updates and evaluations. A root holds runs of one temperature.",
     )
+    p.add_argument(
+        "--frozen-image-features",
+        default=None,
+        choices=["efficientnet_lite0"],
+        help="SPIRAL's actor and critics also read each camera's frozen EfficientNet-Lite0 "
+        "features (SPIRALConfig.frozen_image_features). A root holds runs of one setting.",
+    )
+    p.add_argument("--frozen-image-size", type=int, default=64, help="Its input side (px).")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument(
         "--labeler",
@@ -503,6 +511,8 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 rollouts_per_round=plan.rollouts,
                 gradient_steps=plan.gradient_steps,
                 latent_temperature=args.latent_temperature,
+                frozen_image_features=args.frozen_image_features,
+                frozen_image_size=args.frozen_image_size,
             ),
             seed=seed,
             n_envs=args.n_envs,
@@ -1154,6 +1164,8 @@ def page_title(args: argparse.Namespace) -> str:
         settings.append(f"latent temperature {args.latent_temperature:g}")
     if args.gradient_steps is not None:
         settings.append(f"{args.gradient_steps:,} updates per round")
+    if args.frozen_image_features:
+        settings.append("critics on frozen image features")
     demos = [str(v) for v in (args.demos, args.demo_quality) if v is not None]
     if demos:
         settings.append(" ".join(demos) + " demonstrations")
@@ -1345,7 +1357,14 @@ def _setup_text(args: argparse.Namespace) -> str:
             "sparse terminal 1 for success, 0 otherwise (`mc_terminal='success'`).",
             "- SPIRAL: the spec's preset (gamma 0.9995 at 30 fps converted to 10 Hz, beta 30, "
             "5 critics, kappa 4, tau 0.005, lr 1e-4, batch 16, residual bound 0.1) with 3 x 256 "
-            "MLPs over TinyVLA features instead of 3 x 1024 over SigLIP features, and the "
+            "MLPs over TinyVLA features"
+            + (
+                f" and each camera's frozen {args.frozen_image_features} features at "
+                f"{args.frozen_image_size} px (`--frozen-image-features`)"
+                if args.frozen_image_features
+                else ""
+            )
+            + " instead of 3 x 1024 over SigLIP features, and the "
             "updates per round each task gives (the preset does 10,000; fewer fit two shared "
             "CPU cores). No reward-model adaptation (stage 2a) but in 'SPIRAL + reward-model "
             "adaptation' and 'SPIRAL + adaptation, demonstrations mixed in': after its first "

@@ -121,6 +121,15 @@ def spiral_command(
         min=0.0,
         help="Scale of every latent SPIRAL draws (rollouts, deployment, updates): z = T * N(0, I).",
     ),
+    frozen_image_features: str | None = typer.Option(
+        None,
+        "--frozen-image-features",
+        help="'efficientnet_lite0': the actor and critics also read each camera's frozen "
+        "ImageNet-pretrained features (default: the base policy's features only).",
+    ),
+    frozen_image_size: int = typer.Option(
+        64, "--frozen-image-size", min=32, help="Input side of --frozen-image-features (px)."
+    ),
     offline_data: Path | None = typer.Option(
         None, "--offline-data", help="Demos for offline SPIRAL first."
     ),
@@ -167,6 +176,8 @@ def spiral_command(
             spiral=SPIRALConfig(
                 mc_weight=alpha,
                 latent_temperature=latent_temperature,
+                frozen_image_features=frozen_image_features,
+                frozen_image_size=frozen_image_size,
                 rollouts_per_round=rollouts_per_round,
                 gradient_steps=gradient_steps,
             ),

@@ -324,6 +324,13 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     )  # fmt: skip
     assert res.exit_code != 0 and "offline_episodes set without offline_data" in res.output
     assert not (tmp_path / "s2").exists()
+    res = runner.invoke(
+        app,
+        ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s3"),
+         "--timesteps", "30", "--labeler", "privileged", "--frozen-image-features", "resnet18"],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "frozen_image_features must be" in res.output
+    assert not (tmp_path / "s3").exists()
     out = tmp_path / "eval" / "base.json"
     res = runner.invoke(
         app,

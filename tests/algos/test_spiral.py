@@ -445,3 +445,45 @@ def test_each_round_checks_its_critics_on_the_new_rollouts_before_training(
     answers = iter(truth)
     model.policy.critic.min_q = lambda f, z, a: torch.from_numpy(next(answers))  # type: ignore[method-assign]
     assert model.critic_fit(episodes)["explained_variance"] == pytest.approx(1.0)
+
+
+def test_frozen_image_features_widen_what_the_actor_and_critics_read(tmp_path: Path) -> None:
+    from sarm2_gym.reward.encoders.efficientnet import EfficientNetLite0Encoder
+
+    config = replace(TINY, frozen_image_features="efficientnet_lite0", frozen_image_size=32)
+    model = _spiral(config=config)
+    policy, vla = model.policy, model.base_policy
+    obs = model.env.reset()  # type: ignore[union-attr]
+    cameras = [k for k in obs if k != "state"]
+    feats = policy.encode(obs)
+    assert feats.shape == (2, vla.feature_dim + 1280 * len(cameras))
+    assert model.replay.feature_dim == feats.shape[1]
+    assert policy.critic.linears[0].weight.shape[1] == feats.shape[1] + 2 * 4 * 14
+    own = vla.encode(obs, policy.instruction)
+    assert torch.equal(feats[:, : vla.feature_dim], own)
+    encoder = EfficientNetLite0Encoder(32)
+    for i, camera in enumerate(cameras):
+        start = vla.feature_dim + 1280 * i
+        frozen = encoder.encode(torch.as_tensor(obs[camera]))
+        assert torch.allclose(feats[:, start : start + 1280], frozen, atol=1e-5)
+    # the base policy reads its own slice: its chunks are those of the unwrapped policy
+    z = torch.randn((2, 4, 14), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(
+        policy.base.sample_normalized_actions(feats, z), vla.sample_normalized_actions(own, z)
+    )
+    with pytest.raises(ValueError, match="features must be"):
+        policy.base.sample_normalized_actions(own, z)
+    model.learn(60)
+    assert (
+        model.round >= 1
+        and len(model.replay) > 0
+        and np.isfinite(model.history[-1]["train_critic_loss"])
+    )
+    model.save(tmp_path / "run")
+    loaded = SPIRAL.load(tmp_path / "run", env=_env(), reward_model=PrivilegedProgressLabeler())
+    assert loaded.config.frozen_image_features == "efficientnet_lite0"
+    assert np.array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    with pytest.raises(ValueError, match="frozen_image_features must be"):
+        replace(TINY, frozen_image_features="resnet18")

@@ -1,7 +1,8 @@
 """SPIRAL: residual actor-critic over a frozen chunk policy, guided by a reward model (spec §2).
 
 Public surface: the :class:`SPIRAL` algorithm, its :class:`SPIRALConfig`, the policy it trains
-(:class:`ResidualChunkPolicy`), the reward-model interfaces (:class:`RolloutLabeler`,
+(:class:`ResidualChunkPolicy`, with :class:`WithFrozenImageFeatures` when its actor and critics also
+read frozen image features), the reward-model interfaces (:class:`RolloutLabeler`,
 :class:`RewardModelAdapter`) and the labellers shipped here (:class:`PrivilegedProgressLabeler`, an
 oracle for tests and ablations; :class:`RewardModelLabeler` over a learned progress model).
 """
@@ -16,6 +17,7 @@ from sarm2_gym.algos.spiral.adaptation import (
     privileged_annotator,
 )
 from sarm2_gym.algos.spiral.config import GAMMA_10HZ, SPIRALConfig, convert_discount
+from sarm2_gym.algos.spiral.features import WithFrozenImageFeatures
 from sarm2_gym.algos.spiral.labeling import (
     EpisodeLabels,
     PrivilegedProgressLabeler,
@@ -39,6 +41,7 @@ __all__ = [
     "RolloutEpisode",
     "RolloutLabeler",
     "SPIRALConfig",
+    "WithFrozenImageFeatures",
     "annotate_from_progress",
     "convert_discount",
     "privileged_annotator",

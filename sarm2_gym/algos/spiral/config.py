@@ -33,6 +33,7 @@ __all__ = [
 PAPER_GAMMA: Final[float] = 0.9995
 PAPER_GAMMA_FPS: Final[float] = 30.0
 MC_TERMINALS: Final[tuple[str, ...]] = ("success", "progress", "one")
+FROZEN_IMAGE_ENCODERS: Final[tuple[str, ...]] = ("efficientnet_lite0",)
 
 
 def convert_discount(gamma: float, from_hz: float, to_hz: float) -> float:
@@ -86,6 +87,12 @@ class SPIRALConfig:
             target's next latent), so the residual is trained on the latents it acts with. 1 is
             the flow head's own noise (the reference); below 1 the base policy samples closer to
             its most typical chunk.
+        frozen_image_features: ``None`` (the actor and critics read the base policy's features)
+            or ``"efficientnet_lite0"``: each camera's frozen, ImageNet-pretrained
+            EfficientNet-Lite0 features are appended to them, as the reference's actor and
+            critics read frozen general-purpose vision features
+            (:mod:`~sarm2_gym.algos.spiral.features`).
+        frozen_image_size: Input side of that encoder (frames are resized to it).
     """
 
     gamma: float = GAMMA_10HZ
@@ -108,6 +115,8 @@ class SPIRALConfig:
     mc_terminal: str = "success"
     deploy_seed: int = 0
     latent_temperature: float = 1.0
+    frozen_image_features: str | None = None
+    frozen_image_size: int = 64
 
     def __post_init__(self) -> None:
         if not 0.0 < self.gamma <= 1.0:
@@ -126,6 +135,13 @@ class SPIRALConfig:
         check_temperature(self.latent_temperature, "latent_temperature")
         if self.n_action_steps is not None and self.n_action_steps < 1:
             raise ValueError(f"n_action_steps must be >= 1, got {self.n_action_steps}")
+        if self.frozen_image_features not in (None, *FROZEN_IMAGE_ENCODERS):
+            raise ValueError(
+                f"frozen_image_features must be None or one of {FROZEN_IMAGE_ENCODERS}, "
+                f"got {self.frozen_image_features!r}"
+            )
+        if self.frozen_image_size < 32:
+            raise ValueError(f"frozen_image_size must be >= 32, got {self.frozen_image_size}")
 
     @classmethod
     def paper(cls, **overrides: Any) -> SPIRALConfig:

@@ -23,6 +23,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
 from sarm2_gym.algos.common.latents import check_temperature, draw_latents
 from sarm2_gym.algos.spiral.config import SPIRALConfig
+from sarm2_gym.algos.spiral.features import WithFrozenImageFeatures, frozen_image_encoder
 from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
 from sarm2_gym.algos.vla.policy import ChunkPolicy
 
@@ -70,6 +71,10 @@ class ResidualChunkPolicy(BasePolicy):
                 f"it knows {list(base.instructions)}"
             )
         self._base = _Frozen(base)
+        if config.frozen_image_features is not None:
+            cameras = [k for k in observation_space.spaces if k != "state"]  # type: ignore[attr-defined]
+            encoder = frozen_image_encoder(config.frozen_image_features, config.frozen_image_size)
+            base = self._base.policy = WithFrozenImageFeatures(base, cameras, encoder)
         self.instruction = instruction
         self.config = config
         h, a, f = base.chunk_size, base.action_dim, base.feature_dim
@@ -141,7 +146,7 @@ class ResidualChunkPolicy(BasePolicy):
 
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
-        """Base-policy features ``(n, F)`` of a batched observation."""
+        """Features ``(n, F)`` of a batched observation: the base policy's (and frozen ones)."""
         return self.base.encode(observation, self.instruction)
 
     @torch.no_grad()

@@ -164,7 +164,7 @@ class SPIRAL(BaseAlgorithm):
         self.policy.rng.manual_seed(seed)
         self.latent_rng = torch.Generator().manual_seed(seed + 1)  # z, z' of the updates
         self.update_rng = np.random.default_rng(seed)  # minibatch indices
-        b = self.base_policy
+        b = self.policy.base  # with any frozen image features appended
         self.replay = ChunkReplayBuffer(
             b.feature_dim, b.action_dim, b.chunk_size, self.config.gamma
         )
