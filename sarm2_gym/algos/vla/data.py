@@ -151,10 +151,10 @@ def load_demos(
             part["episode_end"] = np.full(n, start + n, np.int64)
             # A real robot's recorder writes placeholder zeros: no progress, so RA-BC's
             # privileged oracle refuses such data instead of weighting by zeros.
-            placeholder = not has_privileged_progress(ep.meta) or "progress" not in ep.frames
+            no_progress = not has_privileged_progress(ep.meta) or "progress" not in ep.frames
             part["progress"] = (
                 np.full(n, np.nan, np.float32)
-                if placeholder
+                if no_progress
                 else ep.frames["progress"].astype(np.float32)
             )
             parts.append(part)
