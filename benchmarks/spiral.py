@@ -1115,7 +1115,12 @@ def _targets(task: str, runs: dict[str, Any], eval_episodes: int) -> list[str]:
         done = [e["result"] for e in by.get(variant, {}).values() if "result" in e]
         if not done:
             if variant == "spiral":
-                lines.append(f"- {task}: SPIRAL has no finished seed yet.")
+                started = variant in by  # a run folder exists
+                lines.append(
+                    f"- {task}: SPIRAL has no finished seed yet."
+                    if started
+                    else f"- {task}: SPIRAL was not run in this folder."
+                )
             continue
         finals = [_final_rate(r) for r in done]
         # Best after a round of rollouts: round 0 (before any, or after the offline phase) is
