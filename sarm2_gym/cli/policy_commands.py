@@ -285,6 +285,12 @@ def eval_policy_command(
         help="Also write the whole evaluation here as JSON: per episode its seed, success, "
         "length, final progress, and the last and furthest stage it reached.",
     ),
+    videos: Path | None = typer.Option(
+        None,
+        "--videos",
+        help="Also write every episode to this folder as SEED_success.mp4 / SEED_failure.mp4: "
+        "the cameras over a bar of the task's progress and current primitive.",
+    ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
 
@@ -318,7 +324,7 @@ def eval_policy_command(
         predictor = spiral
     result = evaluate_on_task(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
-        max_episode_steps=max_episode_steps, deterministic=latents == "fixed",
+        max_episode_steps=max_episode_steps, deterministic=latents == "fixed", videos=videos,
     )  # fmt: skip
     summary = {
         "success_rate": result.success_rate,

@@ -80,6 +80,22 @@ def test_evaluate_success_runs_one_episode_per_seed() -> None:
     assert eval_seeds(3) == [1_000_000, 1_000_001, 1_000_002]
 
 
+def test_evaluation_writes_one_video_per_episode(tmp_path: Path) -> None:
+    import imageio.v3 as iio
+
+    res = evaluate_success(_Still(), make_reach_env, [5, 6, 7], n_envs=2, videos=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "5_failure.mp4", "6_failure.mp4", "7_failure.mp4"
+    ]  # fmt: skip
+    frames = iio.imread(tmp_path / "6_failure.mp4")
+    assert len(frames) == res.lengths[1] + 1  # the reset observation, then one per step
+    done = evaluate_success(Expert(), make_reach_env, [5], videos=tmp_path / "expert")
+    assert done.success_rate == 1.0 and (tmp_path / "expert" / "5_success.mp4").is_file()
+    state_only = lambda: gym.make(CLEAN_WHITEBOARD, obs_mode="state", max_episode_steps=2)  # noqa: E731
+    with pytest.raises(ValueError, match="videos need camera observations"):
+        evaluate_success(_Still(), state_only, [0], videos=tmp_path / "none")
+
+
 class _StageBack(gym.Wrapper):  # type: ignore[type-arg]
     """Reports stage 0, then ``peak`` for two steps, then 0 again (a finished stage undone)."""
 
@@ -335,9 +351,10 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--episodes", "2",
-         "--out", str(out)],
+         "--out", str(out), "--videos", str(tmp_path / "videos")],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "videos").glob("100000[01]_*.mp4"))) == 2
     summary = json.loads(res.output.strip().splitlines()[-1])
     assert 0.0 <= summary["success_rate"] <= 1.0
     written = json.loads(out.read_text())  # the whole evaluation, per episode

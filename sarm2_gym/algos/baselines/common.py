@@ -116,11 +116,13 @@ def evaluate_on_task(
     n_envs: int = 2,
     max_episode_steps: int | None = None,
     deterministic: bool = True,
+    videos: str | Path | None = None,
 ) -> EvalResult:
     """Success of ``predictor`` on ``task`` from the given reset seeds (sparse-reward env).
 
     ``deterministic`` is passed to ``predict``: for the chunk policies here ``True`` draws the
     same latents for every chunk, ``False`` fresh ones (as a flow-matching VLA is deployed).
+    ``videos``: a folder for one video per episode (see :func:`evaluate_success`).
     """
     kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
     if max_episode_steps is not None:
@@ -131,4 +133,5 @@ def evaluate_on_task(
         seeds,
         n_envs=n_envs,
         deterministic=deterministic,
+        videos=videos,
     )

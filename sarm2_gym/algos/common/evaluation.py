@@ -3,14 +3,17 @@
 Every episode starts from ``env.reset(seed=s)`` for a seed from the given list, so two methods
 evaluated on the same seeds face the same initial scenes. Several envs run side by side and the
 predictor sees their observations as one batch (one policy forward per control step); the
-``state`` returned by ``predict`` (recurrent state, or a chunk queue) is kept per env.
+``state`` returned by ``predict`` (recurrent state, or a chunk queue) is kept per env. With
+``videos`` every episode is also written as a video, to see how the failures fail.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import gymnasium as gym
@@ -104,6 +107,36 @@ def _merge_state(old: Any, new: Any, index: np.ndarray, n: int) -> Any:
     return tuple(merged)
 
 
+def _video_frame(observation: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
+    """The observation's cameras side by side over a bar of the env's progress and primitive."""
+    from sarm2_gym.common.video import compose_frame
+
+    images = [v for v in observation.values() if v.ndim == 3 and v.dtype == np.uint8]
+    if not images:
+        raise ValueError(f"videos need camera observations; got keys {sorted(observation)}")
+    progress = float(info.get("progress", math.nan))
+    if not math.isfinite(progress):
+        return compose_frame(images)
+    primitive = info.get("primitive")
+    return compose_frame(
+        images,
+        progress=[progress],
+        primitives=[] if primitive is None else [int(primitive)],
+        labels=["progress"],
+    )
+
+
+def _write_clip(
+    frames: list[np.ndarray], directory: Path, seed: int, success: bool, env: gym.Env[Any, Any]
+) -> None:
+    from sarm2_gym.common.video import write_video
+
+    fps = int(env.metadata.get("render_fps") or 10)
+    outcome = "success" if success else "failure"
+    write_video(frames, directory / f"{seed}_{outcome}.mp4", fps=fps)
+    frames.clear()
+
+
 def evaluate_success(
     predictor: Predictor,
     make_env: Callable[[], gym.Env[Any, Any]],
@@ -111,6 +144,7 @@ def evaluate_success(
     *,
     n_envs: int = 1,
     deterministic: bool = True,
+    videos: str | Path | None = None,
 ) -> EvalResult:
     """Run one episode per seed and report the success rate.
 
@@ -120,6 +154,12 @@ def evaluate_success(
         seeds: One episode per seed.
         n_envs: Envs stepped side by side (batched policy calls).
         deterministic: Passed to ``predict``.
+        videos: Write every episode here as ``<seed>_<success|failure>.mp4``: its camera
+            observations side by side over a bar of the env's privileged progress, coloured and
+            captioned by the current stage's primitive (for envs that report them).
+
+    Raises:
+        ValueError: For no or repeated seeds, or ``videos`` with observations without cameras.
     """
     if not seeds:
         raise ValueError("need at least one seed")
@@ -127,6 +167,8 @@ def evaluate_success(
         raise ValueError("seeds must be distinct (one episode per seed)")
     start = time.perf_counter()
     envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
+    video_dir = None if videos is None else Path(videos)
+    clips: list[list[np.ndarray]] = [[] for _ in envs]
     pending = list(seeds)[::-1]
     slot_seed: list[int | None] = [None] * len(envs)
     obs: list[dict[str, np.ndarray] | None] = [None] * len(envs)
@@ -139,7 +181,10 @@ def evaluate_success(
     try:
         for i, env in enumerate(envs):
             slot_seed[i] = pending.pop()
-            obs[i], _ = env.reset(seed=slot_seed[i])
+            first, reset_info = env.reset(seed=slot_seed[i])
+            obs[i] = first
+            if video_dir is not None:
+                clips[i] = [_video_frame(first, reset_info)]
         while True:
             active = np.array([s is not None for s in slot_seed])
             if not active.any():
@@ -164,6 +209,8 @@ def evaluate_success(
                 obs[i] = o
                 stage = int(info.get("stage", -1))
                 furthest[i] = max(furthest[i], stage)
+                if video_dir is not None:
+                    clips[i].append(_video_frame(o, info))
                 if terminated or truncated:
                     seed = slot_seed[i]
                     assert seed is not None
@@ -175,12 +222,17 @@ def evaluate_success(
                         stage=stage,
                         furthest=furthest[i],
                     )
+                    if video_dir is not None:
+                        _write_clip(clips[i], video_dir, seed, results[seed].success, envs[i])
                     lengths[i] = 0
                     furthest[i] = -1
                     starts[i] = True
                     slot_seed[i] = pending.pop() if pending else None
                     if slot_seed[i] is not None:
-                        obs[i], _ = envs[i].reset(seed=slot_seed[i])
+                        first, reset_info = envs[i].reset(seed=slot_seed[i])
+                        obs[i] = first
+                        if video_dir is not None:
+                            clips[i] = [_video_frame(first, reset_info)]
     finally:
         for env in envs:
             env.close()
