@@ -3,8 +3,8 @@
 The reference's residual actor and critics read frozen, general-purpose vision features: each
 camera's SigLIP patch tokens average-pooled, next to the state (spec §2.2). TinyVLA's features are
 its own trunk's, trained only to clone the demonstrations' actions: what the demonstrator never
-had to look at need not be in them (the CleanWhiteboard base policy puts the eraser away with ink
-left on the board), and critics cannot value what their features do not show.
+had to look at need not be in them (whether ink is left on a board that every demonstration swept
+whole), and critics cannot value what their features do not show.
 :class:`WithFrozenImageFeatures` appends each camera's frozen EfficientNet-Lite0 features (the
 encoder the reward model uses, global-average pooled) to the base policy's own. The base policy
 keeps reading its own slice, so the chunks it samples do not change.
@@ -42,7 +42,7 @@ def frozen_image_encoder(name: str, input_size: int) -> Any:
 
 def _uint8_images(value: np.ndarray | torch.Tensor) -> torch.Tensor:
     images = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-    if images.dtype != torch.uint8:  # SB3 may hand over float copies of the uint8 frames
+    if images.dtype != torch.uint8:  # float frames in [0, 255], e.g. a caller's own tensors
         images = images.round().clamp(0, 255).to(torch.uint8)
     return images
 
