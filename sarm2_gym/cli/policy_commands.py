@@ -305,6 +305,7 @@ def eval_policy_command(
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
     from sarm2_gym.algos.baselines.runners import task_instruction
     from sarm2_gym.algos.common.evaluation import Predictor
+    from sarm2_gym.algos.common.io import CheckpointError
     from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
     from sarm2_gym.algos.vla import TinyVLA, VLAController
 
@@ -312,13 +313,19 @@ def eval_policy_command(
     if (policy / "config.json").is_file():
         if kappa is not None or not residual:
             raise typer.BadParameter("--kappa and --no-residual need a SPIRAL run, not a TinyVLA")
-        vla = TinyVLA.from_pretrained(policy)
+        try:
+            vla = TinyVLA.from_pretrained(policy)
+        except CheckpointError as exc:
+            raise typer.BadParameter(f"--policy: {exc}") from exc
         predictor = VLAController(
             vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed,
             temperature=1.0 if temperature is None else temperature,
         )  # fmt: skip
     else:  # acting needs no labeller; the oracle one only fills the argument
-        spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+        try:
+            spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+        except CheckpointError as exc:
+            raise typer.BadParameter(f"--policy: {exc}") from exc
         spiral.policy.rng.manual_seed(seed)
         spiral.policy.set_deployment(kappa=kappa, residual=residual, temperature=temperature)
         predictor = spiral

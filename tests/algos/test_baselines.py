@@ -360,6 +360,18 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     written = json.loads(out.read_text())  # the whole evaluation, per episode
     assert written["success_rate"] == summary["success_rate"]
     assert written["seeds"] == [1_000_000, 1_000_001] and len(written["furthest_stage"]) == 2
+    # a `sarm2 spiral --out` folder is a SPIRAL policy as it stands; anything else is refused
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(tmp_path / "s"), "--task", REACH_ID, "--episodes", "1",
+         "--kappa", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["eval-policy", "--policy", str(tmp_path / "videos"), "--task", REACH_ID]
+    )
+    assert res.exit_code != 0 and "no SPIRAL run in" in res.output
+    assert "Traceback" not in res.output
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--out", str(out.parent)],

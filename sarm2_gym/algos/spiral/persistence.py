@@ -84,11 +84,16 @@ def import_base_class(path: str) -> Any:
 def resolve_run_dir(path: str | Path) -> Path:
     """A saved run directory, or the newest snapshot of a checkpoint directory.
 
+    A ``sarm2 spiral --out`` folder (its snapshots in ``checkpoints/``) counts as its checkpoint
+    directory.
+
     Raises:
         CheckpointError: If neither is found, or the format does not match.
     """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
+        if not (path / "latest.json").is_file() and (path / "checkpoints").is_dir():
+            path = path / "checkpoints"
         latest = latest_snapshot(path) if path.is_dir() else None
         if latest is None:
             raise CheckpointError(f"no SPIRAL run in {path} (no {STATE_FILE}, no latest.json)")
