@@ -178,13 +178,20 @@ def evaluate_success(
     state: Any = None
     results: dict[int, _Episode] = {}
     env_steps = 0
+
+    def start_next(i: int) -> None:
+        """Reset env ``i`` to the next pending seed (its slot goes idle when none is left)."""
+        slot_seed[i] = pending.pop() if pending else None
+        if slot_seed[i] is None:
+            return
+        first, reset_info = envs[i].reset(seed=slot_seed[i])
+        obs[i] = first
+        if video_dir is not None:
+            clips[i] = [_video_frame(first, reset_info)]
+
     try:
-        for i, env in enumerate(envs):
-            slot_seed[i] = pending.pop()
-            first, reset_info = env.reset(seed=slot_seed[i])
-            obs[i] = first
-            if video_dir is not None:
-                clips[i] = [_video_frame(first, reset_info)]
+        for i in range(len(envs)):
+            start_next(i)
         while True:
             active = np.array([s is not None for s in slot_seed])
             if not active.any():
@@ -227,12 +234,7 @@ def evaluate_success(
                     lengths[i] = 0
                     furthest[i] = -1
                     starts[i] = True
-                    slot_seed[i] = pending.pop() if pending else None
-                    if slot_seed[i] is not None:
-                        first, reset_info = envs[i].reset(seed=slot_seed[i])
-                        obs[i] = first
-                        if video_dir is not None:
-                            clips[i] = [_video_frame(first, reset_info)]
+                    start_next(i)
     finally:
         for env in envs:
             env.close()
