@@ -309,23 +309,22 @@ def eval_policy_command(
     from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
     from sarm2_gym.algos.vla import TinyVLA, VLAController
 
+    is_vla = (policy / "config.json").is_file()
+    if is_vla and (kappa is not None or not residual):
+        raise typer.BadParameter("--kappa and --no-residual need a SPIRAL run, not a TinyVLA")
+    try:  # acting needs no labeller; the oracle one only fills SPIRAL's argument
+        vla = TinyVLA.from_pretrained(policy) if is_vla else None
+        spiral = None if is_vla else SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
+    except CheckpointError as exc:
+        raise typer.BadParameter(f"--policy: {exc}") from exc
     predictor: Predictor
-    if (policy / "config.json").is_file():
-        if kappa is not None or not residual:
-            raise typer.BadParameter("--kappa and --no-residual need a SPIRAL run, not a TinyVLA")
-        try:
-            vla = TinyVLA.from_pretrained(policy)
-        except CheckpointError as exc:
-            raise typer.BadParameter(f"--policy: {exc}") from exc
+    if vla is not None:
         predictor = VLAController(
             vla, task_instruction(task, vla), n_action_steps=n_action_steps, seed=seed,
             temperature=1.0 if temperature is None else temperature,
         )  # fmt: skip
-    else:  # acting needs no labeller; the oracle one only fills the argument
-        try:
-            spiral = SPIRAL.load(policy, reward_model=PrivilegedProgressLabeler())
-        except CheckpointError as exc:
-            raise typer.BadParameter(f"--policy: {exc}") from exc
+    else:
+        assert spiral is not None
         spiral.policy.rng.manual_seed(seed)
         spiral.policy.set_deployment(kappa=kappa, residual=residual, temperature=temperature)
         predictor = spiral
