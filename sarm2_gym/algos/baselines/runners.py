@@ -35,9 +35,10 @@ from sarm2_gym.algos.baselines.common import (
     fresh_latent_seed,
     load_result,
 )
-from sarm2_gym.algos.common.io import atomic_write_json, read_json
+from sarm2_gym.algos.common.io import LATEST_FILE, atomic_write_json, read_json
 from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
+from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
 
 if TYPE_CHECKING:
@@ -302,9 +303,9 @@ def run_spiral(
     if config.max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = config.max_episode_steps
     env = make_vec_env(config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs)
-    ckpt = out / "checkpoints"
+    ckpt = out / CHECKPOINT_DIR
     adapter = _reward_adapter(config, labeler)
-    if (ckpt / "latest.json").is_file():
+    if (ckpt / LATEST_FILE).is_file():
         model = SPIRAL.load(
             ckpt,
             env=env,

@@ -22,6 +22,7 @@ import torch
 from gymnasium import spaces
 
 from sarm2_gym.algos.common.io import (
+    LATEST_FILE,
     CheckpointError,
     atomic_save_tensors,
     atomic_write_json,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from sarm2_gym.algos.spiral.spiral import SPIRAL
 
 __all__ = [
+    "CHECKPOINT_DIR",
     "FORMAT",
     "FORMAT_VERSION",
     "STATE_FILE",
@@ -52,6 +54,8 @@ __all__ = [
 FORMAT: Final[str] = "sarm2-gym/spiral"
 FORMAT_VERSION: Final[int] = 1
 STATE_FILE: Final[str] = "spiral.json"
+# Where a run folder (``sarm2 spiral --out``, ``run_spiral``) keeps its round snapshots.
+CHECKPOINT_DIR: Final[str] = "checkpoints"
 _TRUSTED_PREFIX: Final[str] = "sarm2_gym."
 
 
@@ -92,8 +96,8 @@ def resolve_run_dir(path: str | Path) -> Path:
     """
     path = Path(path)
     if not (path / STATE_FILE).is_file():
-        if not (path / "latest.json").is_file() and (path / "checkpoints").is_dir():
-            path = path / "checkpoints"
+        if not (path / LATEST_FILE).is_file() and (path / CHECKPOINT_DIR).is_dir():
+            path = path / CHECKPOINT_DIR
         latest = latest_snapshot(path) if path.is_dir() else None
         if latest is None:
             raise CheckpointError(f"no SPIRAL run in {path} (no {STATE_FILE}, no latest.json)")
