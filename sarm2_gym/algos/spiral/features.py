@@ -40,13 +40,6 @@ def frozen_image_encoder(name: str, input_size: int) -> Any:
     return EfficientNetLite0Encoder(input_size)
 
 
-def _uint8_images(value: np.ndarray | torch.Tensor) -> torch.Tensor:
-    images = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
-    if images.dtype != torch.uint8:  # float frames in [0, 255], e.g. a caller's own tensors
-        images = images.round().clamp(0, 255).to(torch.uint8)
-    return images
-
-
 class WithFrozenImageFeatures:
     """A :class:`~sarm2_gym.algos.vla.policy.ChunkPolicy` whose features gain frozen image ones.
 
@@ -108,7 +101,10 @@ class WithFrozenImageFeatures:
         if missing:
             raise ValueError(f"observation lacks cameras {missing}; it has {sorted(observation)}")
         own = self.base.encode(observation, instruction)
-        frozen = [self.encoder.encode(_uint8_images(observation[c])).to(own) for c in self.cameras]
+        # the encoder checks the frames (uint8, (N, H, W, 3)) and names what is wrong
+        frozen = [
+            self.encoder.encode(torch.as_tensor(observation[c])).to(own) for c in self.cameras
+        ]
         return torch.cat([own, *frozen], dim=-1)
 
     def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
