@@ -413,12 +413,15 @@ def labeler(args: argparse.Namespace) -> Any:
 LABELED_METHODS = frozenset({*SPIRAL_METHODS, "rabc", "ppo_sarm2"})
 
 
+def weights_sha256(model_dir: str | Path) -> str:
+    """The ``weights_sha256`` a SARM2 checkpoint's ``config.json`` records."""
+    return str(json.loads((Path(model_dir) / "config.json").read_text())["weights_sha256"])
+
+
 def labeler_id(args: argparse.Namespace) -> str:
     """``weights_sha256`` of the reward model that scores rollouts, or ``"privileged"``."""
     directory = reward_model_dir(args)
-    if directory == "privileged":
-        return directory
-    return str(json.loads((Path(directory) / "config.json").read_text())["weights_sha256"])
+    return directory if directory == "privileged" else weights_sha256(directory)
 
 
 def reward_model_dir(args: argparse.Namespace) -> str:
@@ -753,7 +756,7 @@ def _heldout_metrics(args: argparse.Namespace, task: str, model: Path, cache: Pa
     recomputed when any of them changed, e.g. a run folder reused for a new run.
     """
     key = {
-        "weights_sha256": json.loads((model / "config.json").read_text())["weights_sha256"],
+        "weights_sha256": weights_sha256(model),
         "heldout_demos": args.heldout_demos,
         "frame_gap": args.label_gap,
     }
