@@ -34,6 +34,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -53,6 +54,7 @@ from sarm2_gym.algos.baselines.common import (
 )
 from sarm2_gym.algos.common.io import atomic_write_json
 from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
+from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
@@ -168,7 +170,13 @@ def initial_policy(final: SPIRAL, env_id: str, image_size: int) -> SPIRAL:
     """
     from stable_baselines3.common.env_util import make_vec_env
 
-    env = make_vec_env(env_id, n_envs=1, seed=final.seed, env_kwargs={"image_size": image_size})
+    env = make_vec_env(
+        env_id,
+        n_envs=1,
+        seed=final.seed,
+        env_kwargs={"image_size": image_size},
+        wrapper_class=functools.partial(wrap_env_for_policy, policy=final),
+    )
     return SPIRAL(
         final.base_policy, env, PrivilegedProgressLabeler(), config=final.config, seed=final.seed
     )

@@ -38,6 +38,16 @@ def bc_command(
     n_action_steps: int | None = typer.Option(
         None, "--n-action-steps", min=1, help="Actions executed per chunk (default: all)."
     ),
+    past_states: int = typer.Option(
+        0,
+        "--past-states",
+        min=0,
+        help="Past robot states the policy reads (0: none); its envs are then wrapped in "
+        "PastStates, as every evaluation here does.",
+    ),
+    past_state_stride: int = typer.Option(
+        1, "--past-state-stride", min=1, help="Steps between those past states."
+    ),
     model_json: str | None = typer.Option(
         None,
         "--model",
@@ -60,6 +70,8 @@ def bc_command(
         fields.update(
             chunk_size=chunk_size, image_encoder=image_encoder, n_action_steps=n_action_steps
         )
+        if past_states:
+            fields.update(past_states=past_states, past_state_stride=past_state_stride)
         if image_encoder == "efficientnet_lite0":  # before validation, which needs them
             fields.update(image_feature_dim=1280, image_size=image_size or 96)
         elif image_size is not None:

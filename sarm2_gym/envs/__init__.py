@@ -14,9 +14,18 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from sarm2_gym.envs.past_states import PAST_STATES_KEY, PastStates
 from sarm2_gym.envs.registry import TASKS, TaskInfo, expert_for, implemented_tasks, task_by_id
 
-__all__ = ["TASKS", "TaskInfo", "expert_for", "implemented_tasks", "task_by_id"]
+__all__ = [
+    "PAST_STATES_KEY",
+    "TASKS",
+    "PastStates",
+    "TaskInfo",
+    "expert_for",
+    "implemented_tasks",
+    "task_by_id",
+]
 
 for _task in implemented_tasks():
     if _task.env_id not in gym.registry:

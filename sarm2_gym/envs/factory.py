@@ -16,12 +16,22 @@ from sarm2_gym.envs.registry import env_class, task_by_id
 __all__ = ["make_task_env"]
 
 
-def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
+def make_task_env(
+    task: str,
+    reward: str = "sparse",
+    past_states: int = 0,
+    past_state_stride: int = 1,
+    **kwargs: Any,
+) -> gym.Env:
     """Build the env of ``task`` with the requested reward.
 
     Args:
         task: Gymnasium id of the task.
         reward: ``"sparse"``, ``"sarm2"`` or ``"sarm2:<checkpoint dir>"``.
+        past_states: With ``n >= 1``, the observation also holds ``"past_states"``, the ``n``
+            states ``past_state_stride`` steps apart before the current one
+            (:class:`~sarm2_gym.envs.past_states.PastStates`), for a policy that reads them.
+        past_state_stride: Steps between those states.
         **kwargs: Forwarded to the task env (``obs_mode``, ``image_size``, ``render_mode``, ...).
             With a SARM2 reward the env renders at the model's image size, and an
             ``image_size`` other than that gives the agent resized images (``ResizeCameras``).
@@ -37,6 +47,15 @@ def make_task_env(task: str, reward: str = "sparse", **kwargs: Any) -> gym.Env:
     Raises:
         ValueError: For an unknown reward specification.
     """
+    env = _make_with_reward(task, reward, kwargs)
+    if past_states:
+        from sarm2_gym.envs.past_states import PastStates
+
+        env = PastStates(env, past_states, past_state_stride)
+    return env
+
+
+def _make_with_reward(task: str, reward: str, kwargs: dict[str, Any]) -> gym.Env:
     if reward == "sparse":
         return env_class(task)(**kwargs)
     if reward == "sarm2" or reward.startswith("sarm2:"):

@@ -6,6 +6,7 @@ One batched scoring core (:class:`RewardScorer`) behind three faces: :class:`SAR
 
 from __future__ import annotations
 
+from sarm2_gym.envs.past_states import PastStates
 from sarm2_gym.wrappers.callbacks import SARM2LoggingCallback, relabel_replay_buffer
 from sarm2_gym.wrappers.factory import PACKAGED_MODEL_DIR, load_reward_model, wrap_with_sarm2
 from sarm2_gym.wrappers.gym_wrapper import SARM2Reward
@@ -25,6 +26,7 @@ __all__ = [
     "RENDER",
     "REWARD_MODES",
     "ObservationAdapter",
+    "PastStates",
     "ResizeCameras",
     "RewardConfig",
     "RewardScorer",

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sarm2_gym.envs.spaces import image_entries
 from sarm2_gym.wrappers.observations import resize_images
 
 __all__ = ["ResizeCameras"]
@@ -38,12 +39,7 @@ class ResizeCameras(gym.ObservationWrapper[dict[str, np.ndarray], Any, dict[str,
         if not isinstance(space, spaces.Dict):
             raise ValueError(f"ResizeCameras needs a Dict observation space, got {space}")
         self.size = size
-        self.cameras = tuple(
-            k
-            for k, s in space.spaces.items()
-            if isinstance(s, spaces.Box) and s.dtype == np.uint8 and len(s.shape) == 3
-            and s.shape[-1] == 3
-        )  # fmt: skip
+        self.cameras = image_entries(space)
         if not self.cameras:
             raise ValueError(f"no (H, W, 3) uint8 camera in the observation space: {space}")
         self.observation_space = spaces.Dict(  # type: ignore[assignment]

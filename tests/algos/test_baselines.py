@@ -463,6 +463,35 @@ def test_cli_bc_with_the_frozen_efficientnet_encoder(tmp_path: Path, reach_demos
     assert (config.image_feature_dim, config.image_size, config.d_model) == (1280, 32, 32)
 
 
+def test_cli_bc_spiral_and_eval_with_past_states(tmp_path: Path, reach_demos: Path) -> None:
+    # The policy reads past states; `sarm2 spiral` and `eval-policy` build envs that give them.
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["bc", "--data", str(reach_demos), "--out", str(tmp_path / "bc"), "--steps", "2",
+         "--batch-size", "4", "--chunk-size", "4", "--image-size", "24", "--max-episodes", "2",
+         "--past-states", "2", "--past-state-stride", "3"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    from sarm2_gym.algos.vla import TinyVLA
+
+    config = TinyVLA.from_pretrained(tmp_path / "bc").config
+    assert (config.past_states, config.past_state_stride) == (2, 3)
+    res = runner.invoke(
+        app,
+        ["spiral", "--policy", str(tmp_path / "bc"), "--task", REACH_ID, "--out",
+         str(tmp_path / "s"), "--timesteps", "30", "--labeler", "privileged",
+         "--rollouts-per-round", "2", "--gradient-steps", "3", "--eval-episodes", "1",
+         "--image-size", "24", "--n-envs", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(tmp_path / "bc"), "--task", REACH_ID, "--episodes", "1"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
 def test_run_ppo_with_sarm2_dense_rewards_through_the_wrappers(tmp_path: Path) -> None:
     import torch
 

@@ -16,6 +16,7 @@ import gymnasium as gym
 
 from sarm2_gym.algos.common.evaluation import EvalResult, Predictor, evaluate_success
 from sarm2_gym.algos.common.io import atomic_write_json
+from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 
 __all__ = [
     "EVAL_SEED_START",
@@ -122,14 +123,16 @@ def evaluate_on_task(
 
     ``deterministic`` is passed to ``predict``: for the chunk policies here ``True`` draws the
     same latents for every chunk, ``False`` fresh ones (as a flow-matching VLA is deployed).
-    ``videos``: a folder for one video per episode (see :func:`evaluate_success`).
+    ``videos``: a folder for one video per episode (see :func:`evaluate_success`). The envs
+    give the observations the predictor's policy reads (e.g. past states; see
+    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`).
     """
     kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     return evaluate_success(
         predictor,
-        lambda: gym.make(task, **kwargs),
+        lambda: wrap_env_for_policy(gym.make(task, **kwargs), predictor),
         seeds,
         n_envs=n_envs,
         deterministic=deterministic,

@@ -40,6 +40,8 @@ from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
+from sarm2_gym.algos.vla.checkpoint import read_vla_config
+from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 
 if TYPE_CHECKING:
     from sarm2_gym.reward.adaptation import SARM2Adapter
@@ -302,7 +304,12 @@ def run_spiral(
     env_kwargs: dict[str, Any] = {"image_size": config.image_size}
     if config.max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = config.max_episode_steps
-    env = make_vec_env(config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs)
+    env = make_vec_env(
+        config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
+        wrapper_class=functools.partial(
+            wrap_env_for_policy, policy=read_vla_config(config.base_policy)
+        ),
+    )  # fmt: skip
     ckpt = out / CHECKPOINT_DIR
     adapter = _reward_adapter(config, labeler)
     if (ckpt / LATEST_FILE).is_file():

@@ -15,8 +15,11 @@ import torch
 from sarm2_gym.algos.spiral.labeling import RolloutEpisode
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
 from sarm2_gym.algos.spiral.rollouts import CollectedEpisode
+from sarm2_gym.algos.vla.policy import past_states_read_by
 from sarm2_gym.data.episode import STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
+from sarm2_gym.envs.past_states import PAST_STATES_KEY, episode_past_states
+from sarm2_gym.envs.spaces import image_entries
 
 __all__ = ["demonstration_episodes"]
 
@@ -32,7 +35,8 @@ def demonstration_episodes(
         ValueError: If an episode's instruction is not the policy's, or a camera is missing.
     """
     ds = LeRobotDataset(dataset)
-    cameras = tuple(k for k in policy.observation_space.spaces if k != "state")  # type: ignore[attr-defined]
+    cameras = image_entries(policy.observation_space)
+    n_past, stride = past_states_read_by(policy)
     count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
     for i in range(count):
         ep = ds.episode(i)
@@ -46,6 +50,8 @@ def demonstration_episodes(
             raise ValueError(f"episode {i} of {dataset} lacks cameras {missing}")
         obs = {c: ep.frames[image_key(c)] for c in cameras}
         obs["state"] = ep.frames[STATE_KEY]
+        if n_past:  # as the env wrapper would have given them while recording
+            obs[PAST_STATES_KEY] = episode_past_states(obs["state"], n_past, stride)
         with torch.no_grad():
             feats = np.concatenate(
                 [

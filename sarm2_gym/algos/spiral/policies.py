@@ -26,6 +26,7 @@ from sarm2_gym.algos.spiral.config import SPIRALConfig
 from sarm2_gym.algos.spiral.features import WithFrozenImageFeatures, frozen_image_encoder
 from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
 from sarm2_gym.algos.vla.policy import ChunkPolicy
+from sarm2_gym.envs.spaces import image_entries
 
 __all__ = ["ResidualChunkPolicy"]
 
@@ -72,7 +73,7 @@ class ResidualChunkPolicy(BasePolicy):
             )
         self._base = _Frozen(base)
         if config.frozen_image_features is not None:
-            cameras = [k for k in observation_space.spaces if k != "state"]  # type: ignore[attr-defined]
+            cameras = image_entries(observation_space)
             encoder = frozen_image_encoder(config.frozen_image_features, config.frozen_image_size)
             base = self._base.policy = WithFrozenImageFeatures(base, cameras, encoder)
         self.instruction = instruction

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -49,7 +50,7 @@ from sarm2_gym.algos.spiral.logs import log_round, round_record
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
 from sarm2_gym.algos.spiral.rollouts import CollectedEpisode, collect_rollouts
 from sarm2_gym.algos.spiral.targets import critic_targets
-from sarm2_gym.algos.vla.policy import ChunkPolicy
+from sarm2_gym.algos.vla.policy import ChunkPolicy, wrap_env_for_policy
 
 __all__ = ["SPIRAL"]
 
@@ -102,6 +103,12 @@ class SPIRAL(BaseAlgorithm):
 
             policy = TinyVLA.from_pretrained(policy, device=device)
         self.base_policy: ChunkPolicy = policy
+        # An env SPIRAL builds or wraps itself gives what the base policy reads (past states);
+        # a VecEnv must already (the policy's error says how).
+        if isinstance(env, str):
+            env = gym.make(env)
+        if isinstance(env, gym.Env):
+            env = wrap_env_for_policy(env, policy)
         self.labeler = reward_model
         self.config = config or SPIRALConfig()
         self.reward_adapter = reward_adapter

@@ -250,7 +250,11 @@ def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInf
     if model_config.action_space == "target" and not model_config.control_limits:
         model_config = replace(model_config, control_limits=_demo_control_limits(demos))
     model = TinyVLA.build(model_config, text_encoder)
-    model.fit_normalization(demos.state, demos.actions)
+    past = None
+    if model_config.past_states:
+        every = np.arange(demos.num_frames)
+        past = demos.past_states(every, model_config.past_states, model_config.past_state_stride)
+    model.fit_normalization(demos.state, demos.actions, past)
     model.to(config.device)  # before the optimizer is built over its parameters
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
@@ -439,7 +443,7 @@ def _train(
                 group["lr"] = lr
             index = run.rng.integers(0, demos.num_frames, size=config.batch_size)
             local = index[part]
-            batch = demos.batch(local, cfg.chunk_size)
+            batch = demos.batch(local, cfg.chunk_size, cfg.past_states, cfg.past_state_stride)
             w = None if weights is None else torch.from_numpy(weights[local])
             extra: dict[str, Any] = {}
             if weights is not None and dist.enabled:

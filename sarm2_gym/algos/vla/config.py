@@ -55,6 +55,14 @@ class TinyVLAConfig:
         control_limits: ``"target"`` only: the env's control limits, flat (see
             :func:`~sarm2_gym.algos.vla.targets.limits_to_tuple`); ``sarm2 bc`` fills them in
             from the demonstrations' task.
+        past_states: Past robot states the policy reads besides the current one (0: none). It
+            then needs the observation entry ``"past_states"`` (the env wrapped in
+            :class:`~sarm2_gym.envs.past_states.PastStates`, as
+            :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy` and every evaluation here
+            do, or a benchmark env made with ``gym.make(task, past_states=n,
+            past_state_stride=k)``) and sees the state's change over each lag: which way the
+            arm is moving, which a single frame does not show.
+        past_state_stride: Steps between those past states.
     """
 
     chunk_size: int = 10
@@ -79,6 +87,8 @@ class TinyVLAConfig:
     n_action_steps: int | None = None
     action_space: str = "delta"
     control_limits: tuple[float, ...] = ()
+    past_states: int = 0
+    past_state_stride: int = 1
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -113,13 +123,23 @@ class TinyVLAConfig:
             raise ValueError(
                 f"control_limits must hold {LIMITS_WIDTH} numbers, got {len(self.control_limits)}"
             )
+        if self.past_states < 0 or self.past_state_stride < 1:
+            raise ValueError(
+                f"past_states must be >= 0 and past_state_stride >= 1, got "
+                f"{self.past_states} and {self.past_state_stride}"
+            )
         if self.flow_time_alpha <= 0:
             raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
 
     @property
+    def motion_dim(self) -> int:
+        """Width of the state changes over the past-state lags (0 without past states)."""
+        return self.past_states * self.state_dim
+
+    @property
     def feature_dim(self) -> int:
-        """Width of the features given to SPIRAL: trunk readout + normalised state."""
-        return self.d_model + self.state_dim
+        """Width of the features given to SPIRAL: readout + state changes + normalised state."""
+        return self.d_model + self.motion_dim + self.state_dim
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""

@@ -27,6 +27,7 @@ from sarm2_gym.data.episode import (
     image_key,
 )
 from sarm2_gym.data.reader import LeRobotDataset
+from sarm2_gym.envs.past_states import PAST_STATES_KEY
 
 __all__ = ["DemoData", "load_demos"]
 
@@ -76,11 +77,32 @@ class DemoData:
         last = self.episode_end[index][:, None] - 1
         return np.minimum(raw, last), raw > last
 
-    def batch(self, index: np.ndarray, chunk_size: int) -> ChunkBatch:
-        """The samples starting at global frames ``index``."""
+    def past_states(self, index: np.ndarray, n: int, stride: int = 1) -> np.ndarray:
+        """States ``(B, n, S)`` ``n * stride, ..., stride`` frames before ``index``, oldest first.
+
+        Frames before an episode's start repeat its first state, as
+        :class:`~sarm2_gym.envs.past_states.PastStates` gives them at run time.
+        """
+        starts = np.asarray([start for _, _, start, _, _ in self.episodes], np.int64)
+        first = starts[self.episode_index[index]][:, None]
+        lags = (n - np.arange(n))[None] * stride
+        return self.state[np.maximum(index[:, None] - lags, first)]
+
+    def batch(
+        self, index: np.ndarray, chunk_size: int, past_states: int = 0, past_state_stride: int = 1
+    ) -> ChunkBatch:
+        """The samples starting at global frames ``index``.
+
+        With ``past_states`` ``n >= 1`` the inputs also hold ``"past_states"`` (see
+        :meth:`past_states`).
+        """
         act_idx, pad = self.chunk_indices(index, chunk_size)
         inputs = {k: torch.from_numpy(v[index]) for k, v in self.inputs.items()}
         inputs["state"] = torch.from_numpy(self.state[index])
+        if past_states:
+            inputs[PAST_STATES_KEY] = torch.from_numpy(
+                self.past_states(index, past_states, past_state_stride)
+            )
         return ChunkBatch(
             inputs=inputs,
             task_ids=torch.from_numpy(self.task_ids[index]),

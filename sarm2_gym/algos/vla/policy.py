@@ -14,12 +14,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = ["ChunkBatch", "ChunkPolicy", "Observation"]
+from sarm2_gym.envs.past_states import PAST_STATES_KEY, PastStates
+
+__all__ = [
+    "ChunkBatch",
+    "ChunkPolicy",
+    "Observation",
+    "past_states_read_by",
+    "wrap_env_for_policy",
+]
 
 Observation = Mapping[str, np.ndarray | torch.Tensor]
 """Batched env observation: camera name -> uint8 ``(B, H, W, 3)``, ``"state"`` -> ``(B, 14)``."""
@@ -130,3 +139,48 @@ class ChunkPolicy(Protocol):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` to ``directory``."""
         ...
+
+
+# Attributes through which a controller, SPIRAL or a feature wrapper reaches the policy it runs.
+_INNER_POLICY_ATTRS = ("base_policy", "base", "policy")
+
+
+def past_states_read_by(policy: Any) -> tuple[int, int]:
+    """``(n, stride)`` of the past states ``policy`` reads (``n = 0``: none).
+
+    ``policy`` is a chunk policy, its config, or anything that runs one (a
+    :class:`~sarm2_gym.algos.vla.controller.VLAController`, SPIRAL, its residual policy), found
+    through ``base_policy``, ``base`` or ``policy`` attributes.
+    """
+    seen: set[int] = set()
+    todo = [policy]
+    while todo:
+        obj = todo.pop(0)
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        for candidate in (obj, getattr(obj, "config", None)):
+            n = getattr(candidate, "past_states", None)
+            stride = getattr(candidate, "past_state_stride", None)
+            if n is not None and stride is not None:
+                return int(n), int(stride)
+        todo.extend(getattr(obj, name, None) for name in _INNER_POLICY_ATTRS)
+    return 0, 1
+
+
+def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
+    """``env``, wrapped so that its observations hold what ``policy`` reads.
+
+    A policy that reads past states (see :func:`past_states_read_by`) gets
+    :class:`~sarm2_gym.envs.past_states.PastStates` (unless the env already gives them);
+    anything else gets ``env`` back as it is. Works for any env with a ``Dict`` observation
+    holding ``"state"``, not only the benchmark's (whose ``gym.make`` also takes
+    ``past_states=``).
+    """
+    n, stride = past_states_read_by(policy)
+    if not n:
+        return env
+    space = env.observation_space
+    if isinstance(space, gym.spaces.Dict) and PAST_STATES_KEY in space.spaces:
+        return env
+    return PastStates(env, n, stride)

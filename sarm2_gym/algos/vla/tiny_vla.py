@@ -3,17 +3,18 @@ r"""TinyVLA: a CPU-sized vision-language-action policy with a pi0-style flow-mat
 Architecture (one observation -> one chunk of ``H`` actions)::
 
     cameras --(shared image encoder)--> 1 token each  \\
-    state (normalised) ---------------> 1 token         >-- transformer trunk --> readout token r
+    state (normalised) [+ changes] ---> 1 token         >-- transformer trunk --> readout token r
     instruction (frozen MiniLM, stored) -> 1 token     /
     readout (learned query) ----------> 1 token        /
-    features c = [LayerNorm(r), normalised state]                                   (B, F)
+    features c = [LayerNorm(r), normalised state changes, normalised state]        (B, F)
     chunk = unnormalise(Euler-integrate v(x, t | c) from x_1 = z to t = 0)          (B, H, A)
 
 The instruction embedding is computed once per task with the frozen sentence encoder and stored
 in the checkpoint (no text model at run time). Actions and state are normalised with dataset
 mean/std stored as buffers; chunks come out in env units, clipped to the action box [-1, 1].
 The features ``c`` are what SPIRAL's residual actor and critic read (spec §2.2 uses pooled frozen
-image features + state the same way).
+image features + state the same way). With ``past_states`` the state token also reads the state's
+change over each lag, ``(state - past) / std``, from the observation's ``"past_states"``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ from sarm2_gym.algos.vla.targets import (
     targets_from_states,
 )
 from sarm2_gym.algos.vla.vision import SpatialSoftmaxCNN, resize_frames
+from sarm2_gym.envs.past_states import PAST_STATES_KEY
 
 __all__ = ["TinyVLA"]
 
 _EPS = 1e-6
-_STD_FLOOR = 1e-2  # constant action/state dims (e.g. unused rotations) must not blow up
+# Constant action/state dims (e.g. unused rotations) must not blow up. State changes share the
+# state's floor: a policy's jitter in a dim its demonstrations never moved must stay small.
+_STD_FLOOR = 1e-2
 
 
 def _tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -75,6 +79,7 @@ class TinyVLA(nn.Module):
     state_std: torch.Tensor
     action_mean: torch.Tensor
     action_std: torch.Tensor
+    motion_std: torch.Tensor
 
     def __init__(
         self, config: TinyVLAConfig, instruction_embeddings: np.ndarray | None = None
@@ -101,6 +106,8 @@ class TinyVLA(nn.Module):
         for name, dim in (("state", config.state_dim), ("action", config.action_dim)):
             self.register_buffer(f"{name}_mean", torch.zeros(dim))
             self.register_buffer(f"{name}_std", torch.ones(dim))
+        if config.past_states:  # only then, so checkpoints without past states load as before
+            self.register_buffer("motion_std", torch.ones(config.past_states, config.state_dim))
         self.cnn = (
             SpatialSoftmaxCNN(config.image_size, config.cnn_channels, config.image_feature_dim)
             if config.image_encoder == "cnn"
@@ -115,7 +122,7 @@ class TinyVLA(nn.Module):
             assert self.cnn is not None  # the config checks spatial_grid needs the CNN
             self.grid_proj = nn.Linear(self.cnn.map_channels, d)
             self.grid_embed = nn.Parameter(torch.randn(len(config.cameras), g2, d) * 0.02)
-        self.state_proj = nn.Linear(config.state_dim, d)
+        self.state_proj = nn.Linear(config.state_dim + config.motion_dim, d)
         self.text_proj = nn.Linear(config.text_dim, d)
         n_tokens = len(config.cameras) + 3
         self.token_embed = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
@@ -156,7 +163,7 @@ class TinyVLA(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        """Feature width F = d_model + state_dim."""
+        """Feature width F = d_model + past_states * state_dim + state_dim."""
         return self.config.feature_dim
 
     @property
@@ -192,29 +199,50 @@ class TinyVLA(nn.Module):
         state_std: np.ndarray,
         action_mean: np.ndarray,
         action_std: np.ndarray,
+        motion_std: np.ndarray | None = None,
     ) -> None:
-        """Store dataset statistics (std floored at 1e-2 so constant dims stay finite)."""
-        for name, value in (
+        """Store dataset statistics (std floored at 1e-2 so constant dims stay finite).
+
+        ``motion_std`` ``(past_states, S)``, the spread of the state's change over each lag
+        (floored the same), is needed with ``past_states`` and refused without.
+        """
+        values = [
             ("state_mean", state_mean),
             ("state_std", np.maximum(state_std, _STD_FLOOR)),
             ("action_mean", action_mean),
             ("action_std", np.maximum(action_std, _STD_FLOOR)),
-        ):
+        ]
+        if (motion_std is None) != (not self.config.past_states):
+            raise ValueError(
+                f"motion_std is needed exactly when past_states > 0 "
+                f"(past_states={self.config.past_states})"
+            )
+        if motion_std is not None:
+            values.append(("motion_std", np.maximum(motion_std, _STD_FLOOR)))
+        for name, value in values:
             buf: torch.Tensor = getattr(self, name)
             buf.copy_(torch.as_tensor(np.asarray(value, dtype=np.float32)))
 
-    def fit_normalization(self, state: np.ndarray, actions: np.ndarray) -> None:
+    def fit_normalization(
+        self, state: np.ndarray, actions: np.ndarray, past_states: np.ndarray | None = None
+    ) -> None:
         """Normalisation from demonstrations: state ``(N, S)`` and delta actions ``(N, A)``.
 
         The action statistics are those of what the flow head generates: the actions themselves,
-        or (``"target"``) the pose each action commands from its state.
+        or (``"target"``) the pose each action commands from its state. With ``past_states``
+        the policy also needs each frame's past states ``(N, past_states, S)``.
         """
         labels = np.asarray(actions, dtype=np.float32)
         if self.config.action_space == "target":
             labels = self.labels(
                 torch.as_tensor(state, dtype=torch.float32), torch.as_tensor(labels)[:, None]
             )[:, 0].numpy()
-        self.set_normalization(state.mean(0), state.std(0), labels.mean(0), labels.std(0))
+        motion_std = None
+        if past_states is not None:
+            motion_std = (np.asarray(state)[:, None] - np.asarray(past_states)).std(0)
+        self.set_normalization(
+            state.mean(0), state.std(0), labels.mean(0), labels.std(0), motion_std
+        )
 
     def labels(
         self,
@@ -304,7 +332,9 @@ class TinyVLA(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """Features ``(B, F)`` with gradient (training path)."""
-        state = (inputs["state"].to(self.device, torch.float32) - self.state_mean) / self.state_std
+        raw_state = inputs["state"].to(self.device, torch.float32)
+        state = (raw_state - self.state_mean) / self.state_std
+        motion = self._motion(raw_state, inputs)
         cam_feats, grid = self._image_tokens(inputs, shift, generator)
         cams = self.camera_proj(cam_feats)  # (B, n_cam, d)
         b = state.shape[0]
@@ -312,7 +342,7 @@ class TinyVLA(nn.Module):
             torch.cat(
                 [
                     cams,
-                    self.state_proj(state)[:, None],
+                    self.state_proj(torch.cat([state, motion], dim=-1))[:, None],
                     self.text_proj(self.instruction_embeddings[task_ids])[:, None],
                     torch.zeros(b, 1, self.config.d_model, device=self.device),
                 ],
@@ -323,13 +353,35 @@ class TinyVLA(nn.Module):
         if grid is not None:  # grid tokens first: the readout stays the last token
             tokens = torch.cat([grid, tokens], dim=1)
         readout = self.readout_norm(self.trunk(tokens)[:, -1])
-        return torch.cat([readout, state], dim=-1)
+        # The state stays last: target-mode actions read it back from the features.
+        return torch.cat([readout, motion, state], dim=-1)
+
+    def _motion(self, state: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Normalised state changes ``(B, past_states * S)`` (``(B, 0)`` without past states)."""
+        n = self.config.past_states
+        if not n:
+            return state.new_zeros(state.shape[0], 0)
+        past = inputs[PAST_STATES_KEY].to(self.device, torch.float32)
+        expected = (state.shape[0], n, self.config.state_dim)
+        if tuple(past.shape) != expected:
+            raise ValueError(f"{PAST_STATES_KEY!r} must be {expected}, got {tuple(past.shape)}")
+        return ((state[:, None] - past) / self.motion_std).flatten(1)
 
     def _to_inputs(self, observation: Observation) -> dict[str, torch.Tensor]:
-        missing = [k for k in (*self.config.cameras, "state") if k not in observation]
+        keys = (*self.config.cameras, "state")
+        if self.config.past_states:
+            if PAST_STATES_KEY not in observation:
+                raise ValueError(
+                    f"this policy reads {self.config.past_states} past states: the observation "
+                    f"needs {PAST_STATES_KEY!r}: wrap the env with wrap_env_for_policy(env, "
+                    f"policy) (or PastStates(env, {self.config.past_states}, "
+                    f"{self.config.past_state_stride})); it has {sorted(observation)}"
+                )
+            keys = (*keys, PAST_STATES_KEY)
+        missing = [k for k in keys if k not in observation]
         if missing:
             raise ValueError(f"observation lacks {missing}; it has {sorted(observation)}")
-        return {k: _tensor(observation[k]) for k in (*self.config.cameras, "state")}
+        return {k: _tensor(observation[k]) for k in keys}
 
     @torch.no_grad()
     def encode(self, observation: Observation, instruction: str | Sequence[str]) -> torch.Tensor:
