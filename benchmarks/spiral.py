@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from sarm2_gym.algos.baselines.common import fresh_latent_success
+from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR
 from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
@@ -685,7 +686,7 @@ def _replay_rollouts(out: Path) -> list[dict[str, Any]]:
 
     ``[]`` when the run has no readable checkpoint yet.
     """
-    ckpt = out / "checkpoints"
+    ckpt = out / CHECKPOINT_DIR
     try:
         latest = json.loads((ckpt / "latest.json").read_text())["latest"]
         meta = json.loads((ckpt / latest / "spiral.json").read_text())
@@ -798,10 +799,13 @@ def _adapted_on_heldout_demos(args: argparse.Namespace, runs: dict[str, Any]) ->
         for method in adapted:
             for seed in sorted(by[method]):
                 out = args.root / task / method / f"seed{seed}"
-                if not (out / "checkpoints" / "reward_model" / "config.json").is_file():
+                if not (out / CHECKPOINT_DIR / ADAPTED_REWARD_MODEL_DIR / "config.json").is_file():
                     continue
                 rm2 = _heldout_metrics(
-                    args, task, out / "checkpoints" / "reward_model", out / "rm2_heldout.json"
+                    args,
+                    task,
+                    out / CHECKPOINT_DIR / ADAPTED_REWARD_MODEL_DIR,
+                    out / "rm2_heldout.json",
                 )
                 rows.append(
                     f"| {task} | RM2 of {LABELS[method]} | {seed} | {rm2['demo_mse']:.4f} | "

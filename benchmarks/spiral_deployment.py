@@ -54,6 +54,7 @@ from sarm2_gym.algos.baselines.common import (
 )
 from sarm2_gym.algos.common.io import atomic_write_json
 from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
+from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 from sarm2_gym.envs.registry import env_ids_by_name
 
@@ -204,7 +205,7 @@ def evaluate_run(args: argparse.Namespace, run: Run, seed: int) -> None:
         if path.is_file():
             continue
         if final is None:
-            final = SPIRAL.load(folder / "checkpoints", reward_model=PrivilegedProgressLabeler())
+            final = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
         if before and initial is None:
             initial = initial_policy(final, TASK_IDS[run.task], args.image_size)
         model = initial if before else final

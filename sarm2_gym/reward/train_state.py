@@ -36,10 +36,17 @@ from torch import nn
 from sarm2_gym.common.files import atomic_write, make_staging_dir, save_safetensors
 from sarm2_gym.reward.kinds import load_model, save_model
 
-__all__ = ["TrainingState", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CHECKPOINTS_DIR",
+    "TrainingState",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 STATE_FORMAT: Final[str] = "sarm2-training-state"
 _LATEST: Final[str] = "latest"
+CHECKPOINTS_DIR: Final[str] = "checkpoints"  # in a training run's folder
 
 
 @dataclass
@@ -94,7 +101,7 @@ def save_checkpoint(
         rng_states: Torch RNG state of every rank, in rank order (default: this process's).
     """
     rngs = list(rng_states) if rng_states is not None else [torch.get_rng_state()]
-    ckpt_root = run_dir / "checkpoints"
+    ckpt_root = run_dir / CHECKPOINTS_DIR
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{state.step:08d}"
     tmp = make_staging_dir(ckpt_root, "ckpt")
@@ -129,10 +136,10 @@ def save_checkpoint(
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint ``latest`` points at, or None."""
-    pointer = run_dir / "checkpoints" / _LATEST
+    pointer = run_dir / CHECKPOINTS_DIR / _LATEST
     if not pointer.is_file():
         return None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    path = run_dir / CHECKPOINTS_DIR / pointer.read_text().strip()
     return path if (path / "training_state.json").is_file() else None
 
 

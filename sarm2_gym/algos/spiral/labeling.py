@@ -28,7 +28,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from sarm2_gym.data.episode import ACTION_KEY, STATE_KEY, Episode, has_privileged_progress
+from sarm2_gym.data.episode import (
+    ACTION_KEY,
+    STATE_KEY,
+    Episode,
+    has_privileged_progress,
+    image_key,
+)
 
 __all__ = [
     "EpisodeLabels",
@@ -91,11 +97,7 @@ class RolloutEpisode:
         ``dataset_episode``: the episode's index in its dataset, kept as
         ``meta["dataset_episode"]``.
         """
-        images = (
-            {c: episode.frames[f"observation.images.{c}"] for c in episode.cameras}
-            if keep_images
-            else None
-        )
+        images = {c: episode.frames[image_key(c)] for c in episode.cameras} if keep_images else None
         progress = episode.frames.get("progress")
         if not has_privileged_progress(episode.meta):
             progress = None

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sarm2_gym.algos.spiral.spiral import SPIRAL
 
 __all__ = [
+    "ADAPTED_REWARD_MODEL_DIR",
     "CHECKPOINT_DIR",
     "FORMAT",
     "FORMAT_VERSION",
@@ -56,6 +57,8 @@ FORMAT_VERSION: Final[int] = 1
 STATE_FILE: Final[str] = "spiral.json"
 # Where a run folder (``sarm2 spiral --out``, ``run_spiral``) keeps its round snapshots.
 CHECKPOINT_DIR: Final[str] = "checkpoints"
+# Where, beside the round snapshots, the reward model adapted during the run is kept.
+ADAPTED_REWARD_MODEL_DIR: Final[str] = "reward_model"
 _TRUSTED_PREFIX: Final[str] = "sarm2_gym."
 
 
@@ -276,6 +279,6 @@ def load_run(
     model.history = list(meta["history"])
     if model.adapted and model.reward_adapter is not None:
         model.labeler = model.reward_adapter.restore(
-            (model.checkpoint_dir or run_dir.parent) / "reward_model"
+            (model.checkpoint_dir or run_dir.parent) / ADAPTED_REWARD_MODEL_DIR
         )
     return model

@@ -279,7 +279,11 @@ class SPIRAL(BaseAlgorithm):
     def _adapt(self, episodes: list[Any]) -> None:
         assert self.reward_adapter is not None
         annotated = annotate_rollouts(episodes, self.annotator)
-        out_dir = None if self.checkpoint_dir is None else self.checkpoint_dir / "reward_model"
+        out_dir = (
+            None
+            if self.checkpoint_dir is None
+            else self.checkpoint_dir / persistence.ADAPTED_REWARD_MODEL_DIR
+        )
         self.labeler = self.reward_adapter.adapt(annotated, out_dir)
         self.adapted = True
         self.logger.record("reward_model/adapted_on", len(annotated))
