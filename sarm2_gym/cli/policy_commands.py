@@ -303,6 +303,9 @@ def eval_policy_command(
         help="Also write every episode to this folder as SEED_success.mp4 / SEED_failure.mp4: "
         "the cameras over a bar of the task's progress and current primitive.",
     ),
+    videos_of: str = typer.Option(
+        "all", "--videos-of", help="With --videos: 'all', 'failures' or 'successes'."
+    ),
 ) -> None:
     """Success rate of a TinyVLA (or a SPIRAL run, best-of-kappa) on the held-out seeds.
 
@@ -312,6 +315,10 @@ def eval_policy_command(
     """
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
+    if videos_of not in ("all", "failures", "successes"):
+        raise typer.BadParameter(
+            f"--videos-of must be 'all', 'failures' or 'successes', got {videos_of!r}"
+        )
     if out is not None and out.is_dir():  # say so before the evaluation, not after it
         raise typer.BadParameter(f"--out must name a JSON file, {out} is a folder")
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
@@ -343,6 +350,7 @@ def eval_policy_command(
     result = evaluate_on_task(
         predictor, task, eval_seeds(episodes), image_size=image_size, n_envs=n_envs,
         max_episode_steps=max_episode_steps, deterministic=latents == "fixed", videos=videos,
+        video_episodes=videos_of,
     )  # fmt: skip
     summary = {
         "success_rate": result.success_rate,

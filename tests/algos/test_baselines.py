@@ -96,6 +96,24 @@ def test_evaluation_writes_one_video_per_episode(tmp_path: Path) -> None:
         evaluate_success(_Still(), state_only, [0], videos=tmp_path / "none")
 
 
+def test_evaluation_writes_videos_of_the_failures_or_the_successes_only(tmp_path: Path) -> None:
+    def names(folder: Path) -> list[str]:
+        return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+    kinds = {"expert": Expert(), "still": _Still()}
+    for kind, predictor in kinds.items():
+        for which in ("failures", "successes"):
+            out = tmp_path / f"{kind}_{which}"
+            evaluate_success(
+                predictor, make_reach_env, [5, 6], n_envs=2, videos=out, video_episodes=which
+            )
+            wrote = (kind == "expert") == (which == "successes")
+            outcome = "success" if kind == "expert" else "failure"
+            assert names(out) == ([f"5_{outcome}.mp4", f"6_{outcome}.mp4"] if wrote else [])
+    with pytest.raises(ValueError, match="video_episodes must be one of"):
+        evaluate_success(Expert(), make_reach_env, [5], videos=tmp_path, video_episodes="some")
+
+
 class _StageBack(gym.Wrapper):  # type: ignore[type-arg]
     """Reports stage 0, then ``peak`` for two steps, then 0 again (a finished stage undone)."""
 
@@ -487,9 +505,18 @@ def test_cli_bc_spiral_and_eval_with_past_states(tmp_path: Path, reach_demos: Pa
     assert res.exit_code == 0, res.output
     res = runner.invoke(
         app,
-        ["eval-policy", "--policy", str(tmp_path / "bc"), "--task", REACH_ID, "--episodes", "1"],
+        ["eval-policy", "--policy", str(tmp_path / "bc"), "--task", REACH_ID, "--episodes", "1",
+         "--videos", str(tmp_path / "videos"), "--videos-of", "successes"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    success = json.loads(res.output.strip().splitlines()[-1])["success_rate"] == 1.0
+    assert len(list((tmp_path / "videos").glob("*.mp4"))) == int(success)
+    res = runner.invoke(
+        app,
+        ["eval-policy", "--policy", str(tmp_path / "bc"), "--task", REACH_ID,
+         "--videos", str(tmp_path / "videos"), "--videos-of", "some"],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "--videos-of must be" in res.output
 
 
 def test_run_ppo_with_sarm2_dense_rewards_through_the_wrappers(tmp_path: Path) -> None:

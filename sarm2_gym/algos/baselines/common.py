@@ -118,12 +118,14 @@ def evaluate_on_task(
     max_episode_steps: int | None = None,
     deterministic: bool = True,
     videos: str | Path | None = None,
+    video_episodes: str = "all",
 ) -> EvalResult:
     """Success of ``predictor`` on ``task`` from the given reset seeds (sparse-reward env).
 
     ``deterministic`` is passed to ``predict``: for the chunk policies here ``True`` draws the
     same latents for every chunk, ``False`` fresh ones (as a flow-matching VLA is deployed).
-    ``videos``: a folder for one video per episode (see :func:`evaluate_success`). The envs
+    ``videos``: a folder for one video per episode, or per ``video_episodes`` (``"failures"``,
+    ``"successes"``; see :func:`evaluate_success`). The envs
     give the observations the predictor's policy reads (e.g. past states; see
     :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`).
     """
@@ -137,4 +139,5 @@ def evaluate_on_task(
         n_envs=n_envs,
         deterministic=deterministic,
         videos=videos,
+        video_episodes=video_episodes,
     )

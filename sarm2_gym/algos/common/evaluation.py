@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 import gymnasium as gym
 import numpy as np
 
-__all__ = ["EvalResult", "Predictor", "evaluate_success"]
+__all__ = ["VIDEO_EPISODES", "EvalResult", "Predictor", "evaluate_success"]
 
 
 class Predictor(Protocol):
@@ -107,34 +107,54 @@ def _merge_state(old: Any, new: Any, index: np.ndarray, n: int) -> Any:
     return tuple(merged)
 
 
-def _video_frame(observation: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
-    """The observation's cameras side by side over a bar of the env's progress and primitive."""
-    from sarm2_gym.common.video import compose_frame
+VIDEO_EPISODES: Final[tuple[str, ...]] = ("all", "failures", "successes")
 
-    images = [v for v in observation.values() if v.ndim == 3 and v.dtype == np.uint8]
+
+@dataclass(frozen=True, slots=True)
+class _ClipStep:
+    """What one video frame shows; composed only for an episode whose video is written."""
+
+    images: tuple[np.ndarray, ...]
+    progress: float
+    primitive: int | None
+
+
+def _clip_step(observation: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> _ClipStep:
+    images = tuple(
+        np.array(v, copy=True) for v in observation.values() if v.ndim == 3 and v.dtype == np.uint8
+    )
     if not images:
         raise ValueError(f"videos need camera observations; got keys {sorted(observation)}")
-    progress = float(info.get("progress", math.nan))
-    if not math.isfinite(progress):
-        return compose_frame(images)
     primitive = info.get("primitive")
-    return compose_frame(
+    return _ClipStep(
         images,
-        progress=[progress],
-        primitives=[] if primitive is None else [int(primitive)],
+        float(info.get("progress", math.nan)),
+        None if primitive is None else int(primitive),
+    )
+
+
+def _video_frame(step: _ClipStep) -> np.ndarray:
+    """The cameras side by side over a bar of the env's progress and primitive."""
+    from sarm2_gym.common.video import compose_frame
+
+    if not math.isfinite(step.progress):
+        return compose_frame(list(step.images))
+    return compose_frame(
+        list(step.images),
+        progress=[step.progress],
+        primitives=[] if step.primitive is None else [step.primitive],
         labels=["progress"],
     )
 
 
 def _write_clip(
-    frames: list[np.ndarray], directory: Path, seed: int, success: bool, env: gym.Env[Any, Any]
+    steps: list[_ClipStep], directory: Path, seed: int, success: bool, env: gym.Env[Any, Any]
 ) -> None:
     from sarm2_gym.common.video import write_video
 
     fps = int(env.metadata.get("render_fps") or 10)
     outcome = "success" if success else "failure"
-    write_video(frames, directory / f"{seed}_{outcome}.mp4", fps=fps)
-    frames.clear()
+    write_video([_video_frame(s) for s in steps], directory / f"{seed}_{outcome}.mp4", fps=fps)
 
 
 def evaluate_success(
@@ -145,6 +165,7 @@ def evaluate_success(
     n_envs: int = 1,
     deterministic: bool = True,
     videos: str | Path | None = None,
+    video_episodes: str = "all",
 ) -> EvalResult:
     """Run one episode per seed and report the success rate.
 
@@ -157,18 +178,23 @@ def evaluate_success(
         videos: Write every episode here as ``<seed>_<success|failure>.mp4``: its camera
             observations side by side over a bar of the env's privileged progress, coloured and
             captioned by the current stage's primitive (for envs that report them).
+        video_episodes: Which episodes get a video: ``"all"``, ``"failures"`` or
+            ``"successes"`` (the others cost a copy of their frames, not a video).
 
     Raises:
-        ValueError: For no or repeated seeds, or ``videos`` with observations without cameras.
+        ValueError: For no or repeated seeds, an unknown ``video_episodes``, or ``videos`` with
+            observations without cameras.
     """
     if not seeds:
         raise ValueError("need at least one seed")
     if len(set(seeds)) != len(seeds):
         raise ValueError("seeds must be distinct (one episode per seed)")
+    if video_episodes not in VIDEO_EPISODES:
+        raise ValueError(f"video_episodes must be one of {VIDEO_EPISODES}, got {video_episodes!r}")
     start = time.perf_counter()
     envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
     video_dir = None if videos is None else Path(videos)
-    clips: list[list[np.ndarray]] = [[] for _ in envs]
+    clips: list[list[_ClipStep]] = [[] for _ in envs]
     pending = list(seeds)[::-1]
     slot_seed: list[int | None] = [None] * len(envs)
     obs: list[dict[str, np.ndarray] | None] = [None] * len(envs)
@@ -187,7 +213,7 @@ def evaluate_success(
         first, reset_info = envs[i].reset(seed=slot_seed[i])
         obs[i] = first
         if video_dir is not None:
-            clips[i] = [_video_frame(first, reset_info)]
+            clips[i] = [_clip_step(first, reset_info)]
 
     try:
         for i in range(len(envs)):
@@ -217,7 +243,7 @@ def evaluate_success(
                 stage = int(info.get("stage", -1))
                 furthest[i] = max(furthest[i], stage)
                 if video_dir is not None:
-                    clips[i].append(_video_frame(o, info))
+                    clips[i].append(_clip_step(o, info))
                 if terminated or truncated:
                     seed = slot_seed[i]
                     assert seed is not None
@@ -229,8 +255,11 @@ def evaluate_success(
                         stage=stage,
                         furthest=furthest[i],
                     )
-                    if video_dir is not None:
-                        _write_clip(clips[i], video_dir, seed, results[seed].success, envs[i])
+                    ok = results[seed].success
+                    wanted = video_episodes == "all" or (video_episodes == "successes") == ok
+                    if video_dir is not None and wanted:
+                        _write_clip(clips[i], video_dir, seed, ok, envs[i])
+                    clips[i] = []
                     lengths[i] = 0
                     furthest[i] = -1
                     starts[i] = True
