@@ -458,6 +458,7 @@ def test_frozen_image_features_widen_what_the_actor_and_critics_read(tmp_path: P
     feats = policy.encode(obs)
     assert feats.shape == (2, vla.feature_dim + 1280 * len(cameras))
     assert model.replay.feature_dim == feats.shape[1]
+    assert policy.base.encoder.device == vla.device  # the encoder follows the base policy
     assert policy.critic.linears[0].weight.shape[1] == feats.shape[1] + 2 * 4 * 14
     own = vla.encode(obs, policy.instruction)
     assert torch.equal(feats[:, : vla.feature_dim], own)

@@ -25,8 +25,8 @@ from sarm2_gym.algos.vla.policy import ChunkBatch, ChunkPolicy
 __all__ = ["WithFrozenImageFeatures", "frozen_image_encoder"]
 
 
-def frozen_image_encoder(name: str, input_size: int) -> Any:
-    """The frozen image encoder ``name`` at ``input_size`` pixels (see the module docstring).
+def frozen_image_encoder(name: str, input_size: int, device: torch.device | str = "cpu") -> Any:
+    """The frozen image encoder ``name`` at ``input_size`` pixels on ``device``.
 
     Raises:
         ValueError: For an unknown encoder name.
@@ -37,7 +37,7 @@ def frozen_image_encoder(name: str, input_size: int) -> Any:
         )
     from sarm2_gym.reward.encoders.efficientnet import EfficientNetLite0Encoder
 
-    return EfficientNetLite0Encoder(input_size)
+    return EfficientNetLite0Encoder(input_size, device=device)
 
 
 class WithFrozenImageFeatures:

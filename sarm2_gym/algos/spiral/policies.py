@@ -74,7 +74,12 @@ class ResidualChunkPolicy(BasePolicy):
         self._base = _Frozen(base)
         if config.frozen_image_features is not None:
             cameras = image_entries(observation_space)
-            encoder = frozen_image_encoder(config.frozen_image_features, config.frozen_image_size)
+            # On the base policy's device: the frames go there anyway to be encoded.
+            encoder = frozen_image_encoder(
+                config.frozen_image_features,
+                config.frozen_image_size,
+                getattr(base, "device", "cpu"),
+            )
             base = self._base.policy = WithFrozenImageFeatures(base, cameras, encoder)
         self.instruction = instruction
         self.config = config
