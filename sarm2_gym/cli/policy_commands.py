@@ -313,17 +313,16 @@ def eval_policy_command(
     its base policy, ``--kappa 1`` the residual without the critic's choice, ``--no-residual``
     the critic's choice among base chunks. ``--latent-temperature`` works for both kinds.
     """
+    from sarm2_gym.algos.common.evaluation import VIDEO_EPISODES, Predictor
+
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
-    if videos_of not in ("all", "failures", "successes"):
-        raise typer.BadParameter(
-            f"--videos-of must be 'all', 'failures' or 'successes', got {videos_of!r}"
-        )
+    if videos_of not in VIDEO_EPISODES:
+        raise typer.BadParameter(f"--videos-of must be one of {VIDEO_EPISODES}, got {videos_of!r}")
     if out is not None and out.is_dir():  # say so before the evaluation, not after it
         raise typer.BadParameter(f"--out must name a JSON file, {out} is a folder")
     from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
     from sarm2_gym.algos.baselines.runners import task_instruction
-    from sarm2_gym.algos.common.evaluation import Predictor
     from sarm2_gym.algos.common.io import CheckpointError
     from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
     from sarm2_gym.algos.vla import TinyVLA, VLAController

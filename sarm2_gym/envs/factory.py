@@ -11,6 +11,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from sarm2_gym.envs.past_states import PastStates
 from sarm2_gym.envs.registry import env_class, task_by_id
 
 __all__ = ["make_task_env"]
@@ -49,8 +50,6 @@ def make_task_env(
     """
     env = _make_with_reward(task, reward, kwargs)
     if past_states:
-        from sarm2_gym.envs.past_states import PastStates
-
         env = PastStates(env, past_states, past_state_stride)
     return env
 

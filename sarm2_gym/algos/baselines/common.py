@@ -125,8 +125,8 @@ def evaluate_on_task(
     ``deterministic`` is passed to ``predict``: for the chunk policies here ``True`` draws the
     same latents for every chunk, ``False`` fresh ones (as a flow-matching VLA is deployed).
     ``videos``: a folder for one video per episode, or per ``video_episodes`` (``"failures"``,
-    ``"successes"``; see :func:`evaluate_success`). The envs
-    give the observations the predictor's policy reads (e.g. past states; see
+    ``"successes"``; see :func:`evaluate_success`). The envs give the observations the
+    predictor's policy reads (e.g. past states; see
     :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`).
     """
     kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
