@@ -16,9 +16,22 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-__all__ = ["PAST_STATES_KEY", "PastStates", "episode_past_states"]
+__all__ = ["PAST_STATES_KEY", "PastStates", "episode_past_states", "past_state_indices"]
 
 PAST_STATES_KEY: Final[str] = "past_states"
+
+
+def past_state_indices(
+    steps: np.ndarray, first: np.ndarray | int, n: int, stride: int
+) -> np.ndarray:
+    """Indices ``(B, n)`` of the past states of ``steps`` ``(B,)``, oldest first.
+
+    Entry ``i`` is ``steps - (n - i) * stride``, no earlier than the episode's ``first`` index
+    (``(B,)`` or one for all): the one definition of what :class:`PastStates` gives, used for
+    recorded episodes as well.
+    """
+    lags = (n - np.arange(n)) * stride
+    return np.maximum(np.asarray(steps)[:, None] - lags[None], np.asarray(first).reshape(-1, 1))
 
 
 class PastStates(gym.Wrapper[dict[str, np.ndarray], Any, dict[str, np.ndarray], Any]):
@@ -68,11 +81,10 @@ class PastStates(gym.Wrapper[dict[str, np.ndarray], Any, dict[str, np.ndarray], 
 
     def _with_past(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._history.append(np.array(observation["state"], copy=True))
-        past = [self._history[max(len(self._history) - 1 - lag, 0)] for lag in self._lags()]
-        return {**observation, PAST_STATES_KEY: np.stack(past)}
-
-    def _lags(self) -> list[int]:
-        return [(self.n - i) * self.stride for i in range(self.n)]
+        # The history holds the last len(history) steps: the current one is its last entry.
+        now = len(self._history) - 1
+        index = past_state_indices(np.array([now]), 0, self.n, self.stride)[0]
+        return {**observation, PAST_STATES_KEY: np.stack([self._history[i] for i in index])}
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -102,6 +114,4 @@ def episode_past_states(states: np.ndarray, n: int, stride: int = 1) -> np.ndarr
         ``(T, n, S)``: at step ``t``, the states at ``t - n * stride, ..., t - stride`` (the first
         state where those fall before the episode's start).
     """
-    steps = np.arange(len(states))[:, None]
-    lags = (n - np.arange(n))[None] * stride
-    return np.asarray(states)[np.maximum(steps - lags, 0)]
+    return np.asarray(states)[past_state_indices(np.arange(len(states)), 0, n, stride)]

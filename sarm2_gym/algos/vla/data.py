@@ -27,7 +27,7 @@ from sarm2_gym.data.episode import (
     image_key,
 )
 from sarm2_gym.data.reader import LeRobotDataset
-from sarm2_gym.envs.past_states import PAST_STATES_KEY
+from sarm2_gym.envs.past_states import PAST_STATES_KEY, past_state_indices
 
 __all__ = ["DemoData", "load_demos"]
 
@@ -84,9 +84,8 @@ class DemoData:
         :class:`~sarm2_gym.envs.past_states.PastStates` gives them at run time.
         """
         starts = np.asarray([start for _, _, start, _, _ in self.episodes], np.int64)
-        first = starts[self.episode_index[index]][:, None]
-        lags = (n - np.arange(n))[None] * stride
-        return self.state[np.maximum(index[:, None] - lags, first)]
+        first = starts[self.episode_index[index]]
+        return self.state[past_state_indices(index, first, n, stride)]
 
     def batch(
         self, index: np.ndarray, chunk_size: int, past_states: int = 0, past_state_stride: int = 1
