@@ -19,7 +19,6 @@ from sarm2_gym.algos.vla.policy import past_states_read_by
 from sarm2_gym.data.episode import STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, episode_past_states
-from sarm2_gym.envs.spaces import image_entries
 
 __all__ = ["demonstration_episodes"]
 
@@ -35,7 +34,7 @@ def demonstration_episodes(
         ValueError: If an episode's instruction is not the policy's, or a camera is missing.
     """
     ds = LeRobotDataset(dataset)
-    cameras = image_entries(policy.observation_space)
+    cameras = policy.cameras
     n_past, stride = past_states_read_by(policy)
     count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
     for i in range(count):

@@ -72,15 +72,17 @@ class ResidualChunkPolicy(BasePolicy):
                 f"it knows {list(base.instructions)}"
             )
         self._base = _Frozen(base)
+        # The env's camera images (not the state, nor e.g. past states): what frozen features
+        # encode, rollouts record and offline demonstrations must hold.
+        self.cameras = image_entries(observation_space)
         if config.frozen_image_features is not None:
-            cameras = image_entries(observation_space)
             # On the base policy's device: the frames go there anyway to be encoded.
             encoder = frozen_image_encoder(
                 config.frozen_image_features,
                 config.frozen_image_size,
                 getattr(base, "device", "cpu"),
             )
-            base = self._base.policy = WithFrozenImageFeatures(base, cameras, encoder)
+            base = self._base.policy = WithFrozenImageFeatures(base, self.cameras, encoder)
         self.instruction = instruction
         self.config = config
         h, a, f = base.chunk_size, base.action_dim, base.feature_dim

@@ -20,7 +20,6 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from sarm2_gym.algos.spiral.labeling import RolloutEpisode
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
-from sarm2_gym.envs.spaces import image_entries
 
 __all__ = ["CollectStats", "CollectedEpisode", "collect_rollouts", "hold_action"]
 
@@ -121,7 +120,7 @@ def collect_rollouts(
     start = time.perf_counter()
     stats = CollectStats()
     n = env.num_envs
-    cameras = image_entries(policy.observation_space)
+    cameras = policy.cameras
     task = policy.instruction
     obs: dict[str, np.ndarray] = env.reset()  # type: ignore[assignment]
     infos: list[dict[str, Any]] = [dict(i) for i in getattr(env, "reset_infos", [{}] * n)]
