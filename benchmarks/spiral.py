@@ -53,7 +53,8 @@ from typing import Any
 import numpy as np
 
 from sarm2_gym.algos.baselines.common import fresh_latent_success
-from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR
+from sarm2_gym.algos.common.io import LATEST_FILE
+from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR, STATE_FILE
 from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
@@ -688,8 +689,8 @@ def _replay_rollouts(out: Path) -> list[dict[str, Any]]:
     """
     ckpt = out / CHECKPOINT_DIR
     try:
-        latest = json.loads((ckpt / "latest.json").read_text())["latest"]
-        meta = json.loads((ckpt / latest / "spiral.json").read_text())
+        latest = json.loads((ckpt / LATEST_FILE).read_text())["latest"]
+        meta = json.loads((ckpt / latest / STATE_FILE).read_text())
     except (OSError, KeyError, TypeError, json.JSONDecodeError):
         return []
     episodes = meta.get("replay", {}).get("episodes", [])
