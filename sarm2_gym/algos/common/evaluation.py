@@ -19,6 +19,8 @@ from typing import Any, Final, NamedTuple, Protocol
 import gymnasium as gym
 import numpy as np
 
+from sarm2_gym.envs.spaces import image_entries
+
 __all__ = ["VIDEO_EPISODES", "EvalResult", "Predictor", "evaluate_success"]
 
 
@@ -119,12 +121,10 @@ class _ClipStep:
     primitive: int | None
 
 
-def _clip_step(observation: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> _ClipStep:
-    images = tuple(
-        np.array(v, copy=True) for v in observation.values() if v.ndim == 3 and v.dtype == np.uint8
-    )
-    if not images:
-        raise ValueError(f"videos need camera observations; got keys {sorted(observation)}")
+def _clip_step(
+    observation: Mapping[str, np.ndarray], info: Mapping[str, Any], cameras: tuple[str, ...]
+) -> _ClipStep:
+    images = tuple(np.array(observation[c], copy=True) for c in cameras)
     primitive = info.get("primitive")
     return _ClipStep(
         images,
@@ -194,6 +194,13 @@ def evaluate_success(
     start = time.perf_counter()
     envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
     video_dir = None if videos is None else Path(videos)
+    cameras = image_entries(envs[0].observation_space)
+    if video_dir is not None and not cameras:
+        for env in envs:
+            env.close()
+        raise ValueError(
+            f"videos need camera observations; the env gives {envs[0].observation_space}"
+        )
     clips: list[list[_ClipStep]] = [[] for _ in envs]
     pending = list(seeds)[::-1]
     slot_seed: list[int | None] = [None] * len(envs)
@@ -213,7 +220,7 @@ def evaluate_success(
         first, reset_info = envs[i].reset(seed=slot_seed[i])
         obs[i] = first
         if video_dir is not None:
-            clips[i] = [_clip_step(first, reset_info)]
+            clips[i] = [_clip_step(first, reset_info, cameras)]
 
     try:
         for i in range(len(envs)):
@@ -243,7 +250,7 @@ def evaluate_success(
                 stage = int(info.get("stage", -1))
                 furthest[i] = max(furthest[i], stage)
                 if video_dir is not None:
-                    clips[i].append(_clip_step(o, info))
+                    clips[i].append(_clip_step(o, info, cameras))
                 if terminated or truncated:
                     seed = slot_seed[i]
                     assert seed is not None

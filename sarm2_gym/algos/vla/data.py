@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -83,9 +84,13 @@ class DemoData:
         Frames before an episode's start repeat its first state, as
         :class:`~sarm2_gym.envs.past_states.PastStates` gives them at run time.
         """
-        starts = np.asarray([start for _, _, start, _, _ in self.episodes], np.int64)
-        first = starts[self.episode_index[index]]
+        first = self._episode_starts[self.episode_index[index]]
         return self.state[past_state_indices(index, first, n, stride)]
+
+    @cached_property
+    def _episode_starts(self) -> np.ndarray:
+        """First global frame of every episode (read for every batch with past states)."""
+        return np.asarray([start for _, _, start, _, _ in self.episodes], np.int64)
 
     def batch(
         self, index: np.ndarray, chunk_size: int, past_states: int = 0, past_state_stride: int = 1
