@@ -38,7 +38,8 @@ def collect_command(
         "--expert-option",
         help="NAME=VALUE strategy option of the task's expert, repeatable (e.g. CleanWhiteboard's "
         "wipe=sweep: the whole board in lanes instead of chasing the nearest ink; lanes=lifted: "
-        "some of those lanes executed off the board, leaving ink the expert then chases).",
+        "some of those lanes executed off the board, leaving ink the expert then chases; "
+        "carry=high: the eraser carried back to its tray high and lowered straight onto it).",
     ),
 ) -> None:
     """Record scripted-expert episodes into a LeRobot v3.0 dataset (resumable)."""

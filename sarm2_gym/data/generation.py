@@ -42,7 +42,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # Kinds of demonstrations a policy is behaviour-cloned from: name -> (quality preset, expert
 # options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
 # the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset), the
-# ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``).
+# ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``),
+# the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``).
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -56,6 +57,10 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "dense_sweep_lifted": (
             "expert",
             MappingProxyType({"wipe": "dense_sweep", "lanes": "lifted"}),
+        ),
+        "dense_sweep_high": (
+            "expert",
+            MappingProxyType({"wipe": "dense_sweep", "carry": "high"}),
         ),
     }
 )

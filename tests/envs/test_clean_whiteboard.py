@@ -140,13 +140,55 @@ def test_lifted_lanes_leave_ink_that_the_expert_chases_while_recording_a_pressin
 def test_expert_options_are_checked() -> None:
     from sarm2_gym.envs import expert_for
 
-    assert expert_for(ENV).options == {"wipe": "nearest", "lanes": "exact"}
+    assert expert_for(ENV).options == {"wipe": "nearest", "lanes": "exact", "carry": "direct"}
     with pytest.raises(ValueError, match="has no option 'speed'"):
         expert_for(ENV, "expert", {"speed": "fast"})
     with pytest.raises(ValueError, match="wipe='spiral' is not one of"):
         expert_for(ENV, "expert", {"wipe": "spiral"})
     with pytest.raises(ValueError, match="its options: none"):
         expert_for("SARM2-PullPlug-v0", "expert", {"wipe": "sweep"})
+
+
+@pytest.mark.parametrize("wipe", ["nearest", "dense_sweep"])
+def test_high_carry_keeps_the_way_to_the_board_and_the_way_back_apart(wipe: str) -> None:
+    """``carry="high"``: held near its tray, the eraser is low when just picked up and high on the
+    way back, from where it goes straight down; ``"direct"`` comes back low as well."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+
+    def run(carry: str, seed: int) -> tuple[bool, list[float], list[float]]:
+        """Success, and the TCP heights held within 2 cm (xy) of the tray before any ink was
+        wiped (out) and once the board is clean (back)."""
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        ink = len(task.remaining_ink())
+        expert = expert_for(ENV, "expert", {"wipe": wipe, "carry": carry})
+        expert.reset(task, seed=seed)
+        out: list[float] = []
+        back: list[float] = []
+        for _ in range(400):
+            _, _, terminated, truncated, info = env.step(expert.act().env_action)
+            tcp = task.robot.tcp_pos(task.data, "right")
+            if task.eraser_held() and np.linalg.norm(tcp[:2] - task.tray_center()[:2]) < 0.02:
+                left = len(task.remaining_ink())
+                (out if left == ink else back if left == 0 else []).append(float(tcp[2]))
+            if terminated or truncated:
+                break
+        env.close()
+        return bool(info["is_success"]), out, back
+
+    for seed in range(2):
+        ok, out, back = run("high", seed)
+        assert ok and out and back
+        assert max(out) < cw.PLACE_LIFT - 0.04, "picked: out of the tray low"
+        assert max(back) > cw.CARRY_HEIGHT - 0.01, "placing: over the tray high"
+        assert np.all(np.diff(back) < 1e-3), "... and from there straight down"
+        ok, out, back = run("direct", seed)
+        assert ok
+        assert max(back) < cw.PLACE_LIFT + 0.01, "direct: back at the height of a pick"
 
 
 @pytest.mark.parametrize("seed", range(3))

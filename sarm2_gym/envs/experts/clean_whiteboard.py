@@ -46,6 +46,13 @@ LIFT_CLEARANCE = 0.015
 LIFT_PROBABILITY = 0.4
 SWEEP_END_Y = (INK_GRID[1] - 1) / 2 * INK_CELL  # outermost ink cell centres along y
 SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given up after this
+# TCP heights (m) on the way from the board back to the tray. The way out runs low: the erase
+# stage begins once the eraser is 3 cm out of its tray and the arm heads for the board at its
+# hover height (about 7.5 cm). ``carry="direct"`` comes back at about 12 cm and lowers the eraser
+# from there, close to the way out; ``carry="high"`` comes back at CARRY_HEIGHT and goes straight
+# down, so the arm's height over the tray tells the way back from the way out.
+PLACE_LIFT = 0.13
+CARRY_HEIGHT = 0.24
 
 
 class CleanWhiteboardExpert(ScriptedExpert):
@@ -72,15 +79,22 @@ class CleanWhiteboardExpert(ScriptedExpert):
     wiping is done (a policy cloned from the plain sweep places the eraser with ink left).
     ``"exact"`` (default) wipes every lane.
 
+    Option ``carry`` sets the way back to the tray. ``"direct"`` (default): at about the height of
+    the way out, so the arm near the tray holding the eraser looks about the same whether it has
+    just picked it up or is about to put it down; only the board in the images tells the two
+    apart. ``"high"``: at :data:`CARRY_HEIGHT`, then straight down onto the tray, so the arm's
+    height tells them apart too.
+
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
         **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``; ``lanes="exact"`` or
-            ``"lifted"``.
+            ``"lifted"``; ``carry="direct"`` or ``"high"``.
     """
 
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "wipe": ("nearest", "sweep", "dense_sweep"),
         "lanes": ("exact", "lifted"),
+        "carry": ("direct", "high"),
     }
 
     @property
@@ -169,9 +183,16 @@ class CleanWhiteboardExpert(ScriptedExpert):
         if not task.eraser_held():
             return self.plan_stage(0)
         tray = task.tray_center()
-        above_tray = lambda: np.array([tray[0], tray[1], self._tcp_for_felt_at(TRAY_BASE + 0.08)])  # noqa: E731
+        high = self.options["carry"] == "high"
+        above_tray = lambda: np.array(  # noqa: E731
+            [
+                tray[0],
+                tray[1],
+                CARRY_HEIGHT if high else self._tcp_for_felt_at(TRAY_BASE + 0.08),
+            ]
+        )
         return [
-            self._lift(0.13, "place"),
+            self._lift(CARRY_HEIGHT if high else PLACE_LIFT, "place"),
             Waypoint("place", {ARM: ArmTarget(pos=above_tray, rpy=np.zeros(3))}, tol=0.01),
             Waypoint(
                 "place",
