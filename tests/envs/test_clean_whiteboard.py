@@ -174,7 +174,10 @@ def test_high_carry_keeps_the_way_to_the_board_and_the_way_back_apart(wipe: str)
             tcp = task.robot.tcp_pos(task.data, "right")
             if task.eraser_held() and np.linalg.norm(tcp[:2] - task.tray_center()[:2]) < 0.02:
                 left = len(task.remaining_ink())
-                (out if left == ink else back if left == 0 else []).append(float(tcp[2]))
+                if left == ink:
+                    out.append(float(tcp[2]))
+                elif left == 0:
+                    back.append(float(tcp[2]))
             if terminated or truncated:
                 break
         env.close()

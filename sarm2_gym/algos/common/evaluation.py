@@ -195,12 +195,6 @@ def evaluate_success(
     envs = [make_env() for _ in range(min(n_envs, len(seeds)))]
     video_dir = None if videos is None else Path(videos)
     cameras = image_entries(envs[0].observation_space)
-    if video_dir is not None and not cameras:
-        for env in envs:
-            env.close()
-        raise ValueError(
-            f"videos need camera observations; the env gives {envs[0].observation_space}"
-        )
     clips: list[list[_ClipStep]] = [[] for _ in envs]
     pending = list(seeds)[::-1]
     slot_seed: list[int | None] = [None] * len(envs)
@@ -222,7 +216,11 @@ def evaluate_success(
         if video_dir is not None:
             clips[i] = [_clip_step(first, reset_info, cameras)]
 
-    try:
+    try:  # the envs are closed however this ends, a refused request included
+        if video_dir is not None and not cameras:
+            raise ValueError(
+                f"videos need camera observations; the env gives {envs[0].observation_space}"
+            )
         for i in range(len(envs)):
             start_next(i)
         while True:
