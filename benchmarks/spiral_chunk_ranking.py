@@ -1,0 +1,760 @@
+r"""Can SPIRAL's critics rank chunks at one state? -> docs/results/spiral_chunk_ranking.md.
+
+Best-of-kappa and the residual actor's gradient both follow the critic ensemble's order of the
+candidate chunks *at one state* (spec §2.2). The round tables' rho pools every state, so it mostly
+measures how far an episode has come. This benchmark measures the order at one state directly.
+
+For each finished SPIRAL run (``ROOT/<task>/spiral/seed<k>``), on held-out seeds:
+
+1. Run the final policy as deployed (fresh latents) and keep its actions. At every branch step
+   (``--branch-steps``, chunk boundaries), draw ``--candidates`` latents and form the policy's total
+   chunks (base chunk + residual) and every critic's Q of each, as deployment does.
+2. For every candidate, reset the env to the same seed, replay the kept actions up to the branch
+   step (MuJoCo is deterministic on one machine; the replay is checked against the kept progress),
+   execute the candidate chunk, then let the deployed policy finish the episode. Every candidate's
+   continuation draws the same latents (common random numbers); ``--continuations`` such draws per
+   candidate show how much of the outcome the chunk decides and how much the continuation.
+3. Score each branch with the quantity the critics are trained to estimate: the blended target
+   ``alpha * success * gamma^(L-1-t) + (1 - alpha) * sum_h gamma^h r_{t+h+1}`` with the dense
+   rewards ``r`` of the privileged-progress labeller (the oracle labels of
+   ``--labeler privileged``), plus the episode's success and the progress the chunk itself made.
+   For a run labelled by a reward model this is the truth its critics' target approximates.
+
+The page reports, per run: within-state Spearman of min-Q with the realised value; what the
+critics' pick gains over a random candidate, against what the best candidate gains, naively and
+cross-validated (chosen on one continuation draw, valued on the others: the naive best also
+collects the luck of its draw); whether candidates with similar chunks have similar values; how
+much the candidates' values differ at one state against how much one candidate's continuations
+differ; and the same Spearman pooled over all states.
+
+``--refits`` fits fresh critic ensembles on each run's own replay buffer (saved with its last
+checkpoint) by other recipes (:data:`REFITS`: more updates, regression on realised returns,
+standardised actions) and scores them on the same branch states and candidates, which the records
+keep (features and chunks), with no new simulation.
+
+Resumable: every branch state is one JSON file under ``--out``; finished ones are skipped.
+
+Usage:
+    python benchmarks/spiral_chunk_ranking.py --root DATA --task CleanWhiteboard --seeds 0 1 \
+        --out DATA/chunk_ranking --doc docs/results/spiral_chunk_ranking.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from stable_baselines3.common.utils import polyak_update
+from tqdm import tqdm, trange
+
+from sarm2_gym.algos.baselines.common import eval_seeds
+from sarm2_gym.algos.common.chunking import batch_observation
+from sarm2_gym.algos.common.io import atomic_write_json
+from sarm2_gym.algos.common.latents import draw_latents
+from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
+from sarm2_gym.algos.spiral.labeling import labels_from_steps_to_go, query_frames
+from sarm2_gym.algos.spiral.networks import CriticEnsemble
+from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
+from sarm2_gym.algos.spiral.targets import critic_targets, frame_to_transition_rewards
+from sarm2_gym.algos.vla.policy import wrap_env_for_policy
+from sarm2_gym.envs.registry import env_ids_by_name
+
+TASK_IDS = env_ids_by_name()
+REFERENCE_LATENT_SEED = 31_000_000  # + 1000 * run seed + episode: the kept rollouts' latents
+CANDIDATE_LATENT_SEED = 32_000_000  # + branch key: the candidates' latents
+CONTINUATION_LATENT_SEED = 33_000_000  # + branch key * 16 + draw: shared by all candidates
+
+
+@dataclass(frozen=True)
+class Refit:
+    """A recipe to fit a fresh critic ensemble on a finished run's replay buffer.
+
+    ``target`` ``"td"`` is the run's own update (blended target bootstrapped through the target
+    critics and the run's final actor, the run's batch size), for ``factor`` times as many
+    updates as the run made; ``"mc"`` regresses every member on the realised blended return
+    that followed each chunk in the buffer (no bootstrapping), ``updates`` of ``batch_size``.
+    """
+
+    target: str
+    what: str
+    factor: float = 1.0
+    updates: int = 0
+    batch_size: int = 0
+    scaled: bool = False  # actions standardised per dimension (replay mean and std) for the critic
+
+
+REFITS: dict[str, Refit] = {
+    "td_same": Refit("td", "the run's own recipe and number of updates, fresh initialisation"),
+    "td_x4": Refit("td", "the run's own recipe, four times the updates", factor=4.0),
+    "mc": Refit(
+        "mc",
+        "regression on the realised blended return, 10,000 updates of 256 chunks",
+        updates=10_000,
+        batch_size=256,
+    ),
+    "mc_scaled": Refit(
+        "mc",
+        "the same, actions standardised per dimension (replay mean and std) before the critic",
+        updates=10_000,
+        batch_size=256,
+        scaled=True,
+    ),
+    "td_scaled": Refit(
+        "td",
+        "the run's own recipe and number of updates, actions standardised per dimension",
+        scaled=True,
+    ),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--root", type=Path, required=True, help="--root of benchmarks/spiral.py.")
+    p.add_argument("--task", required=True, choices=sorted(TASK_IDS))
+    p.add_argument("--method", default="spiral", help="SPIRAL method folder under the task.")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1])
+    p.add_argument("--episodes", type=int, default=10, help="Held-out seeds per run.")
+    p.add_argument(
+        "--branch-steps",
+        nargs="*",
+        type=int,
+        default=[20, 60, 100, 140, 180],
+        help="Steps at which candidates branch (multiples of the chunk length).",
+    )
+    p.add_argument("--candidates", type=int, default=8, help="Candidate latents per state.")
+    p.add_argument("--continuations", type=int, default=2, help="Continuation draws per chunk.")
+    p.add_argument(
+        "--refits",
+        nargs="*",
+        default=[],
+        choices=sorted(REFITS),
+        help="Critic ensembles fitted again on each run's own replay buffer and scored on the "
+        "same branch states (no simulation): "
+        + "; ".join(f"{k}: {v.what}" for k, v in REFITS.items()),
+    )
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--threads", type=int, default=1, help="Torch threads.")
+    p.add_argument("--out", type=Path, required=True, help="Folder of the branch records.")
+    p.add_argument("--doc", type=Path, default=Path("docs/results/spiral_chunk_ranking.md"))
+    p.add_argument("--report-only", action="store_true")
+    p.add_argument("--command", default="", help="Command line quoted in the report.")
+    p.add_argument("--note", default="", help="Paragraph printed under the title.")
+    return p.parse_args(argv)
+
+
+@dataclass
+class Trajectory:
+    """One episode: the actions stepped, privileged progress after reset and after every step."""
+
+    actions: list[np.ndarray]
+    progress: list[float]
+    success: bool
+    observations: dict[int, dict[str, np.ndarray]]  # kept at the requested steps only
+
+    @property
+    def length(self) -> int:
+        """Steps taken."""
+        return len(self.actions)
+
+
+def play(
+    env: gym.Env,
+    model: SPIRAL,
+    reset_seed: int,
+    latent_seed: int,
+    prefix: Sequence[np.ndarray] = (),
+    chunk: np.ndarray | None = None,
+    keep_at: Sequence[int] = (),
+) -> Trajectory:
+    """Replay ``prefix``, execute ``chunk``, then let the deployed policy finish the episode.
+
+    The policy plans a new chunk every ``n_action_steps`` steps, drawing fresh latents from a
+    generator seeded with ``latent_seed`` (as :meth:`ResidualChunkPolicy.plan` deploys).
+    """
+    policy = model.policy
+    policy.rng = torch.Generator().manual_seed(latent_seed)
+    obs, info = env.reset(seed=reset_seed)
+    traj = Trajectory([], [float(info["progress"])], False, {})
+    scripted = [*prefix, *(chunk if chunk is not None else ())]
+    queue: list[np.ndarray] = []
+    done = False
+    while not done:
+        t = traj.length
+        if t in keep_at:
+            traj.observations[t] = {k: np.array(v) for k, v in obs.items()}
+        if t < len(scripted):
+            action = np.asarray(scripted[t], dtype=np.float32)
+        else:
+            if not queue:
+                batched, _ = batch_observation(obs)
+                planned = policy.plan(batched, deterministic=False)[0]
+                queue = list(planned[: policy.n_action_steps])
+            action = queue.pop(0)
+        obs, _, terminated, truncated, info = env.step(action)
+        traj.actions.append(action)
+        traj.progress.append(float(info["progress"]))
+        traj.success = bool(info["is_success"])
+        done = terminated or truncated
+    return traj
+
+
+def realised_values(traj: Trajectory, step: int, gamma: float, alpha: float) -> dict[str, float]:
+    """What the critics estimate for the chunk at ``step``, measured on one finished episode.
+
+    The dense rewards are the privileged-progress labeller's (spec §1.8 smoothing and clipping)
+    for the frames before each step, shifted to the reward that follows each row, as SPIRAL's
+    buffer stores them.
+    """
+    length = traj.length  # rows 0..L-1, one per action
+    progress = np.asarray(traj.progress[:length])  # the frame each row acted on
+    labeller = PrivilegedProgressLabeler()
+    idx = query_frames(length, labeller.frame_gap)
+    labels = labels_from_steps_to_go(idx, 1.0 - progress[idx], length, labeller.window)
+    rewards = frame_to_transition_rewards(labels.reward)[step:]
+    dense = float(np.sum(gamma ** np.arange(rewards.size) * rewards))
+    mc = float(traj.success) * gamma ** (length - 1 - step)
+    return {
+        "target": alpha * mc + (1.0 - alpha) * dense,
+        "dense_return": dense,
+        "success": float(traj.success),
+        "final_progress": traj.progress[-1],
+        "length": float(length),
+    }
+
+
+def branch_key(seed: int, episode: int, step: int) -> int:
+    return (seed * 1000 + episode) * 1000 + step
+
+
+def evaluate_run(args: argparse.Namespace, seed: int) -> None:
+    """Every branch state of one run (skipping finished ones)."""
+    folder = args.root / args.task / args.method / f"seed{seed}"
+    if not (folder / "result.json").is_file():
+        print(f"[{folder}] not finished; skipped", flush=True)
+        return
+    out = args.out / args.task / args.method / f"seed{seed}"
+    model = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
+    policy = model.policy
+    env = wrap_env_for_policy(gym.make(TASK_IDS[args.task], image_size=args.image_size), model)
+    h = policy.chunk_shape[0]
+    bad = [s for s in args.branch_steps if s % h]
+    if bad:
+        raise ValueError(f"branch steps {bad} are not multiples of the chunk length {h}")
+    try:
+        for episode, reset_seed in enumerate(eval_seeds(args.episodes)):
+            todo = [
+                s
+                for s in args.branch_steps
+                if not (out / f"ep{episode:02d}_t{s:03d}.json").exists()
+            ]
+            if not todo:
+                continue
+            reference = play(
+                env, model, reset_seed, REFERENCE_LATENT_SEED + 1000 * seed + episode,
+                keep_at=todo,
+            )  # fmt: skip
+            for step in todo:
+                if step not in reference.observations:  # the episode ended before it
+                    atomic_write_json(
+                        out / f"ep{episode:02d}_t{step:03d}.json",
+                        {"episode": episode, "step": step, "reached": False},
+                    )
+                    continue
+                _branch(args, model, env, seed, episode, reset_seed, reference, step, out)
+    finally:
+        env.close()
+
+
+def _branch(
+    args: argparse.Namespace,
+    model: SPIRAL,
+    env: gym.Env,
+    seed: int,
+    episode: int,
+    reset_seed: int,
+    reference: Trajectory,
+    step: int,
+    out: Path,
+) -> None:
+    policy, cfg = model.policy, model.config
+    key = branch_key(seed, episode, step)
+    batched, _ = batch_observation(reference.observations[step])
+    with torch.no_grad():
+        features = policy.encode(batched)
+        gen = torch.Generator().manual_seed(CANDIDATE_LATENT_SEED + key)
+        noise = draw_latents((1, args.candidates, *policy.chunk_shape), gen, cfg.latent_temperature)
+        chunks, min_q = policy.candidates(features, noise)
+        f = features.repeat_interleave(args.candidates, dim=0)
+        every_q = policy.critic(f, noise[0], chunks[0])  # (N_Q, K)
+    start = time.perf_counter()
+    branches: list[list[dict[str, float]]] = []
+    prefix = reference.actions[:step]
+    for k in tqdm(range(args.candidates), desc=f"seed {seed} ep {episode} t {step}", leave=False):
+        runs = []
+        for c in range(args.continuations):
+            traj = play(
+                env, model, reset_seed, CONTINUATION_LATENT_SEED + key * 16 + c,
+                prefix=prefix, chunk=chunks[0, k].numpy(),
+            )  # fmt: skip
+            if not np.allclose(traj.progress[: step + 1], reference.progress[: step + 1]):
+                raise RuntimeError(
+                    f"replaying episode {episode} to step {step} did not reproduce its progress: "
+                    "the env is not deterministic here, so branches would not share a state"
+                )
+            values = realised_values(traj, step, cfg.gamma, cfg.mc_weight)
+            end = min(step + policy.chunk_shape[0], traj.length)
+            values["chunk_gain"] = traj.progress[end] - traj.progress[step]
+            runs.append(values)
+        branches.append(runs)
+    atomic_write_json(
+        out / f"ep{episode:02d}_t{step:03d}.json",
+        {
+            "episode": episode,
+            "step": step,
+            "reached": True,
+            "progress": reference.progress[step],
+            "reference_success": reference.success,
+            # what any critic needs to rank these candidates again, without the simulator
+            "features": features[0].tolist(),
+            "chunks": chunks[0].tolist(),  # (K, H, A) env units
+            "min_q": min_q[0].tolist(),
+            "q": every_q.T.tolist(),  # (K, N_Q)
+            "branches": branches,  # (K, C) dicts
+            "wall_seconds": time.perf_counter() - start,
+        },
+    )
+    print(json.dumps({"seed": seed, "episode": episode, "step": step}), flush=True)
+
+
+# ------------------------------------------------------------------------------------ refits
+def refit_critic(
+    model: SPIRAL, recipe: Refit, seed: int, desc: str = "refit"
+) -> tuple[CriticEnsemble, Callable[[torch.Tensor], torch.Tensor]]:
+    """A fresh critic ensemble fitted on ``model``'s replay buffer by ``recipe``.
+
+    Returns:
+        The critics and the map from env-unit chunks to what they read.
+    """
+    p, cfg = model.policy, model.config
+    h, a = p.chunk_shape
+    rows = model.replay.state()[0]["replay.actions"]  # (N, A) every stored action
+    mean, std = rows.mean(dim=0), rows.std(dim=0).clamp_min(1e-2)
+
+    def reads(chunk: torch.Tensor) -> torch.Tensor:
+        return (chunk - mean) / std if recipe.scaled else chunk
+
+    torch.manual_seed(seed)
+    critic = CriticEnsemble(cfg.n_critics, p.base.feature_dim, h, a, cfg.critic_hidden)
+    target = copy.deepcopy(critic).requires_grad_(False)
+    optimizer = torch.optim.AdamW(
+        critic.parameters(), lr=cfg.critic_lr, weight_decay=cfg.weight_decay
+    )
+    rng = np.random.default_rng(seed)
+    latent_rng = torch.Generator().manual_seed(seed)
+    if recipe.target == "mc":
+        parts = [
+            model.replay.episode_chunks(i, cfg.mc_weight) for i in range(len(model.replay.episodes))
+        ]
+        features = torch.cat([f for f, _, _ in parts])
+        actions = torch.cat([c for _, c, _ in parts])
+        realised = torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
+        updates, batch_size = recipe.updates, recipe.batch_size
+    else:
+        updates, batch_size = int(recipe.factor * model._n_updates), cfg.batch_size
+    for _ in trange(updates, desc=desc, leave=False):
+        if recipe.target == "mc":
+            idx = torch.from_numpy(rng.integers(0, features.shape[0], size=batch_size))
+            f, chunk, y = features[idx], reads(actions[idx]), realised[idx]
+        else:
+            batch = model.replay.sample(batch_size, rng)
+            f, chunk = batch.features, reads(batch.actions)
+            with torch.no_grad():
+                z_next = draw_latents((f.shape[0], h, a), latent_rng, cfg.latent_temperature)
+                a_next, _ = p.total_chunks(batch.next_features, z_next)
+                q_next = target.min_q(batch.next_features, z_next, reads(a_next))
+                y, _ = critic_targets(
+                    batch.chunk_return, batch.done, q_next, batch.mc_return, cfg.gamma, h,
+                    cfg.mc_weight,
+                )  # fmt: skip
+        q = critic(f, torch.zeros_like(chunk), chunk)
+        loss = (q - y[None]).pow(2).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(critic.parameters(), cfg.grad_clip)
+        optimizer.step()
+        if recipe.target == "td":
+            polyak_update(critic.parameters(), target.parameters(), cfg.tau)
+    return critic.eval(), reads
+
+
+def refit_run(args: argparse.Namespace, seed: int, name: str) -> None:
+    """Fit critics again by recipe ``name`` and record their min-Q at every branch state."""
+    out = args.out / args.task / args.method / f"seed{seed}"
+    path = out / f"refit_{name}.json"
+    records = _load(args, seed)
+    if path.is_file() or not records:
+        return
+    folder = args.root / args.task / args.method / f"seed{seed}"
+    model = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
+    start = time.perf_counter()
+    critic, reads = refit_critic(model, REFITS[name], seed, desc=f"seed {seed} refit {name}")
+    fitted = time.perf_counter() - start
+    min_q = {}
+    with torch.no_grad():
+        for r in records:
+            chunks = reads(torch.tensor(r["chunks"]))
+            f = torch.tensor(r["features"])[None].expand(chunks.shape[0], -1)
+            min_q[f"{r['episode']}:{r['step']}"] = critic.min_q(
+                f, torch.zeros_like(chunks), chunks
+            ).tolist()
+    atomic_write_json(path, {"recipe": name, "fit_seconds": fitted, "min_q": min_q})
+    print(json.dumps({"seed": seed, "refit": name, "fit_seconds": round(fitted)}), flush=True)
+
+
+# ------------------------------------------------------------------------------------ report
+def _load(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
+    folder = args.out / args.task / args.method / f"seed{seed}"
+    records = [json.loads(p.read_text()) for p in sorted(folder.glob("ep*_t*.json"))]
+    return [r for r in records if r["reached"]]
+
+
+def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
+def summarise(
+    records: list[dict[str, Any]],
+    deployed_kappa: int,
+    min_q: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
+    """Per-run statistics over branch states (see the module docstring).
+
+    ``min_q`` (``"episode:step"`` -> candidates' min-Q) scores the candidates with other critics
+    than the run's own (a refit).
+    """
+    within, within_success, within_gain = [], [], []
+    pick_gain, best_gain, pick_gain_k, best_gain_k = [], [], [], []
+    pick_succ, mean_succ, best_succ = [], [], []
+    between_sd, continuation_sd, q_sd = [], [], []
+    pooled_q, pooled_v = [], []
+    pooled_q_by_state: list[np.ndarray] = []
+    smooth: list[float] = []
+    best_gain_cv: list[float] = []
+    best_success_cv: list[float] = []
+    for r in records:
+        q = np.asarray(r["min_q"] if min_q is None else min_q[f"{r['episode']}:{r['step']}"])
+        target = np.array([[b["target"] for b in runs] for runs in r["branches"]])  # (K, C)
+        success = np.array([[b["success"] for b in runs] for runs in r["branches"]])
+        gain = np.array([[b["chunk_gain"] for b in runs] for runs in r["branches"]])
+        v, s = target.mean(axis=1), success.mean(axis=1)
+        for store, y in ((within, v), (within_success, s), (within_gain, gain.mean(axis=1))):
+            rho = _spearman(q, y)
+            if rho is not None:
+                store.append(rho)
+        if target.shape[1] > 1:
+            # Chosen on one continuation draw, valued on the others: the gain a perfect ranking
+            # could bring, without the luck of the draw it was chosen on.
+            cv, cv_success = [], []
+            for c in range(target.shape[1]):
+                rest = np.delete(target, c, axis=1).mean(axis=1)
+                chosen = int(np.argmax(target[:, c]))
+                cv.append(rest[chosen] - rest.mean())
+                cv_success.append(np.delete(success, c, axis=1).mean(axis=1)[chosen])
+            best_gain_cv.append(float(np.mean(cv)))
+            best_success_cv.append(float(np.mean(cv_success)))
+        pick = int(np.argmax(q))
+        pick_gain.append(v[pick] - v.mean())
+        best_gain.append(v.max() - v.mean())
+        k = min(deployed_kappa, q.size)  # the deployed choice: among the first kappa candidates
+        pick_k = int(np.argmax(q[:k]))
+        pick_gain_k.append(v[pick_k] - v[:k].mean())
+        best_gain_k.append(v[:k].max() - v[:k].mean())
+        pick_succ.append(s[pick])
+        mean_succ.append(s.mean())
+        best_succ.append(s.max())
+        between_sd.append(v.std())
+        if "chunks" in r:  # are candidates with similar chunks worth similar values?
+            c = np.asarray(r["chunks"]).reshape(q.size, -1)
+            i, j = np.triu_indices(q.size, k=1)
+            rho = _spearman(np.linalg.norm(c[i] - c[j], axis=1), np.abs(v[i] - v[j]))
+            if rho is not None:
+                smooth.append(rho)
+        if target.shape[1] > 1:  # one draw per candidate says nothing about continuations
+            continuation_sd.append(target.std(axis=1).mean())
+        q_sd.append(q.std())
+        pooled_q_by_state.append(q)
+        pooled_q += q.tolist()
+        pooled_v += v.tolist()
+    q_state_means = [float(np.mean(q)) for q in pooled_q_by_state]
+    return {
+        "states": len(records),
+        "within_rho": (float(np.mean(within)), len(within)) if within else None,
+        "within_rho_success": (float(np.mean(within_success)), len(within_success))
+        if within_success
+        else None,
+        "within_rho_chunk_gain": (float(np.mean(within_gain)), len(within_gain))
+        if within_gain
+        else None,
+        "smoothness_rho": (float(np.mean(smooth)), len(smooth)) if smooth else None,
+        "pooled_rho": _spearman(np.asarray(pooled_q), np.asarray(pooled_v)),
+        "pick_gain": float(np.mean(pick_gain)),
+        "best_gain": float(np.mean(best_gain)),
+        "best_gain_cv": float(np.mean(best_gain_cv)) if best_gain_cv else None,
+        "best_success_cv": float(np.mean(best_success_cv)) if best_success_cv else None,
+        "pick_gain_k": float(np.mean(pick_gain_k)),
+        "best_gain_k": float(np.mean(best_gain_k)),
+        "pick_success": float(np.mean(pick_succ)),
+        "mean_success": float(np.mean(mean_succ)),
+        "best_success": float(np.mean(best_succ)),
+        "between_sd": float(np.mean(between_sd)),
+        "continuation_sd": float(np.mean(continuation_sd)) if continuation_sd else None,
+        "q_sd_within": float(np.mean(q_sd)),
+        "q_sd_between_states": float(np.std(q_state_means)),
+    }
+
+
+def _plot(args: argparse.Namespace, by_seed: dict[int, list[dict[str, Any]]]) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for seed, records in by_seed.items():
+        qs, vs, qp, vp = [], [], [], []
+        for r in records:
+            q = np.asarray(r["min_q"])
+            v = np.array([np.mean([b["target"] for b in runs]) for runs in r["branches"]])
+            qs += (q - q.mean()).tolist()
+            vs += (v - v.mean()).tolist()
+            qp += q.tolist()
+            vp += v.tolist()
+        axes[0].scatter(qs, vs, s=6, alpha=0.5, label=f"seed {seed}")
+        axes[1].scatter(qp, vp, s=6, alpha=0.5, label=f"seed {seed}")
+    axes[0].set(
+        title="At one state (both centred on the state's mean)",
+        xlabel="min-Q - state mean",
+        ylabel="realised value - state mean",
+    )
+    axes[1].set(title="Pooled over states", xlabel="min-Q", ylabel="realised value")
+    for ax in axes:
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = args.doc.with_suffix(".png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _refit_table(
+    args: argparse.Namespace,
+    rows: list[tuple[int, int, dict[str, Any]]],
+    by_seed: dict[int, list[dict[str, Any]]],
+) -> list[str]:
+    """The same states scored by critics fitted again on each run's replay (if any were)."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    for seed in by_seed:
+        folder = args.out / args.task / args.method / f"seed{seed}"
+        for path in sorted(folder.glob("refit_*.json")):
+            record = json.loads(path.read_text())
+            found.setdefault(record["recipe"], {})[seed] = record
+    if not found:
+        return []
+    seeds = [s for s, _, _ in rows]
+    kappas = {s: k for s, k, _ in rows}
+    lines = [
+        "",
+        "### Critics fitted again on each run's own replay buffer",
+        "",
+        "Fresh critic ensembles (the run's architecture) fitted offline on the replay buffer the "
+        "run ended with (its rollouts and their oracle rewards), then scored on the same branch "
+        "states and candidates as above; no new simulation. Cells: "
+        + " / ".join(f"seed {s}" for s in seeds)
+        + ".",
+        "",
+        "| critics | Spearman(min-Q, realised value) at one state | pick - mean value | "
+        "best - mean value (cross-validated) | success of the pick (mean of all: "
+        + " / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows)
+        + ") | spread of min-Q at one state | fit time (min) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+
+    def fmt_optional(x: float | None) -> str:
+        return "–" if x is None else f"{x:.3f}"
+
+    def cells(stats: dict[int, dict[str, Any]], fit: dict[int, float] | None) -> str:
+        def join(f: Any) -> str:
+            return " / ".join(f(stats[s]) if s in stats else "–" for s in seeds)
+
+        rho = join(lambda m: f"{m['within_rho'][0]:.2f}" if m["within_rho"] else "–")
+        pick = join(lambda m: f"{m['pick_gain']:.3f}")
+        best = join(lambda m: fmt_optional(m["best_gain_cv"]))
+        success = join(lambda m: f"{m['pick_success']:.2f}")
+        spread = join(lambda m: f"{m['q_sd_within']:.4f}")
+        minutes = (
+            "–"
+            if fit is None
+            else " / ".join(f"{fit[s] / 60:.1f}" if s in fit else "–" for s in seeds)
+        )
+        return f"{rho} | {pick} | {best} | {success} | {spread} | {minutes}"
+
+    lines.append(
+        "| the run's own (as deployed) | " + cells({s: m for s, _, m in rows}, None) + " |"
+    )
+    for name, by in found.items():
+        stats = {s: summarise(by_seed[s], kappas[s], r["min_q"]) for s, r in by.items()}
+        fit = {s: float(r["fit_seconds"]) for s, r in by.items()}
+        lines.append(f"| {name}: {REFITS[name].what} | " + cells(stats, fit) + " |")
+    return lines
+
+
+def write_report(args: argparse.Namespace) -> str:
+    by_seed = {s: _load(args, s) for s in args.seeds}
+    by_seed = {s: r for s, r in by_seed.items() if r}
+    rows = []
+    for seed, records in by_seed.items():
+        result = json.loads(
+            (args.root / args.task / args.method / f"seed{seed}" / "result.json").read_text()
+        )
+        kappa = int(result["extra"]["spiral"]["kappa"])
+        rows.append((seed, kappa, summarise(records, kappa)))
+
+    def fmt(x: Any, digits: int = 3) -> str:
+        if x is None:
+            return "–"
+        if isinstance(x, tuple):
+            return f"{x[0]:.2f} ({x[1]})"
+        return f"{x:.{digits}f}"
+
+    expected = len(args.seeds) * args.episodes * len(args.branch_steps)
+    done = sum(
+        len(list((args.out / args.task / args.method / f"seed{s}").glob("ep*_t*.json")))
+        for s in args.seeds
+    )
+    lines = [
+        f"# Can SPIRAL's critics rank chunks at one state? {args.task}",
+        "",
+        *(
+            [
+                f"> **PARTIAL RESULTS**: {done} of {expected} branch states are done; rerun the "
+                "command below to continue.",
+                "",
+            ]
+            if done < expected
+            else []
+        ),
+        f"Final policies of `benchmarks/spiral.py` runs (`{args.root.name}`, method "
+        f"`{args.method}`), on the first {args.episodes} held-out seeds. At steps "
+        f"{', '.join(map(str, args.branch_steps))} of each deployed episode, {args.candidates} "
+        "candidate chunks (base chunk + residual, fresh latents) are each executed from the same "
+        "simulator state (the episode replayed), then the deployed policy finishes the episode, "
+        f"{args.continuations} times with latents shared by all candidates. Realised value = "
+        "the critics' own target measured on that episode: alpha * success * gamma^(L-1-t) + "
+        "(1 - alpha) * discounted dense return of the privileged-progress labeller "
+        "(`benchmarks/spiral_chunk_ranking.py` documents it). Within-state numbers are means over "
+        "states; the number of states with any spread is in brackets.",
+        "",
+        *([args.note, ""] if args.note else []),
+        "| | " + " | ".join(f"seed {s}" for s, _, _ in rows) + " |",
+        "|---|" + "---|" * len(rows),
+    ]
+    table = [
+        ("branch states", lambda m: str(m["states"])),
+        ("Spearman(min-Q, realised value) at one state", lambda m: fmt(m["within_rho"])),
+        ("Spearman(min-Q, success rate) at one state", lambda m: fmt(m["within_rho_success"])),
+        (
+            "Spearman(min-Q, progress the chunk made) at one state",
+            lambda m: fmt(m["within_rho_chunk_gain"]),
+        ),
+        ("Spearman(min-Q, realised value) pooled over states", lambda m: fmt(m["pooled_rho"])),
+        (
+            "Spearman(distance between two candidates' chunks, difference of their values) at "
+            "one state",
+            lambda m: fmt(m["smoothness_rho"]),
+        ),
+        ("value of the critics' pick - candidates' mean", lambda m: fmt(m["pick_gain"], 4)),
+        ("value of the best candidate - candidates' mean", lambda m: fmt(m["best_gain"], 4)),
+        (
+            "the same, best chosen on one continuation draw and valued on the other",
+            lambda m: fmt(m["best_gain_cv"], 4),
+        ),
+        (
+            "the same among the deployed kappa (pick / best)",
+            lambda m: f"{fmt(m['pick_gain_k'], 4)} / {fmt(m['best_gain_k'], 4)}",
+        ),
+        (
+            "success: critics' pick / all candidates / the most successful (in brackets: the best "
+            "value on one draw, its success on the other)",
+            lambda m: (
+                f"{m['pick_success']:.2f} / {m['mean_success']:.2f} / {m['best_success']:.2f} "
+                f"({fmt(m['best_success_cv'], 2)})"
+            ),
+        ),
+        ("spread of candidates' values at one state (std)", lambda m: fmt(m["between_sd"], 4)),
+        (
+            "spread of one candidate's continuations (std)",
+            lambda m: fmt(m["continuation_sd"], 4),
+        ),
+        ("spread of min-Q at one state (std)", lambda m: fmt(m["q_sd_within"], 4)),
+        ("spread of min-Q's state means (std)", lambda m: fmt(m["q_sd_between_states"], 4)),
+    ]
+    for label, cell in table:
+        lines.append(f"| {label} | " + " | ".join(cell(m) for _, _, m in rows) + " |")
+    lines += _refit_table(args, rows, by_seed)
+    plot = _plot(args, by_seed) if by_seed else None
+    walls = [r["wall_seconds"] for records in by_seed.values() for r in records]
+    lines += [
+        "",
+        *([f"![min-Q against realised value]({plot.name})", ""] if plot else []),
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
+        f"{np.mean(walls) / 60 if walls else 0:.1f} min per branch state on average.",
+        "",
+        "## Command",
+        "",
+        "```bash",
+        args.command
+        or f"python benchmarks/spiral_chunk_ranking.py --root DATA --task {args.task} "
+        f"--seeds {' '.join(map(str, args.seeds))} --episodes {args.episodes} "
+        f"--branch-steps {' '.join(map(str, args.branch_steps))} "
+        f"--candidates {args.candidates} --continuations {args.continuations} --out OUT "
+        f"--doc {args.doc}",
+        "```",
+        "",
+    ]
+    text = "\n".join(lines)
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.doc.with_suffix(".md.tmp")
+    tmp.write_text(text)
+    tmp.replace(args.doc)  # a killed run leaves the old page whole
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if not args.report_only:
+        for seed in args.seeds:
+            evaluate_run(args, seed)
+            for name in args.refits:
+                refit_run(args, seed, name)
+    write_report(args)
+    print(f"wrote {args.doc}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
