@@ -32,6 +32,13 @@ checkpoint) by other recipes (:data:`REFITS`: more updates, regression on realis
 standardised actions) and scores them on the same branch states and candidates, which the records
 keep (features and chunks), with no new simulation.
 
+``--lookahead-episodes N`` runs N held-out episodes in which every chunk is chosen among the run's
+own kappa candidates by simulation instead of by the critics: each candidate is executed from the
+current state in a second env and followed by the deployed policy for ``--lookahead-horizon``
+steps, and the one with the most privileged progress at the end runs. It bounds what best-of-kappa
+could reach with a critic that ranks as well as a short look ahead (the deployed policy runs on
+the same seeds beside it).
+
 Resumable: every branch state is one JSON file under ``--out``; finished ones are skipped.
 
 Usage:
@@ -69,12 +76,14 @@ from sarm2_gym.algos.spiral.networks import CriticEnsemble
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.spiral.targets import critic_targets, frame_to_transition_rewards
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
+from sarm2_gym.common.files import atomic_write
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
 REFERENCE_LATENT_SEED = 31_000_000  # + 1000 * run seed + episode: the kept rollouts' latents
 CANDIDATE_LATENT_SEED = 32_000_000  # + branch key: the candidates' latents
 CONTINUATION_LATENT_SEED = 33_000_000  # + branch key * 16 + draw: shared by all candidates
+LOOKAHEAD_LATENT_SEED = 34_000_000  # + branch key: candidates and lookahead continuations
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "same branch states (no simulation): "
         + "; ".join(f"{k}: {v.what}" for k, v in REFITS.items()),
     )
+    p.add_argument(
+        "--lookahead-episodes",
+        type=int,
+        default=0,
+        help="Also run this many held-out episodes choosing every chunk by simulating each "
+        "candidate --lookahead-horizon steps ahead (a perfect short-horizon critic).",
+    )
+    p.add_argument("--lookahead-horizon", type=int, default=50, help="Steps after the chunk.")
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument("--threads", type=int, default=1, help="Torch threads.")
     p.add_argument("--out", type=Path, required=True, help="Folder of the branch records.")
@@ -177,8 +194,11 @@ def play(
     prefix: Sequence[np.ndarray] = (),
     chunk: np.ndarray | None = None,
     keep_at: Sequence[int] = (),
+    max_steps: int | None = None,
 ) -> Trajectory:
     """Replay ``prefix``, execute ``chunk``, then let the deployed policy finish the episode.
+
+    ``max_steps`` stops the episode early (after that many steps in all).
 
     The policy plans a new chunk every ``n_action_steps`` steps, drawing fresh latents from a
     generator seeded with ``latent_seed`` (as :meth:`ResidualChunkPolicy.plan` deploys).
@@ -206,7 +226,7 @@ def play(
         traj.actions.append(action)
         traj.progress.append(float(info["progress"]))
         traj.success = bool(info["is_success"])
-        done = terminated or truncated
+        done = terminated or truncated or (max_steps is not None and traj.length >= max_steps)
     return traj
 
 
@@ -336,6 +356,143 @@ def _branch(
         },
     )
     print(json.dumps({"seed": seed, "episode": episode, "step": step}), flush=True)
+
+
+# ------------------------------------------------------------------------------------ lookahead
+def lookahead_episode(
+    args: argparse.Namespace,
+    model: SPIRAL,
+    envs: tuple[gym.Env, gym.Env],
+    seed: int,
+    episode: int,
+    reset_seed: int,
+) -> dict[str, Any]:
+    """One episode choosing each chunk among the run's kappa candidates by simulation.
+
+    At every decision the candidates (drawn as deployment draws them) are each executed in a
+    second env from the current state (the episode replayed) and followed by the deployed
+    policy for ``--lookahead-horizon`` steps, all with the same continuation latents; the one
+    with the most privileged progress at the end (1 once successful) is executed in the episode.
+    """
+    policy, cfg = model.policy, model.config
+    main, sim = envs
+    h = policy.chunk_shape[0]
+    actions: list[np.ndarray] = []
+    obs, info = main.reset(seed=reset_seed)
+    progress = [float(info["progress"])]
+    done = success = False
+    agree = decisions = 0
+    while not done:
+        key = branch_key(seed, episode, len(actions))
+        batched, _ = batch_observation(obs)
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(LOOKAHEAD_LATENT_SEED + key)
+            noise = draw_latents((1, cfg.kappa, *policy.chunk_shape), gen, cfg.latent_temperature)
+            chunks, min_q = policy.candidates(policy.encode(batched), noise)
+        scores = []
+        for k in range(cfg.kappa):
+            ahead = play(
+                sim, model, reset_seed, LOOKAHEAD_LATENT_SEED + key, prefix=actions,
+                chunk=chunks[0, k].numpy(), max_steps=len(actions) + h + args.lookahead_horizon,
+            )  # fmt: skip
+            if not np.isclose(ahead.progress[len(actions)], progress[-1]):
+                raise RuntimeError(
+                    f"replaying episode {episode} to step {len(actions)} did not reproduce it: "
+                    "the env is not deterministic here"
+                )
+            scores.append(1.0 if ahead.success else ahead.progress[-1])
+        best = int(np.argmax(scores))
+        decisions += 1
+        agree += int(best == int(min_q[0].argmax()))
+        for action in chunks[0, best, : policy.n_action_steps].numpy():
+            obs, _, terminated, truncated, info = main.step(action)
+            actions.append(action)
+            progress.append(float(info["progress"]))
+            success = bool(info["is_success"])
+            done = terminated or truncated
+            if done:
+                break
+    return {
+        "episode": episode,
+        "success": success,
+        "length": len(actions),
+        "decisions": decisions,
+        "critics_agree": agree / max(decisions, 1),
+    }
+
+
+def lookahead_run(args: argparse.Namespace, seed: int) -> None:
+    """``--lookahead-episodes`` episodes of one run, with the deployed policy on the same seeds."""
+    folder = args.root / args.task / args.method / f"seed{seed}"
+    out = (
+        args.out / args.task / args.method / f"seed{seed}" / f"lookahead_h{args.lookahead_horizon}"
+    )
+    todo = [
+        (e, s)
+        for e, s in enumerate(eval_seeds(args.lookahead_episodes))
+        if not (out / f"ep{e:02d}.json").exists()
+    ]
+    if not todo or not (folder / "result.json").is_file():
+        return
+    model = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
+
+    def make() -> gym.Env:
+        return wrap_env_for_policy(gym.make(TASK_IDS[args.task], image_size=args.image_size), model)
+
+    envs = (make(), make())
+    try:
+        for episode, reset_seed in tqdm(todo, desc=f"seed {seed} lookahead"):
+            start = time.perf_counter()
+            record = lookahead_episode(args, model, envs, seed, episode, reset_seed)
+            deployed = play(
+                envs[0], model, reset_seed, REFERENCE_LATENT_SEED + 1000 * seed + episode
+            )
+            record["deployed_success"] = deployed.success
+            record["wall_seconds"] = time.perf_counter() - start
+            atomic_write_json(out / f"ep{episode:02d}.json", record)
+            print(json.dumps({"seed": seed, **record}), flush=True)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def _lookahead_table(args: argparse.Namespace, seeds: Sequence[int]) -> list[str]:
+    """Success choosing by simulation against the deployed policy on the same seeds (if run)."""
+    found = {}
+    for seed in seeds:
+        folder = args.out / args.task / args.method / f"seed{seed}"
+        for path in sorted(folder.glob("lookahead_h*/ep*.json")):
+            horizon = int(path.parent.name.removeprefix("lookahead_h"))
+            found.setdefault(horizon, {}).setdefault(seed, []).append(json.loads(path.read_text()))
+    if not found:
+        return []
+    lines = [
+        "",
+        "### Chunks chosen by simulation: a perfect short-horizon critic",
+        "",
+        "Held-out episodes in which every chunk is chosen among the run's kappa candidates "
+        "(drawn as deployed) by executing each from the current state in a second env and "
+        "following it with the deployed policy for H more steps; the one with the most "
+        "privileged progress at the end is executed. The deployed policy (the critics' choice) "
+        "runs on the same seeds. Critics agree = how often the critics' pick was the simulated "
+        "best (chance: 1 / kappa).",
+        "",
+        "| H (steps) | seed | episodes | success, chosen by simulation | success, as deployed | "
+        "critics agree | min per episode (both) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for horizon, by_seed in sorted(found.items()):
+        for seed, records in sorted(by_seed.items()):
+            n = len(records)
+            chosen = sum(r["success"] for r in records)
+            deployed = sum(r["deployed_success"] for r in records)
+            agree = np.mean([r["critics_agree"] for r in records])
+            minutes = np.mean([r["wall_seconds"] for r in records]) / 60
+            lines.append(
+                f"| {horizon} | {seed} | {n} | {chosen} / {n} | {deployed} / {n} | {agree:.2f} "
+                f"| {minutes:.1f} |"
+            )
+    return lines
 
 
 # ------------------------------------------------------------------------------------ refits
@@ -716,6 +873,7 @@ def write_report(args: argparse.Namespace) -> str:
     for label, cell in table:
         lines.append(f"| {label} | " + " | ".join(cell(m) for _, _, m in rows) + " |")
     lines += _refit_table(args, rows, by_seed)
+    lines += _lookahead_table(args, args.seeds)
     plot = _plot(args, by_seed) if by_seed else None
     walls = [r["wall_seconds"] for records in by_seed.values() for r in records]
     lines += [
@@ -737,10 +895,7 @@ def write_report(args: argparse.Namespace) -> str:
         "",
     ]
     text = "\n".join(lines)
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.doc.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.doc)  # a killed run leaves the old page whole
+    atomic_write(args.doc, lambda tmp: tmp.write_text(text))  # a killed run leaves the old page
     return text
 
 
@@ -752,6 +907,8 @@ def main(argv: list[str] | None = None) -> None:
             evaluate_run(args, seed)
             for name in args.refits:
                 refit_run(args, seed, name)
+            if args.lookahead_episodes:
+                lookahead_run(args, seed)
     write_report(args)
     print(f"wrote {args.doc}", flush=True)
 
