@@ -93,7 +93,9 @@ class Refit:
     ``target`` ``"td"`` is the run's own update (blended target bootstrapped through the target
     critics and the run's final actor, the run's batch size), for ``factor`` times as many
     updates as the run made; ``"mc"`` regresses every member on the realised blended return
-    that followed each chunk in the buffer (no bootstrapping), ``updates`` of ``batch_size``.
+    that followed each chunk in the buffer (no bootstrapping), ``updates`` of ``batch_size``;
+    ``"chunk"`` regresses on the chunk's own discounted reward, what the chunk itself did with no
+    continuation in it, so its order at one state should follow the progress each candidate made.
     """
 
     target: str
@@ -119,6 +121,13 @@ REFITS: dict[str, Refit] = {
         updates=10_000,
         batch_size=256,
         scaled=True,
+    ),
+    "chunk": Refit(
+        "chunk",
+        "regression on the chunk's own discounted reward (no return after it), 10,000 updates "
+        "of 256 chunks",
+        updates=10_000,
+        batch_size=256,
     ),
     "td_scaled": Refit(
         "td",
@@ -506,7 +515,8 @@ def refit_critic(
     """
     p, cfg = model.policy, model.config
     h, a = p.chunk_shape
-    rows = model.replay.state()[0]["replay.actions"]  # (N, A) every stored action
+    stored = model.replay.state()[0]  # every stored row, episodes in order
+    rows = stored["replay.actions"]  # (N, A)
     mean, std = rows.mean(dim=0), rows.std(dim=0).clamp_min(1e-2)
 
     def reads(chunk: torch.Tensor) -> torch.Tensor:
@@ -520,18 +530,20 @@ def refit_critic(
     )
     rng = np.random.default_rng(seed)
     latent_rng = torch.Generator().manual_seed(seed)
-    if recipe.target == "mc":
+    if recipe.target in ("mc", "chunk"):
         parts = [
             model.replay.episode_chunks(i, cfg.mc_weight) for i in range(len(model.replay.episodes))
         ]
         features = torch.cat([f for f, _, _ in parts])
         actions = torch.cat([c for _, c, _ in parts])
         realised = torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
+        if recipe.target == "chunk":
+            realised = stored["replay.chunk_return"].float()
         updates, batch_size = recipe.updates, recipe.batch_size
     else:
         updates, batch_size = int(recipe.factor * model._n_updates), cfg.batch_size
     for _ in trange(updates, desc=desc, leave=False):
-        if recipe.target == "mc":
+        if recipe.target in ("mc", "chunk"):
             idx = torch.from_numpy(rng.integers(0, features.shape[0], size=batch_size))
             f, chunk, y = features[idx], reads(actions[idx]), realised[idx]
         else:
@@ -744,11 +756,12 @@ def _refit_table(
         + " / ".join(f"seed {s}" for s in seeds)
         + ".",
         "",
-        "| critics | Spearman(min-Q, realised value) at one state | pick - mean value | "
+        "| critics | Spearman(min-Q, realised value) at one state | Spearman(min-Q, progress "
+        "the chunk made) at one state | pick - mean value | "
         "best - mean value (cross-validated) | success of the pick (mean of all: "
         + " / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows)
         + ") | spread of min-Q at one state | fit time (min) |",
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def fmt_optional(x: float | None) -> str:
@@ -759,6 +772,9 @@ def _refit_table(
             return " / ".join(f(stats[s]) if s in stats else "–" for s in seeds)
 
         rho = join(lambda m: f"{m['within_rho'][0]:.2f}" if m["within_rho"] else "–")
+        rho_chunk = join(
+            lambda m: f"{m['within_rho_chunk_gain'][0]:.2f}" if m["within_rho_chunk_gain"] else "–"
+        )
         pick = join(lambda m: f"{m['pick_gain']:.3f}")
         best = join(lambda m: fmt_optional(m["best_gain_cv"]))
         success = join(lambda m: f"{m['pick_success']:.2f}")
@@ -768,7 +784,7 @@ def _refit_table(
             if fit is None
             else " / ".join(f"{fit[s] / 60:.1f}" if s in fit else "–" for s in seeds)
         )
-        return f"{rho} | {pick} | {best} | {success} | {spread} | {minutes}"
+        return f"{rho} | {rho_chunk} | {pick} | {best} | {success} | {spread} | {minutes}"
 
     lines.append(
         "| the run's own (as deployed) | " + cells({s: m for s, _, m in rows}, None) + " |"
