@@ -382,6 +382,9 @@ def lookahead_episode(
     second env from the current state (the episode replayed) and followed by the deployed
     policy for ``--lookahead-horizon`` steps, all with the same continuation latents; the one
     with the most privileged progress at the end (1 once successful) is executed in the episode.
+    The continuation's generator is seeded with the candidates' seed, so its first draw repeats
+    the candidates' latents (at the state after each chunk); every candidate gets the same
+    continuation, so this favours none of them.
     """
     policy, cfg = model.policy, model.config
     main, sim = envs
