@@ -62,7 +62,6 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from scipy.stats import spearmanr
 from stable_baselines3.common.utils import polyak_update
 from tqdm import tqdm, trange
 
@@ -74,10 +73,15 @@ from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
 from sarm2_gym.algos.spiral.labeling import labels_from_steps_to_go, query_frames
 from sarm2_gym.algos.spiral.networks import CriticEnsemble
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
-from sarm2_gym.algos.spiral.targets import critic_targets, frame_to_transition_rewards
+from sarm2_gym.algos.spiral.targets import (
+    critic_targets,
+    frame_to_transition_rewards,
+    mc_returns,
+)
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 from sarm2_gym.common.files import atomic_write
 from sarm2_gym.envs.registry import env_ids_by_name
+from sarm2_gym.reward.metrics import spearman
 
 TASK_IDS = env_ids_by_name()
 REFERENCE_LATENT_SEED = 31_000_000  # + 1000 * run seed + episode: the kept rollouts' latents
@@ -244,7 +248,11 @@ def realised_values(traj: Trajectory, step: int, gamma: float, alpha: float) -> 
 
     The dense rewards are the privileged-progress labeller's (spec §1.8 smoothing and clipping)
     for the frames before each step, shifted to the reward that follows each row, as SPIRAL's
-    buffer stores them.
+    buffer stores them. One difference from the buffer, kept so the recorded values can be
+    computed again: a rollout in the buffer also holds the final observation as a last row
+    (:mod:`~sarm2_gym.algos.spiral.rollouts`), so its labels reach the last step's progress and its
+    MC exponent counts one row more (a factor ``gamma``). Here the episode ends at the frame the
+    last action was taken in, which leaves the last step's reward out of the dense return.
     """
     length = traj.length  # rows 0..L-1, one per action
     progress = np.asarray(traj.progress[:length])  # the frame each row acted on
@@ -253,7 +261,7 @@ def realised_values(traj: Trajectory, step: int, gamma: float, alpha: float) -> 
     labels = labels_from_steps_to_go(idx, 1.0 - progress[idx], length, labeller.window)
     rewards = frame_to_transition_rewards(labels.reward)[step:]
     dense = float(np.sum(gamma ** np.arange(rewards.size) * rewards))
-    mc = float(traj.success) * gamma ** (length - 1 - step)
+    mc = float(mc_returns(length, gamma, float(traj.success))[step])
     return {
         "target": alpha * mc + (1.0 - alpha) * dense,
         "dense_return": dense,
@@ -274,27 +282,29 @@ def evaluate_run(args: argparse.Namespace, seed: int) -> None:
         print(f"[{folder}] not finished; skipped", flush=True)
         return
     out = args.out / args.task / args.method / f"seed{seed}"
+    todo = {
+        episode: [
+            s for s in args.branch_steps if not (out / f"ep{episode:02d}_t{s:03d}.json").exists()
+        ]
+        for episode in range(args.episodes)
+    }
+    if not any(todo.values()):  # e.g. a later call for the refits or the lookahead only
+        return
     model = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
-    policy = model.policy
-    env = wrap_env_for_policy(gym.make(TASK_IDS[args.task], image_size=args.image_size), model)
-    h = policy.chunk_shape[0]
+    h = model.policy.chunk_shape[0]
     bad = [s for s in args.branch_steps if s % h]
     if bad:
         raise ValueError(f"branch steps {bad} are not multiples of the chunk length {h}")
+    env = wrap_env_for_policy(gym.make(TASK_IDS[args.task], image_size=args.image_size), model)
     try:
         for episode, reset_seed in enumerate(eval_seeds(args.episodes)):
-            todo = [
-                s
-                for s in args.branch_steps
-                if not (out / f"ep{episode:02d}_t{s:03d}.json").exists()
-            ]
-            if not todo:
+            if not todo[episode]:
                 continue
             reference = play(
                 env, model, reset_seed, REFERENCE_LATENT_SEED + 1000 * seed + episode,
-                keep_at=todo,
+                keep_at=todo[episode],
             )  # fmt: skip
-            for step in todo:
+            for step in todo[episode]:
                 if step not in reference.observations:  # the episode ended before it
                     atomic_write_json(
                         out / f"ep{episode:02d}_t{step:03d}.json",
@@ -539,9 +549,11 @@ def refit_critic(
         ]
         features = torch.cat([f for f, _, _ in parts])
         actions = torch.cat([c for _, c, _ in parts])
-        realised = torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
-        if recipe.target == "chunk":
-            realised = stored["replay.chunk_return"].float()
+        realised = (
+            stored["replay.chunk_return"].float()
+            if recipe.target == "chunk"
+            else torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
+        )
         updates, batch_size = recipe.updates, recipe.batch_size
     else:
         updates, batch_size = int(recipe.factor * model._n_updates), cfg.batch_size
@@ -596,6 +608,15 @@ def refit_run(args: argparse.Namespace, seed: int, name: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ report
+def fmt(x: Any, digits: int = 3) -> str:
+    """A table cell: a dash for nothing, ``mean (count)`` for a within-state mean."""
+    if x is None:
+        return "–"
+    if isinstance(x, tuple):
+        return f"{x[0]:.2f} ({x[1]})"
+    return f"{x:.{digits}f}"
+
+
 def _load(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
     folder = args.out / args.task / args.method / f"seed{seed}"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("ep*_t*.json"))]
@@ -603,9 +624,9 @@ def _load(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
-    if np.ptp(x) == 0 or np.ptp(y) == 0:
-        return None
-    return float(spearmanr(x, y).statistic)
+    """The project's Spearman, ``None`` where either side is constant (nothing to order)."""
+    rho = spearman(x, y)
+    return None if np.isnan(rho) else rho
 
 
 def summarise(
@@ -623,7 +644,7 @@ def summarise(
     pick_succ, mean_succ, best_succ = [], [], []
     between_sd, continuation_sd, q_sd = [], [], []
     pooled_q, pooled_v = [], []
-    pooled_q_by_state: list[np.ndarray] = []
+    q_state_means: list[float] = []
     smooth: list[float] = []
     best_gain_cv: list[float] = []
     best_success_cv: list[float] = []
@@ -668,10 +689,9 @@ def summarise(
         if target.shape[1] > 1:  # one draw per candidate says nothing about continuations
             continuation_sd.append(target.std(axis=1).mean())
         q_sd.append(q.std())
-        pooled_q_by_state.append(q)
+        q_state_means.append(float(q.mean()))
         pooled_q += q.tolist()
         pooled_v += v.tolist()
-    q_state_means = [float(np.mean(q)) for q in pooled_q_by_state]
     return {
         "states": len(records),
         "within_rho": (float(np.mean(within)), len(within)) if within else None,
@@ -767,9 +787,6 @@ def _refit_table(
         "|---|---|---|---|---|---|---|---|",
     ]
 
-    def fmt_optional(x: float | None) -> str:
-        return "–" if x is None else f"{x:.3f}"
-
     def cells(stats: dict[int, dict[str, Any]], fit: dict[int, float] | None) -> str:
         def join(f: Any) -> str:
             return " / ".join(f(stats[s]) if s in stats else "–" for s in seeds)
@@ -779,7 +796,7 @@ def _refit_table(
             lambda m: f"{m['within_rho_chunk_gain'][0]:.2f}" if m["within_rho_chunk_gain"] else "–"
         )
         pick = join(lambda m: f"{m['pick_gain']:.3f}")
-        best = join(lambda m: fmt_optional(m["best_gain_cv"]))
+        best = join(lambda m: fmt(m["best_gain_cv"]))
         success = join(lambda m: f"{m['pick_success']:.2f}")
         spread = join(lambda m: f"{m['q_sd_within']:.4f}")
         minutes = (
@@ -810,13 +827,6 @@ def write_report(args: argparse.Namespace) -> str:
         kappa = int(result["extra"]["spiral"]["kappa"])
         rows.append((seed, kappa, summarise(records, kappa)))
 
-    def fmt(x: Any, digits: int = 3) -> str:
-        if x is None:
-            return "–"
-        if isinstance(x, tuple):
-            return f"{x[0]:.2f} ({x[1]})"
-        return f"{x:.{digits}f}"
-
     expected = len(args.seeds) * args.episodes * len(args.branch_steps)
     done = sum(
         len(list((args.out / args.task / args.method / f"seed{s}").glob("ep*_t*.json")))
@@ -841,8 +851,10 @@ def write_report(args: argparse.Namespace) -> str:
         "simulator state (the episode replayed), then the deployed policy finishes the episode, "
         f"{args.continuations} times with latents shared by all candidates. Realised value = "
         "the critics' own target measured on that episode: alpha * success * gamma^(L-1-t) + "
-        "(1 - alpha) * discounted dense return of the privileged-progress labeller "
-        "(`benchmarks/spiral_chunk_ranking.py` documents it). Within-state numbers are means over "
+        "(1 - alpha) * discounted dense return of the privileged-progress labeller, up to the "
+        "frame of the last action (the buffer's rollouts also hold the final observation; "
+        "`benchmarks/spiral_chunk_ranking.py` documents the difference). Within-state numbers "
+        "are means over "
         "states; the number of states with any spread is in brackets.",
         "",
         *([args.note, ""] if args.note else []),
