@@ -302,6 +302,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "features (SPIRALConfig.frozen_image_features). A root holds runs of one setting.",
     )
     p.add_argument("--frozen-image-size", type=int, default=64, help="Its input side (px).")
+    p.add_argument(
+        "--critic-privileged-state",
+        action="store_true",
+        help="SPIRAL's critics (not its actor) also read the simulator's object state "
+        "(SPIRALConfig.critic_privileged_state; a diagnostic). A root holds runs of one setting.",
+    )
     p.add_argument("--image-size", type=int, default=96)
     p.add_argument(
         "--labeler",
@@ -518,6 +524,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 latent_temperature=args.latent_temperature,
                 frozen_image_features=args.frozen_image_features,
                 frozen_image_size=args.frozen_image_size,
+                critic_privileged_state=args.critic_privileged_state,
             ),
             seed=seed,
             n_envs=args.n_envs,
@@ -1179,6 +1186,8 @@ def page_title(args: argparse.Namespace) -> str:
         settings.append(f"{args.gradient_steps:,} updates per round")
     if args.frozen_image_features:
         settings.append("critics on frozen image features")
+    if args.critic_privileged_state:
+        settings.append("critics read the simulator's object state")
     demos = [str(v) for v in (args.demos, args.demo_quality) if v is not None]
     if demos:
         settings.append(" ".join(demos) + " demonstrations")
@@ -1377,6 +1386,13 @@ def _setup_text(args: argparse.Namespace) -> str:
                 f" and each camera's frozen {args.frozen_image_features} features at "
                 f"{args.frozen_image_size} px (`--frozen-image-features`)"
                 if args.frozen_image_features
+                else ""
+            )
+            + (
+                "; the critics (and so the best-of-kappa choice), not the residual actor, also "
+                "read the simulator's privileged object state, the env's `env_state` "
+                "(`--critic-privileged-state`: asymmetric actor-critic, simulation only)"
+                if args.critic_privileged_state
                 else ""
             )
             + " instead of 3 x 1024 over SigLIP features, and the "

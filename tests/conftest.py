@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import pytest
 
@@ -17,3 +18,17 @@ def _single_thread_torch() -> None:
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(1)
+
+
+def _said(output: str) -> str:
+    return " ".join(output.replace("│", " ").split())
+
+
+@pytest.fixture
+def said() -> Callable[[str], str]:
+    """What a CLI said, with rich's error box and line wrapping taken out.
+
+    Rich wraps an error inside its box at the terminal's width, so a message that names a long
+    temporary path can break anywhere; tests look for phrases in this form instead.
+    """
+    return _said

@@ -142,6 +142,12 @@ def spiral_command(
     frozen_image_size: int = typer.Option(
         64, "--frozen-image-size", min=32, help="Input side of --frozen-image-features (px)."
     ),
+    critic_privileged_state: bool = typer.Option(
+        False,
+        "--critic-privileged-state",
+        help="The critics (not the residual actor) also read the simulator's object state: "
+        "asymmetric actor-critic, a diagnostic for the benchmark's simulated tasks only.",
+    ),
     offline_data: Path | None = typer.Option(
         None, "--offline-data", help="Demos for offline SPIRAL first."
     ),
@@ -190,6 +196,7 @@ def spiral_command(
                 latent_temperature=latent_temperature,
                 frozen_image_features=frozen_image_features,
                 frozen_image_size=frozen_image_size,
+                critic_privileged_state=critic_privileged_state,
                 rollouts_per_round=rollouts_per_round,
                 gradient_steps=gradient_steps,
             ),

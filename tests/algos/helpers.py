@@ -12,7 +12,8 @@ from gymnasium.wrappers import TimeLimit
 
 from sarm2_gym.algos.vla import TinyVLA, TinyVLAConfig
 from sarm2_gym.data import Episode, LeRobotDatasetWriter
-from sarm2_gym.data.episode import CAMERA_NAMES, image_key
+from sarm2_gym.data.episode import CAMERA_NAMES, ENV_STATE_KEY, image_key
+from sarm2_gym.data.recording import ENV_STATE_WIDTH
 
 INSTRUCTION = "reach the red dot"
 IMAGE = 24
@@ -34,6 +35,7 @@ class ReachEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
     instruction = INSTRUCTION
+    env_state_dim = 4  # privileged state: the point and the goal, as a benchmark task gives it
 
     def __init__(self, reward: str = "sparse", image_size: int = IMAGE, **_: Any) -> None:
         if reward != "sparse":
@@ -76,6 +78,9 @@ class ReachEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             "task": INSTRUCTION,
         }
 
+    def privileged_state(self) -> np.ndarray:
+        return np.concatenate([self.pos, self.goal]).astype(np.float32)
+
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         super().reset(seed=seed)
         self.pos = self.np_random.uniform(-0.8, 0.8, 2)
@@ -117,10 +122,11 @@ def record_demos(root: Path, n: int, seed: int = 0, image_size: int = IMAGE) -> 
         for i in range(n):
             env = ReachEnv(image_size=image_size)
             obs, info = env.reset(seed=seed + i)
-            rows: dict[str, list[Any]] = {k: [] for k in ("obs", "act", "prog", "succ")}
+            rows: dict[str, list[Any]] = {k: [] for k in ("obs", "act", "prog", "succ", "env")}
             for _ in range(25):
                 a = expert_action(obs, env)
                 rows["obs"].append(obs)
+                rows["env"].append(env.privileged_state())
                 rows["act"].append(a)
                 rows["prog"].append(info["progress"])
                 obs, _, term, _, info = env.step(a)
@@ -128,6 +134,7 @@ def record_demos(root: Path, n: int, seed: int = 0, image_size: int = IMAGE) -> 
                 if term:
                     break
             rows["obs"].append(obs)
+            rows["env"].append(env.privileged_state())
             hold = np.zeros(14, np.float32)
             hold[6] = 1.0
             rows["act"].append(hold)
@@ -138,6 +145,10 @@ def record_demos(root: Path, n: int, seed: int = 0, image_size: int = IMAGE) -> 
             frames.update(
                 {
                     "observation.state": np.stack([o["state"] for o in rows["obs"]]),
+                    # zero-padded to a fixed width, as the benchmark's recordings are
+                    ENV_STATE_KEY: np.pad(
+                        np.stack(rows["env"]), ((0, 0), (0, ENV_STATE_WIDTH - 4))
+                    ),
                     "action": np.stack(rows["act"]),
                     "next.reward": np.zeros(length, np.float32),
                     "next.done": np.arange(length) == length - 1,

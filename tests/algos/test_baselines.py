@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from sarm2_gym.algos.baselines import (
     with_alpha,
 )
 from sarm2_gym.algos.common.evaluation import evaluate_success
+from sarm2_gym.algos.common.io import latest_snapshot
 from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, SPIRALConfig
 from sarm2_gym.algos.vla import BCConfig
 from sarm2_gym.cli import app
@@ -339,7 +341,7 @@ def test_run_ppo_with_the_sparse_reward(tmp_path: Path) -> None:
     assert PPORunConfig(task=REACH_ID, out="x", timesteps=1, reward="sarm2").method == "ppo_sarm2"
 
 
-def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
+def test_cli_spiral_ppo_and_eval(tmp_path: Path, said: Callable[[str], str]) -> None:
     base = _base_policy(tmp_path)
     runner = CliRunner()
     res = runner.invoke(
@@ -356,14 +358,14 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
         ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s2"),
          "--timesteps", "30", "--labeler", "privileged", "--offline-episodes", "3"],
     )  # fmt: skip
-    assert res.exit_code != 0 and "offline_episodes set without offline_data" in res.output
+    assert res.exit_code != 0 and "offline_episodes set without offline_data" in said(res.output)
     assert not (tmp_path / "s2").exists()
     res = runner.invoke(
         app,
         ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s3"),
          "--timesteps", "30", "--labeler", "privileged", "--frozen-image-features", "resnet18"],
     )  # fmt: skip
-    assert res.exit_code != 0 and "frozen_image_features must be" in res.output
+    assert res.exit_code != 0 and "frozen_image_features must be" in said(res.output)
     assert not (tmp_path / "s3").exists()
     out = tmp_path / "eval" / "base.json"
     res = runner.invoke(
@@ -388,13 +390,13 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     res = runner.invoke(
         app, ["eval-policy", "--policy", str(tmp_path / "videos"), "--task", REACH_ID]
     )
-    assert res.exit_code != 0 and "no SPIRAL run in" in res.output
+    assert res.exit_code != 0 and "no SPIRAL run in" in said(res.output)
     assert "Traceback" not in res.output
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--out", str(out.parent)],
     )  # fmt: skip
-    assert res.exit_code != 0 and "is a folder" in res.output
+    assert res.exit_code != 0 and "is a folder" in said(res.output)
     res = runner.invoke(
         app,
         [
@@ -428,12 +430,12 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert json.loads(res.output.strip().splitlines()[-1])["latent_temperature"] == 0.0
     res = runner.invoke(app, ["eval-policy", "--policy", str(base), "--task", REACH_ID, *ablation])
-    assert res.exit_code != 0 and "need a SPIRAL run" in res.output
+    assert res.exit_code != 0 and "need a SPIRAL run" in said(res.output)
     res = runner.invoke(
         app,
         ["eval-policy", "--policy", str(base), "--task", REACH_ID, "--latents", "mean"],
     )
-    assert res.exit_code != 0 and "--latents must be" in res.output
+    assert res.exit_code != 0 and "--latents must be" in said(res.output)
     res = runner.invoke(
         app,
         [
@@ -448,7 +450,23 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path) -> None:
             str(tmp_path / "p"),
         ],
     )
-    assert res.exit_code != 0 and "reward must be" in res.output
+    assert res.exit_code != 0 and "reward must be" in said(res.output)
+
+
+def test_cli_spiral_with_critics_that_read_the_privileged_state(tmp_path: Path) -> None:
+    base = _base_policy(tmp_path)
+    res = CliRunner().invoke(
+        app,
+        ["spiral", "--policy", str(base), "--task", REACH_ID, "--out", str(tmp_path / "s"),
+         "--timesteps", "30", "--labeler", "privileged", "--rollouts-per-round", "2",
+         "--gradient-steps", "3", "--eval-episodes", "2", "--image-size", "24", "--n-envs", "1",
+         "--critic-privileged-state", "--fixed-latents-eval-only"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    snapshot = latest_snapshot(tmp_path / "s" / "checkpoints")
+    assert snapshot is not None
+    saved = json.loads((snapshot / "spiral.json").read_text())
+    assert saved["config"]["critic_privileged_state"] is True
 
 
 def test_cli_bc_with_the_packaged_sentence_encoder(tmp_path: Path, reach_demos: Path) -> None:

@@ -23,6 +23,7 @@ from sarm2_gym.algos.spiral import (
     RolloutEpisode,
     SPIRALConfig,
 )
+from sarm2_gym.data.reader import LeRobotDataset
 
 from .helpers import make_reach_env, tiny_vla
 
@@ -488,3 +489,60 @@ def test_frozen_image_features_widen_what_the_actor_and_critics_read(tmp_path: P
     )
     with pytest.raises(ValueError, match="frozen_image_features must be"):
         replace(TINY, frozen_image_features="resnet18")
+
+
+def test_privileged_critics_read_the_simulator_state_and_the_actor_does_not(
+    tmp_path: Path, reach_demos: Path
+) -> None:
+    from sarm2_gym.algos.vla.policy import privileged_state_read_by, wrap_env_for_policy
+    from sarm2_gym.envs.privileged_state import PrivilegedState
+
+    config = replace(TINY, critic_privileged_state=True)
+    model = SPIRAL(  # a plain env: SPIRAL adds the privileged state itself
+        tiny_vla(), make_reach_env(), PrivilegedProgressLabeler(), config=config, seed=3
+    )
+    policy, vla = model.policy, model.base_policy
+    obs = model.env.reset()  # type: ignore[union-attr]
+    reach = model.env.envs[0].unwrapped  # type: ignore[union-attr]
+    assert np.array_equal(obs["env_state"][0], np.r_[reach.pos, reach.goal].astype(np.float32))
+    feats = policy.encode(obs)
+    assert feats.shape == (1, vla.feature_dim + 4) and model.replay.feature_dim == feats.shape[1]
+    assert torch.equal(feats[:, -4:], torch.as_tensor(obs["env_state"]))
+    h, a = policy.chunk_shape
+    assert policy.actor.mlp[0].in_features == vla.feature_dim + h * a  # the actor: no state
+    assert policy.critic.linears[0].weight.shape[1] == feats.shape[1] + 2 * h * a
+    # another privileged state moves the critics' values, not the residual
+    other = feats.clone()
+    other[:, -4:] += 1.0
+    z = torch.randn((1, h, a), generator=torch.Generator().manual_seed(0))
+    chunks, residual = policy.total_chunks(feats, z)
+    chunks_other, residual_other = policy.total_chunks(other, z)
+    assert torch.equal(residual, residual_other) and torch.equal(chunks, chunks_other)
+    assert not torch.equal(policy.critic(feats, z, chunks), policy.critic(other, z, chunks))
+    # evaluation envs get the state the same way (evaluate_on_task wraps for the predictor)
+    assert privileged_state_read_by(model) and not privileged_state_read_by(vla)
+    assert "env_state" in wrap_env_for_policy(make_reach_env(), model).observation_space.spaces
+    # offline demonstrations give the critics the state they were recorded with
+    assert model.add_demonstrations(reach_demos, max_episodes=1) == 1
+    demo = LeRobotDataset(reach_demos).episode(0).frames["observation.environment_state"]
+    stored = model.replay.episode_chunks(0, config.mc_weight)[0][:, -4:]
+    assert np.array_equal(stored.numpy(), demo[:, :4])
+    model.learn(60)
+    assert model.round >= 1 and np.isfinite(model.history[-1]["train_critic_loss"])
+    model.save(tmp_path / "run")
+    env = DummyVecEnv([lambda: PrivilegedState(make_reach_env())])
+    loaded = SPIRAL.load(tmp_path / "run", env=env, reward_model=PrivilegedProgressLabeler())
+    assert loaded.config.critic_privileged_state
+    assert np.array_equal(
+        model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0]
+    )
+    # what is wrong is named: a VecEnv without the state, an observation without it, NaN
+    with pytest.raises(ValueError, match=r"critic_privileged_state needs .*PrivilegedState"):
+        _spiral(config=config)
+    plain = {k: v for k, v in obs.items() if k != "env_state"}
+    with pytest.raises(ValueError, match="observation lacks 'env_state'"):
+        policy.encode(plain)
+    with pytest.raises(ValueError, match=r"'env_state' must be \(1, 4\)"):
+        policy.encode({**plain, "env_state": obs["env_state"][:, :3]})
+    with pytest.raises(ValueError, match="NaN"):
+        policy.encode({**plain, "env_state": np.full((1, 4), np.nan, np.float32)})

@@ -3,6 +3,7 @@ stage 2a), and :func:`load_annotated_rollouts` that feeds it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,6 @@ def _real_dataset(root: Path, lengths: tuple[int, ...]) -> Path:
             ep.meta["privileged_progress"] = False
             writer.add_episode(ep, task_index=0)
     return root
-
-
-def _said(output: str) -> str:
-    """The CLI's output with rich's error box and line wrapping taken out."""
-    return " ".join(output.replace("│", " ").split())
 
 
 def _annotate(root: Path, lines: list[str]) -> None:
@@ -70,7 +66,9 @@ def test_load_annotated_rollouts_gives_the_annotate_tools_curves(rollouts: Path)
         load_annotated_rollouts(_real_dataset(Path(str(rollouts) + "_bare"), (10,)))
 
 
-def test_adapt_rm_fine_tunes_rm1_into_rm2(rollouts: Path, tmp_path: Path) -> None:
+def test_adapt_rm_fine_tunes_rm1_into_rm2(
+    rollouts: Path, tmp_path: Path, said: Callable[[str], str]
+) -> None:
     rm1 = tiny_model(image_size=40)
     rm1.save_pretrained(tmp_path / "rm1")
     demos = _real_dataset(tmp_path / "demos", (18, 22))
@@ -89,12 +87,12 @@ def test_adapt_rm_fine_tunes_rm1_into_rm2(rollouts: Path, tmp_path: Path) -> Non
     assert not all(torch.equal(after[k], before[k]) for k in before if k.startswith("value."))
 
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "rm2")])
-    assert res.exit_code != 0 and "already holds a model" in _said(res.output)
+    assert res.exit_code != 0 and "already holds a model" in said(res.output)
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "x"), "--demo-fraction", "0.3"])
-    assert res.exit_code != 0 and "need --demos" in _said(res.output)
+    assert res.exit_code != 0 and "need --demos" in said(res.output)
     bare = _real_dataset(tmp_path / "bare", (10,))
     res = runner.invoke(
         app, ["adapt-rm", "--model", str(tmp_path / "rm1"), "--rollouts", str(bare), "--out",
               str(tmp_path / "y")],
     )  # fmt: skip
-    assert res.exit_code != 0 and "sarm2 annotate" in _said(res.output)
+    assert res.exit_code != 0 and "sarm2 annotate" in said(res.output)

@@ -280,6 +280,11 @@ def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> SARM2Ad
     )
 
 
+def _wrap_for_spiral(env: gym.Env, vla: Any, spiral: SPIRALConfig) -> gym.Env:
+    """``env`` with what the base policy reads and what SPIRAL's critics read."""
+    return wrap_env_for_policy(wrap_env_for_policy(env, vla), spiral)
+
+
 def run_spiral(
     config: SPIRALRunConfig,
     labeler: RolloutLabeler,
@@ -307,7 +312,7 @@ def run_spiral(
     env = make_vec_env(
         config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
         wrapper_class=functools.partial(
-            wrap_env_for_policy, policy=read_vla_config(config.base_policy)
+            _wrap_for_spiral, vla=read_vla_config(config.base_policy), spiral=config.spiral
         ),
     )  # fmt: skip
     ckpt = out / CHECKPOINT_DIR

@@ -93,6 +93,11 @@ class SPIRALConfig:
             critics read frozen general-purpose vision features
             (:mod:`~sarm2_gym.algos.spiral.features`).
         frozen_image_size: Input side of that encoder (frames are resized to it).
+        critic_privileged_state: Asymmetric actor-critic, simulation only: the critics (and so
+            best-of-kappa) also read the simulator's object state, the observation's
+            ``"env_state"`` (:class:`~sarm2_gym.envs.privileged_state.PrivilegedState`); the
+            residual actor does not. A diagnostic of what the critics need to see, not a policy
+            for a real robot, whose deployment would have no such state to choose by.
     """
 
     gamma: float = GAMMA_10HZ
@@ -117,6 +122,7 @@ class SPIRALConfig:
     latent_temperature: float = 1.0
     frozen_image_features: str | None = None
     frozen_image_size: int = 64
+    critic_privileged_state: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 < self.gamma <= 1.0:

@@ -1,4 +1,4 @@
-"""Frozen pretrained image features beside the base policy's, for SPIRAL's actor and critics.
+"""Features beside the base policy's, for SPIRAL's actor and critics.
 
 The reference's residual actor and critics read frozen, general-purpose vision features: each
 camera's SigLIP patch tokens average-pooled, next to the state (spec §2.2). TinyVLA's features are
@@ -8,6 +8,11 @@ whole), and critics cannot value what their features do not show.
 :class:`WithFrozenImageFeatures` appends each camera's frozen EfficientNet-Lite0 features (the
 encoder the reward model uses, global-average pooled) to the base policy's own. The base policy
 keeps reading its own slice, so the chunks it samples do not change.
+
+:class:`WithPrivilegedState` appends the simulator's object state instead (an env wrapped in
+:class:`~sarm2_gym.envs.privileged_state.PrivilegedState` gives it): asymmetric actor-critic, in
+which the critics read it and the residual actor does not (``SPIRALConfig.critic_privileged_state``;
+simulation only).
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import torch
 
 from sarm2_gym.algos.spiral.config import FROZEN_IMAGE_ENCODERS
 from sarm2_gym.algos.vla.policy import ChunkBatch, ChunkPolicy
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
-__all__ = ["WithFrozenImageFeatures", "frozen_image_encoder"]
+__all__ = ["WithFrozenImageFeatures", "WithPrivilegedState", "frozen_image_encoder"]
 
 
 def frozen_image_encoder(name: str, input_size: int, device: torch.device | str = "cpu") -> Any:
@@ -40,25 +46,28 @@ def frozen_image_encoder(name: str, input_size: int, device: torch.device | str 
     return EfficientNetLite0Encoder(input_size, device=device)
 
 
-class WithFrozenImageFeatures:
-    """A :class:`~sarm2_gym.algos.vla.policy.ChunkPolicy` whose features gain frozen image ones.
+class _WithExtraFeatures:
+    """A :class:`~sarm2_gym.algos.vla.policy.ChunkPolicy` whose features gain extra columns.
 
-    ``encode`` returns ``[base features, encoder(camera) for each camera]``; every method that
-    takes features hands the base policy its own first ``base.feature_dim`` columns.
-
-    Args:
-        base: The frozen base policy.
-        cameras: Cameras whose frames are encoded, in feature order.
-        encoder: Frozen encoder with ``encode(uint8 (N, H, W, 3)) -> (N, D)`` and ``out_dim``.
+    ``encode`` returns ``[base features, extra]``; every method that takes features hands the
+    base policy its own first ``base.feature_dim`` columns, so its chunks do not change.
+    Subclasses say what the extra columns are (``extra_dim``, ``_extra``).
     """
 
-    def __init__(self, base: ChunkPolicy, cameras: Sequence[str], encoder: Any) -> None:
-        if not cameras:
-            raise ValueError("cameras must name at least one camera")
+    def __init__(self, base: ChunkPolicy) -> None:
         self.base = base
-        self.cameras = tuple(cameras)
-        self.encoder = encoder
         self.base_feature_dim = base.feature_dim
+
+    @property
+    def extra_dim(self) -> int:
+        """Width of the appended columns."""
+        raise NotImplementedError
+
+    def _extra(
+        self, observation: Mapping[str, np.ndarray | torch.Tensor], like: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """The appended columns for a batched observation, ``(B, .)`` each, like ``like``."""
+        raise NotImplementedError
 
     @property
     def chunk_size(self) -> int:
@@ -72,8 +81,8 @@ class WithFrozenImageFeatures:
 
     @property
     def feature_dim(self) -> int:
-        """The base policy's feature width plus one encoder output per camera."""
-        return self.base_feature_dim + len(self.cameras) * int(self.encoder.out_dim)
+        """The base policy's feature width plus the appended columns."""
+        return self.base_feature_dim + self.extra_dim
 
     @property
     def instructions(self) -> tuple[str, ...]:
@@ -96,16 +105,9 @@ class WithFrozenImageFeatures:
     def encode(
         self, observation: Mapping[str, np.ndarray | torch.Tensor], instruction: str | Sequence[str]
     ) -> torch.Tensor:
-        """``(B, feature_dim)``: the base policy's features, then each camera's frozen ones."""
-        missing = [c for c in self.cameras if c not in observation]
-        if missing:
-            raise ValueError(f"observation lacks cameras {missing}; it has {sorted(observation)}")
+        """``(B, feature_dim)``: the base policy's features, then the appended ones."""
         own = self.base.encode(observation, instruction)
-        # the encoder checks the frames (uint8, (N, H, W, 3)) and names what is wrong
-        frozen = [
-            self.encoder.encode(torch.as_tensor(observation[c])).to(own) for c in self.cameras
-        ]
-        return torch.cat([own, *frozen], dim=-1)
+        return torch.cat([own, *self._extra(observation, own)], dim=-1)
 
     def sample_actions(self, features: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """The base policy's chunks in env units (from its own features)."""
@@ -124,7 +126,7 @@ class WithFrozenImageFeatures:
     def sample_chunk(
         self, observation: Mapping[str, Any], instruction: str | Sequence[str], noise: torch.Tensor
     ) -> torch.Tensor:
-        """The base policy's chunk for an observation (the frozen features play no part)."""
+        """The base policy's chunk for an observation (the appended columns play no part)."""
         return self.base.sample_chunk(observation, instruction, noise)
 
     def bc_loss(self, batch: ChunkBatch, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -132,5 +134,74 @@ class WithFrozenImageFeatures:
         return self.base.bc_loss(batch, weights)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Save the base policy (the frozen encoder is rebuilt from SPIRAL's config)."""
+        """Save the base policy (what is appended is rebuilt from SPIRAL's config)."""
         return self.base.save_pretrained(directory)
+
+
+class WithFrozenImageFeatures(_WithExtraFeatures):
+    """Base features, then each camera's frozen image features.
+
+    Args:
+        base: The frozen base policy.
+        cameras: Cameras whose frames are encoded, in feature order.
+        encoder: Frozen encoder with ``encode(uint8 (N, H, W, 3)) -> (N, D)`` and ``out_dim``.
+    """
+
+    def __init__(self, base: ChunkPolicy, cameras: Sequence[str], encoder: Any) -> None:
+        if not cameras:
+            raise ValueError("cameras must name at least one camera")
+        super().__init__(base)
+        self.cameras = tuple(cameras)
+        self.encoder = encoder
+
+    @property
+    def extra_dim(self) -> int:
+        """One encoder output per camera."""
+        return len(self.cameras) * int(self.encoder.out_dim)
+
+    def _extra(
+        self, observation: Mapping[str, np.ndarray | torch.Tensor], like: torch.Tensor
+    ) -> list[torch.Tensor]:
+        missing = [c for c in self.cameras if c not in observation]
+        if missing:
+            raise ValueError(f"observation lacks cameras {missing}; it has {sorted(observation)}")
+        # the encoder checks the frames (uint8, (N, H, W, 3)) and names what is wrong
+        return [self.encoder.encode(torch.as_tensor(observation[c])).to(like) for c in self.cameras]
+
+
+class WithPrivilegedState(_WithExtraFeatures):
+    """Base features, then the simulator's privileged object state (``"env_state"``).
+
+    Args:
+        base: The base policy (or another wrapper of it).
+        state_dim: Width of the privileged state.
+    """
+
+    def __init__(self, base: ChunkPolicy, state_dim: int) -> None:
+        if state_dim < 1:
+            raise ValueError(f"state_dim must be >= 1, got {state_dim}")
+        super().__init__(base)
+        self.state_dim = int(state_dim)
+
+    @property
+    def extra_dim(self) -> int:
+        """The privileged state's width."""
+        return self.state_dim
+
+    def _extra(
+        self, observation: Mapping[str, np.ndarray | torch.Tensor], like: torch.Tensor
+    ) -> list[torch.Tensor]:
+        if PRIVILEGED_STATE_KEY not in observation:
+            raise ValueError(
+                f"observation lacks {PRIVILEGED_STATE_KEY!r} (it has {sorted(observation)}): wrap "
+                "the env in sarm2_gym.envs.privileged_state.PrivilegedState"
+            )
+        state = torch.as_tensor(observation[PRIVILEGED_STATE_KEY]).to(like)
+        if state.shape != (like.shape[0], self.state_dim):
+            raise ValueError(
+                f"{PRIVILEGED_STATE_KEY!r} must be ({like.shape[0]}, {self.state_dim}), "
+                f"got {tuple(state.shape)}"
+            )
+        if not torch.isfinite(state).all():
+            raise ValueError(f"{PRIVILEGED_STATE_KEY!r} holds NaN or inf")
+        return [state]

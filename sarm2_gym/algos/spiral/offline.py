@@ -16,9 +16,10 @@ from sarm2_gym.algos.spiral.labeling import RolloutEpisode
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
 from sarm2_gym.algos.spiral.rollouts import CollectedEpisode
 from sarm2_gym.algos.vla.policy import past_states_read_by
-from sarm2_gym.data.episode import STATE_KEY, image_key
+from sarm2_gym.data.episode import ENV_STATE_KEY, STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, episode_past_states
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
 __all__ = ["demonstration_episodes"]
 
@@ -31,7 +32,8 @@ def demonstration_episodes(
     """Yield the first ``max_episodes`` episodes (all by default) with base-policy features.
 
     Raises:
-        ValueError: If an episode's instruction is not the policy's, or a camera is missing.
+        ValueError: If an episode's instruction is not the policy's, or a camera (or the
+            privileged state the critics read) is missing.
     """
     ds = LeRobotDataset(dataset)
     cameras = policy.cameras
@@ -51,6 +53,13 @@ def demonstration_episodes(
         obs["state"] = ep.frames[STATE_KEY]
         if n_past:  # as the env wrapper would have given them while recording
             obs[PAST_STATES_KEY] = episode_past_states(obs["state"], n_past, stride)
+        if policy.privileged_state_dim:  # recorded zero-padded; the task's own width first
+            if ENV_STATE_KEY not in ep.frames:
+                raise ValueError(
+                    f"episode {i} of {dataset} lacks {ENV_STATE_KEY!r}, which critics that read "
+                    "the privileged state need"
+                )
+            obs[PRIVILEGED_STATE_KEY] = ep.frames[ENV_STATE_KEY][:, : policy.privileged_state_dim]
         with torch.no_grad():
             feats = np.concatenate(
                 [

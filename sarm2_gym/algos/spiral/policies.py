@@ -23,9 +23,14 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from sarm2_gym.algos.common.chunking import ChunkState, chunked_predict
 from sarm2_gym.algos.common.latents import check_temperature, draw_latents
 from sarm2_gym.algos.spiral.config import SPIRALConfig
-from sarm2_gym.algos.spiral.features import WithFrozenImageFeatures, frozen_image_encoder
+from sarm2_gym.algos.spiral.features import (
+    WithFrozenImageFeatures,
+    WithPrivilegedState,
+    frozen_image_encoder,
+)
 from sarm2_gym.algos.spiral.networks import CriticEnsemble, ResidualActor, best_of_kappa
 from sarm2_gym.algos.vla.policy import ChunkPolicy
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 from sarm2_gym.envs.spaces import image_entries
 
 __all__ = ["ResidualChunkPolicy"]
@@ -83,10 +88,18 @@ class ResidualChunkPolicy(BasePolicy):
                 getattr(base, "device", "cpu"),
             )
             base = self._base.policy = WithFrozenImageFeatures(base, self.cameras, encoder)
+        # The actor reads the features up to here; privileged columns, if any, come last.
+        self.actor_feature_dim = base.feature_dim
+        self.privileged_state_dim = 0  # width of the "env_state" the critics read
+        if config.critic_privileged_state:
+            self.privileged_state_dim = _privileged_state_dim(observation_space)
+            base = self._base.policy = WithPrivilegedState(base, self.privileged_state_dim)
         self.instruction = instruction
         self.config = config
         h, a, f = base.chunk_size, base.action_dim, base.feature_dim
-        self.actor = ResidualActor(f, h, a, config.actor_hidden, config.actor_output_scale)
+        self.actor = ResidualActor(
+            self.actor_feature_dim, h, a, config.actor_hidden, config.actor_output_scale
+        )
         self.critic = CriticEnsemble(config.n_critics, f, h, a, config.critic_hidden)
         self.critic_target = CriticEnsemble(config.n_critics, f, h, a, config.critic_hidden)
         self.critic_target.load_state_dict(self.critic.state_dict())
@@ -154,7 +167,7 @@ class ResidualChunkPolicy(BasePolicy):
 
     # ------------------------------------------------------------------ acting
     def encode(self, observation: Mapping[str, np.ndarray | torch.Tensor]) -> torch.Tensor:
-        """Features ``(n, F)`` of a batched observation: the base policy's (and frozen ones)."""
+        """Features ``(n, F)`` of a batched observation: the base policy's, then any appended."""
         return self.base.encode(observation, self.instruction)
 
     @torch.no_grad()
@@ -186,7 +199,7 @@ class ResidualChunkPolicy(BasePolicy):
         """
         with torch.no_grad():
             base = self.base.sample_normalized_actions(features, noise)
-        residual = self.actor(features, noise)
+        residual = self.actor(features[:, : self.actor_feature_dim], noise)
         return self.base.env_actions(features, base + residual), residual
 
     def plan_from_features(
@@ -234,3 +247,19 @@ class ResidualChunkPolicy(BasePolicy):
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> torch.Tensor:
         """Same as :meth:`_predict`."""
         return self._predict(obs, deterministic)
+
+
+def _privileged_state_dim(observation_space: spaces.Space) -> int:
+    """Width of the observation's privileged state, for critics that read it."""
+    entry = (
+        observation_space.spaces.get(PRIVILEGED_STATE_KEY)
+        if isinstance(observation_space, spaces.Dict)
+        else None
+    )
+    if not isinstance(entry, spaces.Box) or len(entry.shape) != 1:
+        raise ValueError(
+            f"critic_privileged_state needs a 1-d {PRIVILEGED_STATE_KEY!r} Box in the observation "
+            "space: wrap the env in sarm2_gym.envs.privileged_state.PrivilegedState (simulated "
+            f"benchmark tasks only); got {observation_space}"
+        )
+    return int(entry.shape[0])

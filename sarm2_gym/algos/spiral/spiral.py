@@ -103,14 +103,15 @@ class SPIRAL(BaseAlgorithm):
 
             policy = TinyVLA.from_pretrained(policy, device=device)
         self.base_policy: ChunkPolicy = policy
-        # An env SPIRAL builds or wraps itself gives what the base policy reads (past states);
-        # a VecEnv must already (the policy's error says how).
+        self.config = config or SPIRALConfig()
+        # An env SPIRAL builds or wraps itself gives what the base policy reads (past states)
+        # and, with critic_privileged_state, the simulator's state; a VecEnv must already (the
+        # policy's error says how).
         if isinstance(env, str):
             env = gym.make(env)
         if isinstance(env, gym.Env):
-            env = wrap_env_for_policy(env, policy)
+            env = wrap_env_for_policy(wrap_env_for_policy(env, policy), self.config)
         self.labeler = reward_model
-        self.config = config or SPIRALConfig()
         self.reward_adapter = reward_adapter
         self.annotator = annotator or privileged_annotator
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None

@@ -11,7 +11,7 @@ features once instead of images.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +27,7 @@ __all__ = [
     "ChunkPolicy",
     "Observation",
     "past_states_read_by",
+    "privileged_state_read_by",
     "wrap_env_for_policy",
 ]
 
@@ -145,13 +146,8 @@ class ChunkPolicy(Protocol):
 _INNER_POLICY_ATTRS = ("base_policy", "base", "policy")
 
 
-def past_states_read_by(policy: Any) -> tuple[int, int]:
-    """``(n, stride)`` of the past states ``policy`` reads (``n = 0``: none).
-
-    ``policy`` is a chunk policy, its config, or anything that runs one (a
-    :class:`~sarm2_gym.algos.vla.controller.VLAController`, SPIRAL, its residual policy), found
-    through ``base_policy``, ``base`` or ``policy`` attributes.
-    """
+def _policy_parts(policy: Any) -> Iterator[Any]:
+    """``policy``, its config, and the same of every policy it runs, each once."""
     seen: set[int] = set()
     todo = [policy]
     while todo:
@@ -159,13 +155,34 @@ def past_states_read_by(policy: Any) -> tuple[int, int]:
         if obj is None or id(obj) in seen:
             continue
         seen.add(id(obj))
-        for candidate in (obj, getattr(obj, "config", None)):
-            n = getattr(candidate, "past_states", None)
-            stride = getattr(candidate, "past_state_stride", None)
-            if n is not None and stride is not None:
-                return int(n), int(stride)
+        yield obj
+        config = getattr(obj, "config", None)
+        if config is not None:
+            yield config
         todo.extend(getattr(obj, name, None) for name in _INNER_POLICY_ATTRS)
+
+
+def past_states_read_by(policy: Any) -> tuple[int, int]:
+    """``(n, stride)`` of the past states ``policy`` reads (``n = 0``: none).
+
+    ``policy`` is a chunk policy, its config, or anything that runs one (a
+    :class:`~sarm2_gym.algos.vla.controller.VLAController`, SPIRAL, its residual policy), found
+    through ``base_policy``, ``base`` or ``policy`` attributes.
+    """
+    for part in _policy_parts(policy):
+        n = getattr(part, "past_states", None)
+        stride = getattr(part, "past_state_stride", None)
+        if n is not None and stride is not None:
+            return int(n), int(stride)
     return 0, 1
+
+
+def privileged_state_read_by(policy: Any) -> bool:
+    """Whether ``policy`` (found as in :func:`past_states_read_by`) reads the simulator's state.
+
+    True for SPIRAL with ``critic_privileged_state`` (its config, or anything that runs it).
+    """
+    return any(getattr(part, "critic_privileged_state", False) for part in _policy_parts(policy))
 
 
 def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
@@ -175,12 +192,20 @@ def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
     :class:`~sarm2_gym.envs.past_states.PastStates` (unless the env already gives them);
     anything else gets ``env`` back as it is. Works for any env with a ``Dict`` observation
     holding ``"state"``, not only the benchmark's (whose ``gym.make`` also takes
-    ``past_states=``).
+    ``past_states=``). A policy whose critics read the simulator's state (SPIRAL with
+    ``critic_privileged_state``) also gets
+    :class:`~sarm2_gym.envs.privileged_state.PrivilegedState`, which only the benchmark's
+    simulated tasks can give.
     """
+    from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY, PrivilegedState
+
+    def has(key: str) -> bool:
+        space = env.observation_space
+        return isinstance(space, gym.spaces.Dict) and key in space.spaces
+
     n, stride = past_states_read_by(policy)
-    if not n:
-        return env
-    space = env.observation_space
-    if isinstance(space, gym.spaces.Dict) and PAST_STATES_KEY in space.spaces:
-        return env
-    return PastStates(env, n, stride)
+    if n and not has(PAST_STATES_KEY):
+        env = PastStates(env, n, stride)
+    if privileged_state_read_by(policy) and not has(PRIVILEGED_STATE_KEY):
+        env = PrivilegedState(env)
+    return env
