@@ -56,6 +56,7 @@ from sarm2_gym.algos.common.io import atomic_write_json
 from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
+from sarm2_gym.common.files import atomic_write
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
@@ -389,10 +390,7 @@ def write_report(args: argparse.Namespace) -> str:
         "",
     ]
     text = "\n".join(lines)
-    args.doc.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.doc.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(args.doc)  # a killed run leaves the old page whole
+    atomic_write(args.doc, lambda tmp: tmp.write_text(text))  # a killed run leaves the old page
     return text
 
 

@@ -32,27 +32,31 @@ def bc_command(
     max_episodes: int | None = typer.Option(
         None, "--max-episodes", help="First N episodes per dataset."
     ),
-    chunk_size: int = typer.Option(10, "--chunk-size", min=1, help="Actions per chunk (10 = 1 s)."),
-    image_encoder: str = typer.Option("cnn", "--image-encoder", help="cnn or efficientnet_lite0."),
+    chunk_size: int | None = typer.Option(
+        None, "--chunk-size", min=1, help="Actions per chunk (default 10 = 1 s)."
+    ),
+    image_encoder: str | None = typer.Option(
+        None, "--image-encoder", help="cnn (default) or efficientnet_lite0."
+    ),
     image_size: int | None = typer.Option(None, "--image-size", help="Encoder input side."),
     n_action_steps: int | None = typer.Option(
         None, "--n-action-steps", min=1, help="Actions executed per chunk (default: all)."
     ),
-    past_states: int = typer.Option(
-        0,
+    past_states: int | None = typer.Option(
+        None,
         "--past-states",
         min=0,
-        help="Past robot states the policy reads (0: none); its envs are then wrapped in "
-        "PastStates, as every evaluation here does.",
+        help="Past robot states the policy reads (default 0: none); its envs are then wrapped "
+        "in PastStates, as every evaluation here does.",
     ),
-    past_state_stride: int = typer.Option(
-        1, "--past-state-stride", min=1, help="Steps between those past states."
+    past_state_stride: int | None = typer.Option(
+        None, "--past-state-stride", min=1, help="Steps between those past states (default 1)."
     ),
     model_json: str | None = typer.Option(
         None,
         "--model",
         help='TinyVLAConfig fields as JSON, e.g. \'{"d_model": 64, "flow_hidden": 128}\' '
-        "(sizes of a smaller network; the options above win).",
+        "(sizes of a smaller network; an option above that is given wins).",
     ),
     seed: int = typer.Option(0, "--seed"),
     save_every: int = typer.Option(500, "--save-every", min=1),
@@ -67,15 +71,17 @@ def bc_command(
         fields = json.loads(model_json) if model_json else {}
         if not isinstance(fields, dict):
             raise ValueError("--model must be a JSON object of TinyVLAConfig fields")
-        fields.update(
-            chunk_size=chunk_size, image_encoder=image_encoder, n_action_steps=n_action_steps
-        )
-        if past_states:
-            fields.update(past_states=past_states, past_state_stride=past_state_stride)
-        if image_encoder == "efficientnet_lite0":  # before validation, which needs them
-            fields.update(image_feature_dim=1280, image_size=image_size or 96)
-        elif image_size is not None:
-            fields["image_size"] = image_size
+        given = {
+            "chunk_size": chunk_size,
+            "image_encoder": image_encoder,
+            "image_size": image_size,
+            "n_action_steps": n_action_steps,
+            "past_states": past_states,
+            "past_state_stride": past_state_stride,
+        }
+        fields.update({k: v for k, v in given.items() if v is not None})
+        if fields.get("image_encoder") == "efficientnet_lite0":  # before validation: needs them
+            fields.update(image_feature_dim=1280, image_size=fields.get("image_size", 96))
         model = TinyVLAConfig.from_dict(fields)
         config = BCConfig(
             data=tuple(str(p) for p in data),

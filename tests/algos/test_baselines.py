@@ -499,6 +499,25 @@ def test_cli_bc_with_the_frozen_efficientnet_encoder(tmp_path: Path, reach_demos
     assert (config.image_feature_dim, config.image_size, config.d_model) == (1280, 32, 32)
 
 
+def test_cli_bc_options_win_over_model_fields_only_when_given(
+    tmp_path: Path, reach_demos: Path
+) -> None:
+    from sarm2_gym.algos.vla import TinyVLA
+
+    runner = CliRunner()
+    fields = '{"chunk_size": 4, "n_action_steps": 2, "past_states": 1, "image_size": 24}'
+    common = ["bc", "--data", str(reach_demos), "--steps", "1", "--batch-size", "2",
+              "--max-episodes", "1", "--model", fields]  # fmt: skip
+    res = runner.invoke(app, [*common, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    config = TinyVLA.from_pretrained(tmp_path / "a").config
+    assert (config.chunk_size, config.n_action_steps, config.past_states) == (4, 2, 1)
+    assert config.image_size == 24 and config.image_encoder == "cnn"
+    res = runner.invoke(app, [*common, "--out", str(tmp_path / "b"), "--past-states", "0"])
+    assert res.exit_code == 0, res.output
+    assert TinyVLA.from_pretrained(tmp_path / "b").config.past_states == 0
+
+
 def test_cli_bc_spiral_and_eval_with_past_states(tmp_path: Path, reach_demos: Path) -> None:
     # The policy reads past states; `sarm2 spiral` and `eval-policy` build envs that give them.
     runner = CliRunner()
