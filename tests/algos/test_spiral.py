@@ -546,3 +546,12 @@ def test_privileged_critics_read_the_simulator_state_and_the_actor_does_not(
         policy.encode({**plain, "env_state": obs["env_state"][:, :3]})
     with pytest.raises(ValueError, match="NaN"):
         policy.encode({**plain, "env_state": np.full((1, 4), np.nan, np.float32)})
+    # with frozen image features too, the actor reads them and the critics read both
+    both = replace(config, frozen_image_features="efficientnet_lite0", frozen_image_size=32)
+    policy = SPIRAL(
+        tiny_vla(), make_reach_env(), PrivilegedProgressLabeler(), config=both, seed=3
+    ).policy
+    frozen = vla.feature_dim + 3 * 1280
+    assert policy.actor.mlp[0].in_features == frozen + h * a
+    assert policy.critic.linears[0].weight.shape[1] == frozen + 4 + 2 * h * a
+    assert torch.equal(policy.encode(obs)[:, -4:], torch.as_tensor(obs["env_state"]))

@@ -9,10 +9,10 @@ whole), and critics cannot value what their features do not show.
 encoder the reward model uses, global-average pooled) to the base policy's own. The base policy
 keeps reading its own slice, so the chunks it samples do not change.
 
-:class:`WithPrivilegedState` appends the simulator's object state instead (an env wrapped in
-:class:`~sarm2_gym.envs.privileged_state.PrivilegedState` gives it): asymmetric actor-critic, in
-which the critics read it and the residual actor does not (``SPIRALConfig.critic_privileged_state``;
-simulation only).
+:class:`WithPrivilegedState` appends the simulator's object state, after any frozen features (an
+env wrapped in :class:`~sarm2_gym.envs.privileged_state.PrivilegedState` gives it): asymmetric
+actor-critic, in which the critics read it and the residual actor does not
+(``SPIRALConfig.critic_privileged_state``; simulation only).
 """
 
 from __future__ import annotations
