@@ -29,8 +29,9 @@ differ; and the same Spearman pooled over all states.
 
 ``--refits`` fits fresh critic ensembles on each run's own replay buffer (saved with its last
 checkpoint) by other recipes (:data:`REFITS`: more updates, regression on realised returns,
-standardised actions) and scores them on the same branch states and candidates, which the records
-keep (features and chunks), with no new simulation.
+standardised actions, the branch states of other episodes as data with several actions per state)
+and scores them on the same branch states and candidates, which the records keep (features and
+chunks), with no new simulation.
 
 ``--lookahead-episodes N`` runs N held-out episodes in which every chunk is chosen among the run's
 own kappa candidates by simulation instead of by the critics: each candidate is executed from the
@@ -100,6 +101,12 @@ class Refit:
     that followed each chunk in the buffer (no bootstrapping), ``updates`` of ``batch_size``;
     ``"chunk"`` regresses on the chunk's own discounted reward, what the chunk itself did with no
     continuation in it, so its order at one state should follow the progress each candidate made.
+
+    ``branch_share`` > 0 (with ``"mc"``) draws that share of every batch from this benchmark's own
+    branch states instead: several candidate chunks executed from one state, each with its
+    realised value (the mean over its continuations), data with several actions per state, which
+    a rollout buffer (one action per state) lacks. Cross-fitted by held-out episode parity: the
+    critics that score a state's candidates never saw any branch of that episode.
     """
 
     target: str
@@ -108,6 +115,7 @@ class Refit:
     updates: int = 0
     batch_size: int = 0
     scaled: bool = False  # actions standardised per dimension (replay mean and std) for the critic
+    branch_share: float = 0.0  # share of every batch from the other episodes' branch candidates
 
 
 REFITS: dict[str, Refit] = {
@@ -137,6 +145,22 @@ REFITS: dict[str, Refit] = {
         "td",
         "the run's own recipe and number of updates, actions standardised per dimension",
         scaled=True,
+    ),
+    "mc_branches": Refit(
+        "mc",
+        "regression as 'mc', half of every batch from the branch candidates of the other half of "
+        "the held-out episodes (several actions per state; cross-fitted by episode)",
+        updates=10_000,
+        batch_size=256,
+        branch_share=0.5,
+    ),
+    "branches": Refit(
+        "mc",
+        "regression on the branch candidates of the other half of the held-out episodes alone "
+        "(cross-fitted by episode), 10,000 updates of 256",
+        updates=10_000,
+        batch_size=256,
+        branch_share=1.0,
     ),
 }
 
@@ -518,14 +542,38 @@ def _lookahead_table(args: argparse.Namespace, seeds: Sequence[int]) -> list[str
 
 
 # ------------------------------------------------------------------------------------ refits
+def branch_samples(records: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, ...]:
+    """``(features (N, F), chunks (N, H, A), values (N,))``: every candidate of ``records``.
+
+    A candidate's value is its realised value averaged over its continuations.
+    """
+    features, chunks, values = [], [], []
+    for r in records:
+        candidates = torch.tensor(r["chunks"])  # (K, H, A)
+        features.append(torch.tensor(r["features"])[None].expand(candidates.shape[0], -1))
+        chunks.append(candidates)
+        values.append(
+            torch.tensor([np.mean([b["target"] for b in runs]) for runs in r["branches"]])
+        )
+    return torch.cat(features), torch.cat(chunks), torch.cat(values).float()
+
+
 def refit_critic(
-    model: SPIRAL, recipe: Refit, seed: int, desc: str = "refit"
+    model: SPIRAL,
+    recipe: Refit,
+    seed: int,
+    desc: str = "refit",
+    branches: tuple[torch.Tensor, ...] | None = None,
 ) -> tuple[CriticEnsemble, Callable[[torch.Tensor], torch.Tensor]]:
     """A fresh critic ensemble fitted on ``model``'s replay buffer by ``recipe``.
+
+    ``branches`` (:func:`branch_samples`) supply the ``recipe.branch_share`` of every batch.
 
     Returns:
         The critics and the map from env-unit chunks to what they read.
     """
+    if recipe.branch_share and (branches is None or recipe.target != "mc"):
+        raise ValueError("a recipe with branch_share needs target 'mc' and branch samples")
     p, cfg = model.policy, model.config
     h, a = p.chunk_shape
     stored = model.replay.state()[0]  # every stored row, episodes in order
@@ -559,8 +607,16 @@ def refit_critic(
         updates, batch_size = int(recipe.factor * model._n_updates), cfg.batch_size
     for _ in trange(updates, desc=desc, leave=False):
         if recipe.target in ("mc", "chunk"):
-            idx = torch.from_numpy(rng.integers(0, features.shape[0], size=batch_size))
+            n_branch = round(batch_size * recipe.branch_share)
+            idx = torch.from_numpy(rng.integers(0, features.shape[0], size=batch_size - n_branch))
             f, chunk, y = features[idx], reads(actions[idx]), realised[idx]
+            if n_branch:
+                assert branches is not None  # checked above
+                b_f, b_chunk, b_y = branches
+                jdx = torch.from_numpy(rng.integers(0, b_f.shape[0], size=n_branch))
+                f = torch.cat([f, b_f[jdx]])
+                chunk = torch.cat([chunk, reads(b_chunk[jdx])])
+                y = torch.cat([y, b_y[jdx]])
         else:
             batch = model.replay.sample(batch_size, rng)
             f, chunk = batch.features, reads(batch.actions)
@@ -592,17 +648,33 @@ def refit_run(args: argparse.Namespace, seed: int, name: str) -> None:
         return
     folder = args.root / args.task / args.method / f"seed{seed}"
     model = SPIRAL.load(folder / CHECKPOINT_DIR, reward_model=PrivilegedProgressLabeler())
-    start = time.perf_counter()
-    critic, reads = refit_critic(model, REFITS[name], seed, desc=f"seed {seed} refit {name}")
-    fitted = time.perf_counter() - start
-    min_q = {}
-    with torch.no_grad():
-        for r in records:
-            chunks = reads(torch.tensor(r["chunks"]))
-            f = torch.tensor(r["features"])[None].expand(chunks.shape[0], -1)
-            min_q[f"{r['episode']}:{r['step']}"] = critic.min_q(
-                f, torch.zeros_like(chunks), chunks
-            ).tolist()
+    recipe = REFITS[name]
+    # Branch data is cross-fitted: the critics that score an episode's states saw none of its
+    # branches (two folds by episode parity); other recipes fit once and score every state.
+    folds = [(records, records)]
+    if recipe.branch_share:
+        folds = [
+            (
+                [r for r in records if r["episode"] % 2 != k],
+                [r for r in records if r["episode"] % 2 == k],
+            )
+            for k in (0, 1)
+        ]
+    fitted, min_q = 0.0, {}
+    for k, (train, scored) in enumerate(folds):
+        start = time.perf_counter()
+        critic, reads = refit_critic(
+            model, recipe, seed + 100 * k, desc=f"seed {seed} refit {name} ({k + 1}/{len(folds)})",
+            branches=branch_samples(train) if recipe.branch_share else None,
+        )  # fmt: skip
+        fitted += time.perf_counter() - start
+        with torch.no_grad():
+            for r in scored:
+                chunks = reads(torch.tensor(r["chunks"]))
+                f = torch.tensor(r["features"])[None].expand(chunks.shape[0], -1)
+                min_q[f"{r['episode']}:{r['step']}"] = critic.min_q(
+                    f, torch.zeros_like(chunks), chunks
+                ).tolist()
     atomic_write_json(path, {"recipe": name, "fit_seconds": fitted, "min_q": min_q})
     print(json.dumps({"seed": seed, "refit": name, "fit_seconds": round(fitted)}), flush=True)
 
@@ -774,8 +846,9 @@ def _refit_table(
         "### Critics fitted again on each run's own replay buffer",
         "",
         "Fresh critic ensembles (the run's architecture) fitted offline on the replay buffer the "
-        "run ended with (its rollouts and their oracle rewards), then scored on the same branch "
-        "states and candidates as above; no new simulation. Cells: "
+        "run ended with (its rollouts and their oracle rewards; recipes with branch data also or "
+        "only on the branch states above, of the other half of the episodes), then scored on the "
+        "same branch states and candidates as above; no new simulation. Cells: "
         + " / ".join(f"seed {s}" for s in seeds)
         + ".",
         "",
