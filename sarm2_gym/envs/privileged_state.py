@@ -1,11 +1,12 @@
 """``PrivilegedState``: the simulator's object state as one more observation entry.
 
-Asymmetric actor-critic (Pinto et al., 2018) trains a policy that acts from images with a critic
-that reads the simulator's true state: the policy stays deployable, and the critic need not learn
-from pixels where the objects are. SPIRAL's critics can read it this way
-(``SPIRALConfig.critic_privileged_state``), to tell whether what they see is what keeps them from
-valuing chunks. The state is the task's ``env_state`` (the eraser's pose, the ink left, ...), the
-same vector ``obs_mode="state"`` gives, so only simulated benchmark tasks have it.
+Asymmetric actor-critic ("Asymmetric Actor Critic for Image-Based Robot Learning", RSS 2018)
+trains a policy that acts from images with a critic that reads the simulator's true state: the
+policy stays deployable, and the critic need not learn from pixels where the objects are. SPIRAL's
+critics can read it this way (``SPIRALConfig.critic_privileged_state``), to tell whether what they
+see is what keeps them from valuing chunks. The state is the task's ``env_state`` (the eraser's
+pose, the ink left, ...), the same vector ``obs_mode="state"`` gives, so only simulated benchmark
+tasks have it.
 """
 
 from __future__ import annotations
