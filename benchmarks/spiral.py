@@ -1389,9 +1389,9 @@ def _setup_text(args: argparse.Namespace) -> str:
                 else ""
             )
             + (
-                "; the critics (and so the best-of-kappa choice), not the residual actor, also "
-                "read the simulator's privileged object state, the env's `env_state` "
-                "(`--critic-privileged-state`: asymmetric actor-critic, simulation only)"
+                " and, for the critics only (so for the best-of-kappa choice too, not for the "
+                "residual actor), the simulator's privileged object state, the env's `env_state` "
+                "(`--critic-privileged-state`: asymmetric actor-critic, simulation only),"
                 if args.critic_privileged_state
                 else ""
             )
