@@ -29,9 +29,9 @@ differ; and the same Spearman pooled over all states.
 
 ``--refits`` fits fresh critic ensembles on each run's own replay buffer (saved with its last
 checkpoint) by other recipes (:data:`REFITS`: more updates, regression on realised returns,
-standardised actions, the branch states of other episodes as data with several actions per state)
-and scores them on the same branch states and candidates, which the records keep (features and
-chunks), with no new simulation.
+standardised actions, progress over a short horizon as the target, the branch states of other
+episodes as data with several actions per state) and scores them on the same branch states and
+candidates, which the records keep (features and chunks), with no new simulation.
 
 ``--lookahead-episodes N`` runs N held-out episodes in which every chunk is chosen among the run's
 own kappa candidates by simulation instead of by the critics: each candidate is executed from the
@@ -102,6 +102,10 @@ class Refit:
     ``"chunk"`` regresses on the chunk's own discounted reward, what the chunk itself did with no
     continuation in it, so its order at one state should follow the progress each candidate made.
 
+    ``"progress"`` regresses on the progress the labeller's rewards add up to over the ``window``
+    rows from the chunk's first (to the episode's end at most): a short horizon, as the lookahead
+    scores candidates, with far less of the continuation's noise than the return to the end.
+
     ``branch_share`` > 0 (with ``"mc"``) draws that share of every batch from this benchmark's own
     branch states instead: several candidate chunks executed from one state, each with its
     realised value (the mean over its continuations), data with several actions per state, which
@@ -116,6 +120,7 @@ class Refit:
     batch_size: int = 0
     scaled: bool = False  # actions standardised per dimension (replay mean and std) for the critic
     branch_share: float = 0.0  # share of every batch from the other episodes' branch candidates
+    window: int = 0  # rows of reward a "progress" target adds up
 
 
 REFITS: dict[str, Refit] = {
@@ -145,6 +150,14 @@ REFITS: dict[str, Refit] = {
         "td",
         "the run's own recipe and number of updates, actions standardised per dimension",
         scaled=True,
+    ),
+    "progress60": Refit(
+        "progress",
+        "regression on the progress made over the 60 steps from the chunk's first (the chunk and "
+        "the lookahead's 50 after it), 10,000 updates of 256 chunks",
+        updates=10_000,
+        batch_size=256,
+        window=60,
     ),
     "mc_branches": Refit(
         "mc",
@@ -558,6 +571,18 @@ def branch_samples(records: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, ...
     return torch.cat(features), torch.cat(chunks), torch.cat(values).float()
 
 
+def windowed_progress(model: SPIRAL, window: int) -> torch.Tensor:
+    """Per stored row: the sum of the next ``window`` rewards of its episode (its progress)."""
+    rewards = model.replay.state()[0]["replay.rewards"].double().numpy()
+    out = np.zeros_like(rewards)
+    for ep in model.replay.episodes:
+        start, n = int(ep["start"]), int(ep["length"])
+        cum = np.concatenate([[0.0], np.cumsum(rewards[start : start + n])])
+        i = np.arange(n)
+        out[start : start + n] = cum[np.minimum(i + window, n)] - cum[i]
+    return torch.from_numpy(out).float()
+
+
 def refit_critic(
     model: SPIRAL,
     recipe: Refit,
@@ -591,22 +616,23 @@ def refit_critic(
     )
     rng = np.random.default_rng(seed)
     latent_rng = torch.Generator().manual_seed(seed)
-    if recipe.target in ("mc", "chunk"):
+    if recipe.target in ("mc", "chunk", "progress"):
         parts = [
             model.replay.episode_chunks(i, cfg.mc_weight) for i in range(len(model.replay.episodes))
         ]
         features = torch.cat([f for f, _, _ in parts])
         actions = torch.cat([c for _, c, _ in parts])
-        realised = (
-            stored["replay.chunk_return"].float()
-            if recipe.target == "chunk"
-            else torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
-        )
+        if recipe.target == "chunk":
+            realised = stored["replay.chunk_return"].float()
+        elif recipe.target == "progress":
+            realised = windowed_progress(model, recipe.window)
+        else:
+            realised = torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
         updates, batch_size = recipe.updates, recipe.batch_size
     else:
         updates, batch_size = int(recipe.factor * model._n_updates), cfg.batch_size
     for _ in trange(updates, desc=desc, leave=False):
-        if recipe.target in ("mc", "chunk"):
+        if recipe.target in ("mc", "chunk", "progress"):
             n_branch = round(batch_size * recipe.branch_share)
             idx = torch.from_numpy(rng.integers(0, features.shape[0], size=batch_size - n_branch))
             f, chunk, y = features[idx], reads(actions[idx]), realised[idx]
