@@ -571,11 +571,16 @@ def branch_samples(records: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, ...
     return torch.cat(features), torch.cat(chunks), torch.cat(values).float()
 
 
-def windowed_progress(model: SPIRAL, window: int) -> torch.Tensor:
-    """Per stored row: the sum of the next ``window`` rewards of its episode (its progress)."""
-    rewards = model.replay.state()[0]["replay.rewards"].double().numpy()
+def windowed_progress(
+    rewards: torch.Tensor, episodes: Sequence[dict[str, Any]], window: int
+) -> torch.Tensor:
+    """Per stored row: the sum of the next ``window`` rewards of its episode (its progress).
+
+    ``rewards`` are the replay's per-row rewards, ``episodes`` its episode records.
+    """
+    rewards = rewards.double().numpy()
     out = np.zeros_like(rewards)
-    for ep in model.replay.episodes:
+    for ep in episodes:
         start, n = int(ep["start"]), int(ep["length"])
         cum = np.concatenate([[0.0], np.cumsum(rewards[start : start + n])])
         i = np.arange(n)
@@ -625,7 +630,9 @@ def refit_critic(
         if recipe.target == "chunk":
             realised = stored["replay.chunk_return"].float()
         elif recipe.target == "progress":
-            realised = windowed_progress(model, recipe.window)
+            realised = windowed_progress(
+                stored["replay.rewards"], model.replay.episodes, recipe.window
+            )
         else:
             realised = torch.from_numpy(np.concatenate([r for _, _, r in parts])).float()
         updates, batch_size = recipe.updates, recipe.batch_size

@@ -17,6 +17,7 @@ actor-critic, in which the critics read it and the residual actor does not
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def frozen_image_encoder(name: str, input_size: int, device: torch.device | str 
     return EfficientNetLite0Encoder(input_size, device=device)
 
 
-class _WithExtraFeatures:
+class _WithExtraFeatures(ABC):
     """A :class:`~sarm2_gym.algos.vla.policy.ChunkPolicy` whose features gain extra columns.
 
     ``encode`` returns ``[base features, extra]``; every method that takes features hands the
@@ -59,15 +60,15 @@ class _WithExtraFeatures:
         self.base_feature_dim = base.feature_dim
 
     @property
+    @abstractmethod
     def extra_dim(self) -> int:
         """Width of the appended columns."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _extra(
         self, observation: Mapping[str, np.ndarray | torch.Tensor], like: torch.Tensor
     ) -> list[torch.Tensor]:
         """The appended columns for a batched observation, ``(B, .)`` each, like ``like``."""
-        raise NotImplementedError
 
     @property
     def chunk_size(self) -> int:
