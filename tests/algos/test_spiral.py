@@ -522,6 +522,9 @@ def test_privileged_critics_read_the_simulator_state_and_the_actor_does_not(
     # evaluation envs get the state the same way (evaluate_on_task wraps for the predictor)
     assert privileged_state_read_by(model) and not privileged_state_read_by(vla)
     assert "env_state" in wrap_env_for_policy(make_reach_env(), model).observation_space.spaces
+    # given in parts (a base policy with past states, the config that runs it): both wrappers
+    parts = wrap_env_for_policy(make_reach_env(), tiny_vla(past_states=2), config)
+    assert {"past_states", "env_state"} <= set(parts.observation_space.spaces)
     # offline demonstrations give the critics the state they were recorded with
     assert model.add_demonstrations(reach_demos, max_episodes=1) == 1
     demo = LeRobotDataset(reach_demos).episode(0).frames["observation.environment_state"]

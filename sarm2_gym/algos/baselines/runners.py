@@ -281,8 +281,8 @@ def _reward_adapter(config: SPIRALRunConfig, labeler: RolloutLabeler) -> SARM2Ad
 
 
 def _wrap_for_spiral(env: gym.Env, vla: Any, spiral: SPIRALConfig) -> gym.Env:
-    """``env`` with what the base policy reads and what SPIRAL's critics read."""
-    return wrap_env_for_policy(wrap_env_for_policy(env, vla), spiral)
+    """``env`` with what the base policy and SPIRAL's critics read (``make_vec_env`` keywords)."""
+    return wrap_env_for_policy(env, vla, spiral)
 
 
 def run_spiral(

@@ -110,7 +110,7 @@ class SPIRAL(BaseAlgorithm):
         if isinstance(env, str):
             env = gym.make(env)
         if isinstance(env, gym.Env):
-            env = wrap_env_for_policy(wrap_env_for_policy(env, policy), self.config)
+            env = wrap_env_for_policy(env, policy, self.config)
         self.labeler = reward_model
         self.reward_adapter = reward_adapter
         self.annotator = annotator or privileged_annotator

@@ -185,8 +185,8 @@ def privileged_state_read_by(policy: Any) -> bool:
     return any(getattr(part, "critic_privileged_state", False) for part in _policy_parts(policy))
 
 
-def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
-    """``env``, wrapped so that its observations hold what ``policy`` reads.
+def wrap_env_for_policy(env: gym.Env, policy: Any, *others: Any) -> gym.Env:
+    """``env``, wrapped so that its observations hold what ``policy`` (and ``others``) read.
 
     A policy that reads past states (see :func:`past_states_read_by`) gets
     :class:`~sarm2_gym.envs.past_states.PastStates` (unless the env already gives them);
@@ -195,7 +195,8 @@ def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
     ``past_states=``). A policy whose critics read the simulator's state (SPIRAL with
     ``critic_privileged_state``) also gets
     :class:`~sarm2_gym.envs.privileged_state.PrivilegedState`, which only the benchmark's
-    simulated tasks can give.
+    simulated tasks can give. ``others`` are read the same way, for what is given in parts (a
+    base policy and the SPIRAL config that will run it): the env gets what any of them reads.
     """
     from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY, PrivilegedState
 
@@ -203,9 +204,10 @@ def wrap_env_for_policy(env: gym.Env, policy: Any) -> gym.Env:
         space = env.observation_space
         return isinstance(space, gym.spaces.Dict) and key in space.spaces
 
-    n, stride = past_states_read_by(policy)
-    if n and not has(PAST_STATES_KEY):
-        env = PastStates(env, n, stride)
-    if privileged_state_read_by(policy) and not has(PRIVILEGED_STATE_KEY):
-        env = PrivilegedState(env)
+    for part in (policy, *others):
+        n, stride = past_states_read_by(part)
+        if n and not has(PAST_STATES_KEY):
+            env = PastStates(env, n, stride)
+        if privileged_state_read_by(part) and not has(PRIVILEGED_STATE_KEY):
+            env = PrivilegedState(env)
     return env
