@@ -96,3 +96,19 @@ def test_adapt_rm_fine_tunes_rm1_into_rm2(
               str(tmp_path / "y")],
     )  # fmt: skip
     assert res.exit_code != 0 and "sarm2 annotate" in said(res.output)
+
+
+def test_adapt_rm_help_states_the_config_defaults() -> None:
+    """The help names the defaults without importing torch; they must be AdaptationConfig's."""
+    import re
+
+    from typer.main import get_command
+
+    from sarm2_gym.reward.adaptation import AdaptationConfig
+
+    options = {p.name: p for p in get_command(app).commands["adapt-rm"].params}  # type: ignore[attr-defined]
+    defaults = AdaptationConfig()
+    for field in ("steps", "batch_size", "lr", "demo_fraction"):
+        stated = re.search(r"\(default ([^)]+)\)", getattr(options[field], "help", "") or "")
+        assert stated is not None, field
+        assert float(stated.group(1)) == float(getattr(defaults, field)), field
