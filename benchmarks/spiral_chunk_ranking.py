@@ -25,7 +25,10 @@ critics' pick gains over a random candidate, against what the best candidate gai
 cross-validated (chosen on one continuation draw, valued on the others: the naive best also
 collects the luck of its draw); whether candidates with similar chunks have similar values; how
 much the candidates' values differ at one state against how much one candidate's continuations
-differ; and the same Spearman pooled over all states.
+differ; how reproducible the candidates' order at one state is from one continuation draw to
+another (the most any critic's order could agree with one draw); the same for the progress of the
+next :data:`BRANCH_WINDOW` steps, a short horizon with less of the continuation in it; and the
+Spearman pooled over all states.
 
 ``--refits`` fits fresh critic ensembles on each run's own replay buffer (saved with its last
 checkpoint) by other recipes (:data:`REFITS`: more updates, regression on realised returns,
@@ -89,6 +92,12 @@ REFERENCE_LATENT_SEED = 31_000_000  # + 1000 * run seed + episode: the kept roll
 CANDIDATE_LATENT_SEED = 32_000_000  # + branch key: the candidates' latents
 CONTINUATION_LATENT_SEED = 33_000_000  # + branch key * 16 + draw: shared by all candidates
 LOOKAHEAD_LATENT_SEED = 34_000_000  # + branch key: candidates and lookahead continuations
+BRANCH_WINDOW = 60  # rows of reward in a branch's "progress60" (the lookahead's horizon + chunk)
+SHORT_HORIZON_KEYS = ("progress60", "chunk_gain", "length")  # what a truncated branch records
+VALUE_NAMES = {  # what the page values candidates by, after the records' kind
+    "target": "realised value",
+    "progress60": f"progress over the next {BRANCH_WINDOW} steps",
+}
 
 
 @dataclass(frozen=True)
@@ -106,11 +115,14 @@ class Refit:
     rows from the chunk's first (to the episode's end at most): a short horizon, as the lookahead
     scores candidates, with far less of the continuation's noise than the return to the end.
 
-    ``branch_share`` > 0 (with ``"mc"``) draws that share of every batch from this benchmark's own
-    branch states instead: several candidate chunks executed from one state, each with its
-    realised value (the mean over its continuations), data with several actions per state, which
-    a rollout buffer (one action per state) lacks. Cross-fitted by held-out episode parity: the
-    critics that score a state's candidates never saw any branch of that episode.
+    ``branch_share`` > 0 draws that share of every batch from this benchmark's own branch states
+    instead: several candidate chunks executed from one state, each with its realised value
+    (``"mc"``) or its progress over :data:`BRANCH_WINDOW` rows (``"progress"``), the mean over its
+    continuations; data with several actions per state, which a rollout buffer (one action per
+    state) lacks. Cross-fitted by held-out episode parity: the critics that score a state's
+    candidates never saw any branch of that episode. ``centred`` (branch data only) takes each
+    state's mean off its candidates' values, so the critics learn nothing but how the chunk
+    changes the value at a state: the order best-of-kappa needs, and nothing else.
     """
 
     target: str
@@ -121,6 +133,7 @@ class Refit:
     scaled: bool = False  # actions standardised per dimension (replay mean and std) for the critic
     branch_share: float = 0.0  # share of every batch from the other episodes' branch candidates
     window: int = 0  # rows of reward a "progress" target adds up
+    centred: bool = False  # branch values minus their state's mean (branch_share 1 only)
 
 
 REFITS: dict[str, Refit] = {
@@ -175,6 +188,34 @@ REFITS: dict[str, Refit] = {
         batch_size=256,
         branch_share=1.0,
     ),
+    "progress60_branches": Refit(
+        "progress",
+        "regression as 'progress60', half of every batch from the branch candidates of the other "
+        "half of the held-out episodes, valued by the same 60-step progress (cross-fitted)",
+        updates=10_000,
+        batch_size=256,
+        window=BRANCH_WINDOW,
+        branch_share=0.5,
+    ),
+    "branches_progress60": Refit(
+        "progress",
+        "regression on the 60-step progress of the branch candidates of the other half of the "
+        "held-out episodes alone (cross-fitted by episode), 10,000 updates of 256",
+        updates=10_000,
+        batch_size=256,
+        window=BRANCH_WINDOW,
+        branch_share=1.0,
+    ),
+    "branches_centred": Refit(
+        "progress",
+        "the same with each state's mean taken off its candidates' 60-step progress: only how the "
+        "chunk changes it at one state is learned",
+        updates=10_000,
+        batch_size=256,
+        window=BRANCH_WINDOW,
+        branch_share=1.0,
+        centred=True,
+    ),
 }
 
 
@@ -194,6 +235,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--candidates", type=int, default=8, help="Candidate latents per state.")
     p.add_argument("--continuations", type=int, default=2, help="Continuation draws per chunk.")
+    p.add_argument(
+        "--continuation-steps",
+        type=int,
+        default=None,
+        help="Stop every branch this many steps after the branch step instead of at the episode's "
+        f"end (at least {BRANCH_WINDOW + 10}): the records then hold the progress of the next "
+        f"{BRANCH_WINDOW} steps and of the chunk only, and the page is about that progress.",
+    )
     p.add_argument(
         "--refits",
         nargs="*",
@@ -283,6 +332,11 @@ def play(
 def realised_values(traj: Trajectory, step: int, gamma: float, alpha: float) -> dict[str, float]:
     """What the critics estimate for the chunk at ``step``, measured on one finished episode.
 
+    Besides the blended target, ``"progress60"`` is what the ``progress60`` refit regresses on:
+    the labeller's rewards of the :data:`BRANCH_WINDOW` rows from ``step`` added up (the progress
+    of the chunk and the steps after it), far less of the continuation's noise than the return to
+    the end.
+
     The dense rewards are the privileged-progress labeller's (spec §1.8 smoothing and clipping)
     for the frames before each step, shifted to the reward that follows each row, as SPIRAL's
     buffer stores them. One difference from the buffer, kept so the recorded values can be
@@ -301,6 +355,7 @@ def realised_values(traj: Trajectory, step: int, gamma: float, alpha: float) -> 
     mc = float(mc_returns(length, gamma, float(traj.success))[step])
     return {
         "target": alpha * mc + (1.0 - alpha) * dense,
+        "progress60": float(np.sum(rewards[:BRANCH_WINDOW])),
         "dense_return": dense,
         "success": float(traj.success),
         "final_progress": traj.progress[-1],
@@ -377,12 +432,14 @@ def _branch(
     start = time.perf_counter()
     branches: list[list[dict[str, float]]] = []
     prefix = reference.actions[:step]
+    truncate = args.continuation_steps
     for k in tqdm(range(args.candidates), desc=f"seed {seed} ep {episode} t {step}", leave=False):
         runs = []
         for c in range(args.continuations):
             traj = play(
                 env, model, reset_seed, CONTINUATION_LATENT_SEED + key * 16 + c,
                 prefix=prefix, chunk=chunks[0, k].numpy(),
+                max_steps=None if truncate is None else step + truncate,
             )  # fmt: skip
             if not np.allclose(traj.progress[: step + 1], reference.progress[: step + 1]):
                 raise RuntimeError(
@@ -392,6 +449,8 @@ def _branch(
             values = realised_values(traj, step, cfg.gamma, cfg.mc_weight)
             end = min(step + policy.chunk_shape[0], traj.length)
             values["chunk_gain"] = traj.progress[end] - traj.progress[step]
+            if truncate is not None:  # the return to the end and the success were not seen
+                values = {k: values[k] for k in SHORT_HORIZON_KEYS}
             runs.append(values)
         branches.append(runs)
     atomic_write_json(
@@ -400,6 +459,7 @@ def _branch(
             "episode": episode,
             "step": step,
             "reached": True,
+            "truncated": truncate is not None,
             "progress": reference.progress[step],
             "reference_success": reference.success,
             # what any critic needs to rank these candidates again, without the simulator
@@ -555,19 +615,28 @@ def _lookahead_table(args: argparse.Namespace, seeds: Sequence[int]) -> list[str
 
 
 # ------------------------------------------------------------------------------------ refits
-def branch_samples(records: Sequence[dict[str, Any]]) -> tuple[torch.Tensor, ...]:
+def branch_samples(
+    records: Sequence[dict[str, Any]], key: str = "target", centred: bool = False
+) -> tuple[torch.Tensor, ...]:
     """``(features (N, F), chunks (N, H, A), values (N,))``: every candidate of ``records``.
 
-    A candidate's value is its realised value averaged over its continuations.
+    A candidate's value is its continuations' mean of ``key`` (``"target"``: the realised value,
+    ``"progress60"``: the progress over :data:`BRANCH_WINDOW` rows); ``centred`` takes the mean
+    over the state's candidates off.
     """
     features, chunks, values = [], [], []
     for r in records:
         candidates = torch.tensor(r["chunks"])  # (K, H, A)
         features.append(torch.tensor(r["features"])[None].expand(candidates.shape[0], -1))
         chunks.append(candidates)
-        values.append(
-            torch.tensor([np.mean([b["target"] for b in runs]) for runs in r["branches"]])
-        )
+        try:
+            v = torch.tensor([np.mean([b[key] for b in runs]) for runs in r["branches"]])
+        except KeyError:
+            raise ValueError(
+                f"branch state {r['episode']}:{r['step']} has no '{key}' (recorded by an older "
+                "version of this benchmark): delete its records and run it again"
+            ) from None
+        values.append(v - v.mean() if centred else v)
     return torch.cat(features), torch.cat(chunks), torch.cat(values).float()
 
 
@@ -602,8 +671,12 @@ def refit_critic(
     Returns:
         The critics and the map from env-unit chunks to what they read.
     """
-    if recipe.branch_share and (branches is None or recipe.target != "mc"):
-        raise ValueError("a recipe with branch_share needs target 'mc' and branch samples")
+    if recipe.branch_share and (branches is None or recipe.target not in ("mc", "progress")):
+        raise ValueError("a recipe with branch_share needs target 'mc' or 'progress' and branches")
+    if recipe.branch_share and recipe.target == "progress" and recipe.window != BRANCH_WINDOW:
+        raise ValueError(f"branch records hold the progress over {BRANCH_WINDOW} rows only")
+    if recipe.centred and recipe.branch_share != 1.0:
+        raise ValueError("centred values are for recipes on branch data alone")
     p, cfg = model.policy, model.config
     h, a = p.chunk_shape
     stored = model.replay.state()[0]  # every stored row, episodes in order
@@ -698,7 +771,11 @@ def refit_run(args: argparse.Namespace, seed: int, name: str) -> None:
         start = time.perf_counter()
         critic, reads = refit_critic(
             model, recipe, seed + 100 * k, desc=f"seed {seed} refit {name} ({k + 1}/{len(folds)})",
-            branches=branch_samples(train) if recipe.branch_share else None,
+            branches=branch_samples(
+                train, "progress60" if recipe.target == "progress" else "target", recipe.centred
+            )
+            if recipe.branch_share
+            else None,
         )  # fmt: skip
         fitted += time.perf_counter() - start
         with torch.no_grad():
@@ -725,7 +802,19 @@ def fmt(x: Any, digits: int = 3) -> str:
 def _load(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
     folder = args.out / args.task / args.method / f"seed{seed}"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("ep*_t*.json"))]
-    return [r for r in records if r["reached"]]
+    records = [r for r in records if r["reached"]]
+    if len({r.get("truncated", False) for r in records}) > 1:
+        raise ValueError(
+            f"{folder} mixes branches run to the episode's end with truncated ones "
+            "(--continuation-steps): keep each kind in its own --out"
+        )
+    return records
+
+
+def _value_key(by_seed: dict[int, list[dict[str, Any]]]) -> str:
+    """What the page values candidates by: the realised value, or the short-horizon progress."""
+    truncated = any(r.get("truncated", False) for rs in by_seed.values() for r in rs)
+    return "progress60" if truncated else "target"
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -738,11 +827,14 @@ def summarise(
     records: list[dict[str, Any]],
     deployed_kappa: int,
     min_q: dict[str, list[float]] | None = None,
+    value_key: str = "target",
 ) -> dict[str, Any]:
     """Per-run statistics over branch states (see the module docstring).
 
     ``min_q`` (``"episode:step"`` -> candidates' min-Q) scores the candidates with other critics
-    than the run's own (a refit).
+    than the run's own (a refit). ``value_key`` is what a candidate is valued by: ``"target"``,
+    the realised value, or ``"progress60"`` (all truncated branches record); the statistics of
+    success are ``None`` where the branches did not run to the episode's end.
     """
     within, within_success, within_gain = [], [], []
     pick_gain, best_gain, pick_gain_k, best_gain_k = [], [], [], []
@@ -753,13 +845,43 @@ def summarise(
     smooth: list[float] = []
     best_gain_cv: list[float] = []
     best_success_cv: list[float] = []
+    within_p60: list[float] = []
+    repeat: list[float] = []  # the order of one continuation draw against another's
+    repeat_p60: list[float] = []
+    between_sd_p60, continuation_sd_p60 = [], []
     for r in records:
         q = np.asarray(r["min_q"] if min_q is None else min_q[f"{r['episode']}:{r['step']}"])
-        target = np.array([[b["target"] for b in runs] for runs in r["branches"]])  # (K, C)
-        success = np.array([[b["success"] for b in runs] for runs in r["branches"]])
+        target = np.array([[b[value_key] for b in runs] for runs in r["branches"]])  # (K, C)
+        finished = "success" in r["branches"][0][0]  # truncated branches saw no outcome
+        success = np.array(
+            [[b["success"] if finished else 0.0 for b in runs] for runs in r["branches"]]
+        )
         gain = np.array([[b["chunk_gain"] for b in runs] for runs in r["branches"]])
         v, s = target.mean(axis=1), success.mean(axis=1)
+        p60 = (
+            np.array([[b["progress60"] for b in runs] for runs in r["branches"]])
+            if "progress60" in r["branches"][0][0]
+            else None
+        )
+        if p60 is not None:
+            rho = _spearman(q, p60.mean(axis=1))
+            if rho is not None:
+                within_p60.append(rho)
+            between_sd_p60.append(p60.mean(axis=1).std())
+        for store, draws in ((repeat, target), (repeat_p60, p60)):
+            if draws is None:
+                continue
+            found = [
+                _spearman(draws[:, i], draws[:, j])
+                for i in range(draws.shape[1])
+                for j in range(i + 1, draws.shape[1])
+            ]
+            pairs = [x for x in found if x is not None]
+            if pairs:
+                store.append(float(np.mean(pairs)))
         for store, y in ((within, v), (within_success, s), (within_gain, gain.mean(axis=1))):
+            if store is within_success and not finished:
+                continue
             rho = _spearman(q, y)
             if rho is not None:
                 store.append(rho)
@@ -773,7 +895,8 @@ def summarise(
                 cv.append(rest[chosen] - rest.mean())
                 cv_success.append(np.delete(success, c, axis=1).mean(axis=1)[chosen])
             best_gain_cv.append(float(np.mean(cv)))
-            best_success_cv.append(float(np.mean(cv_success)))
+            if finished:
+                best_success_cv.append(float(np.mean(cv_success)))
         pick = int(np.argmax(q))
         pick_gain.append(v[pick] - v.mean())
         best_gain.append(v.max() - v.mean())
@@ -781,9 +904,10 @@ def summarise(
         pick_k = int(np.argmax(q[:k]))
         pick_gain_k.append(v[pick_k] - v[:k].mean())
         best_gain_k.append(v[:k].max() - v[:k].mean())
-        pick_succ.append(s[pick])
-        mean_succ.append(s.mean())
-        best_succ.append(s.max())
+        if finished:
+            pick_succ.append(s[pick])
+            mean_succ.append(s.mean())
+            best_succ.append(s.max())
         between_sd.append(v.std())
         if "chunks" in r:  # are candidates with similar chunks worth similar values?
             c = np.asarray(r["chunks"]).reshape(q.size, -1)
@@ -793,12 +917,25 @@ def summarise(
                 smooth.append(rho)
         if target.shape[1] > 1:  # one draw per candidate says nothing about continuations
             continuation_sd.append(target.std(axis=1).mean())
+            if p60 is not None:
+                continuation_sd_p60.append(p60.std(axis=1).mean())
         q_sd.append(q.std())
         q_state_means.append(float(q.mean()))
         pooled_q += q.tolist()
         pooled_v += v.tolist()
+
+    def within_mean(values: list[float]) -> tuple[float, int] | None:
+        return (float(np.mean(values)), len(values)) if values else None
+
     return {
         "states": len(records),
+        "within_rho_progress60": within_mean(within_p60),
+        "repeat_rho": within_mean(repeat),
+        "repeat_rho_progress60": within_mean(repeat_p60),
+        "between_sd_progress60": float(np.mean(between_sd_p60)) if between_sd_p60 else None,
+        "continuation_sd_progress60": float(np.mean(continuation_sd_p60))
+        if continuation_sd_p60
+        else None,
         "within_rho": (float(np.mean(within)), len(within)) if within else None,
         "within_rho_success": (float(np.mean(within_success)), len(within_success))
         if within_success
@@ -814,9 +951,9 @@ def summarise(
         "best_success_cv": float(np.mean(best_success_cv)) if best_success_cv else None,
         "pick_gain_k": float(np.mean(pick_gain_k)),
         "best_gain_k": float(np.mean(best_gain_k)),
-        "pick_success": float(np.mean(pick_succ)),
-        "mean_success": float(np.mean(mean_succ)),
-        "best_success": float(np.mean(best_succ)),
+        "pick_success": float(np.mean(pick_succ)) if pick_succ else None,
+        "mean_success": float(np.mean(mean_succ)) if mean_succ else None,
+        "best_success": float(np.mean(best_succ)) if best_succ else None,
         "between_sd": float(np.mean(between_sd)),
         "continuation_sd": float(np.mean(continuation_sd)) if continuation_sd else None,
         "q_sd_within": float(np.mean(q_sd)),
@@ -824,7 +961,9 @@ def summarise(
     }
 
 
-def _plot(args: argparse.Namespace, by_seed: dict[int, list[dict[str, Any]]]) -> Path | None:
+def _plot(
+    args: argparse.Namespace, by_seed: dict[int, list[dict[str, Any]]], value_key: str
+) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -835,7 +974,7 @@ def _plot(args: argparse.Namespace, by_seed: dict[int, list[dict[str, Any]]]) ->
         qs, vs, qp, vp = [], [], [], []
         for r in records:
             q = np.asarray(r["min_q"])
-            v = np.array([np.mean([b["target"] for b in runs]) for runs in r["branches"]])
+            v = np.array([np.mean([b[value_key] for b in runs]) for runs in r["branches"]])
             qs += (q - q.mean()).tolist()
             vs += (v - v.mean()).tolist()
             qp += q.tolist()
@@ -845,9 +984,9 @@ def _plot(args: argparse.Namespace, by_seed: dict[int, list[dict[str, Any]]]) ->
     axes[0].set(
         title="At one state (both centred on the state's mean)",
         xlabel="min-Q - state mean",
-        ylabel="realised value - state mean",
+        ylabel=f"{VALUE_NAMES[value_key]} - state mean",
     )
-    axes[1].set(title="Pooled over states", xlabel="min-Q", ylabel="realised value")
+    axes[1].set(title="Pooled over states", xlabel="min-Q", ylabel=VALUE_NAMES[value_key])
     for ax in axes:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
@@ -862,6 +1001,7 @@ def _refit_table(
     args: argparse.Namespace,
     rows: list[tuple[int, int, dict[str, Any]]],
     by_seed: dict[int, list[dict[str, Any]]],
+    value_key: str,
 ) -> list[str]:
     """The same states scored by critics fitted again on each run's replay (if any were)."""
     found: dict[str, dict[int, dict[str, Any]]] = {}
@@ -885,38 +1025,59 @@ def _refit_table(
         + " / ".join(f"seed {s}" for s in seeds)
         + ".",
         "",
-        "| critics | Spearman(min-Q, realised value) at one state | Spearman(min-Q, progress "
-        "the chunk made) at one state | pick - mean value | "
-        "best - mean value (cross-validated) | success of the pick (mean of all: "
-        + " / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows)
-        + ") | spread of min-Q at one state | fit time (min) |",
-        "|---|---|---|---|---|---|---|---|",
+    ]
+    value = VALUE_NAMES[value_key]
+    finished = rows[0][2]["mean_success"] is not None  # truncated branches saw no success
+
+    def within(key: str) -> Callable[[dict[str, Any]], str]:
+        return lambda m: f"{m[key][0]:.2f}" if m[key] else "–"
+
+    columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+        (f"Spearman(min-Q, {value}) at one state", within("within_rho")),
+        ("Spearman(min-Q, progress the chunk made) at one state", within("within_rho_chunk_gain")),
+    ]
+    if value_key != "progress60":
+        columns.append(
+            (
+                f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
+                within("within_rho_progress60"),
+            )
+        )
+    columns += [
+        (f"pick - mean {value}", lambda m: f"{m['pick_gain']:.3f}"),
+        (f"best - mean {value} (cross-validated)", lambda m: fmt(m["best_gain_cv"])),
+    ]
+    if finished:
+        columns.append(
+            (
+                "success of the pick (mean of all: "
+                + " / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows)
+                + ")",
+                lambda m: f"{m['pick_success']:.2f}",
+            )
+        )
+    columns.append(("spread of min-Q at one state", lambda m: f"{m['q_sd_within']:.4f}"))
+    lines += [
+        "| critics | " + " | ".join(c for c, _ in columns) + " | fit time (min) |",
+        "|---|" + "---|" * (len(columns) + 1),
     ]
 
     def cells(stats: dict[int, dict[str, Any]], fit: dict[int, float] | None) -> str:
-        def join(f: Any) -> str:
+        def join(f: Callable[[dict[str, Any]], str]) -> str:
             return " / ".join(f(stats[s]) if s in stats else "–" for s in seeds)
 
-        rho = join(lambda m: f"{m['within_rho'][0]:.2f}" if m["within_rho"] else "–")
-        rho_chunk = join(
-            lambda m: f"{m['within_rho_chunk_gain'][0]:.2f}" if m["within_rho_chunk_gain"] else "–"
-        )
-        pick = join(lambda m: f"{m['pick_gain']:.3f}")
-        best = join(lambda m: fmt(m["best_gain_cv"]))
-        success = join(lambda m: f"{m['pick_success']:.2f}")
-        spread = join(lambda m: f"{m['q_sd_within']:.4f}")
         minutes = (
             "–"
             if fit is None
             else " / ".join(f"{fit[s] / 60:.1f}" if s in fit else "–" for s in seeds)
         )
-        return f"{rho} | {rho_chunk} | {pick} | {best} | {success} | {spread} | {minutes}"
+        return " | ".join(join(f) for _, f in columns) + f" | {minutes}"
 
     lines.append(
         "| the run's own (as deployed) | " + cells({s: m for s, _, m in rows}, None) + " |"
     )
     for name, by in found.items():
-        stats = {s: summarise(by_seed[s], kappas[s], r["min_q"]) for s, r in by.items()}
+        stats = {s: summarise(by_seed[s], kappas[s], r["min_q"], value_key) for s, r in by.items()}
         fit = {s: float(r["fit_seconds"]) for s, r in by.items()}
         lines.append(f"| {name}: {REFITS[name].what} | " + cells(stats, fit) + " |")
     return lines
@@ -925,13 +1086,15 @@ def _refit_table(
 def write_report(args: argparse.Namespace) -> str:
     by_seed = {s: _load(args, s) for s in args.seeds}
     by_seed = {s: r for s, r in by_seed.items() if r}
+    value_key = _value_key(by_seed)
+    value = VALUE_NAMES[value_key]
     rows = []
     for seed, records in by_seed.items():
         result = json.loads(
             (args.root / args.task / args.method / f"seed{seed}" / "result.json").read_text()
         )
         kappa = int(result["extra"]["spiral"]["kappa"])
-        rows.append((seed, kappa, summarise(records, kappa)))
+        rows.append((seed, kappa, summarise(records, kappa, value_key=value_key)))
 
     expected = len(args.seeds) * args.episodes * len(args.branch_steps)
     done = sum(
@@ -954,35 +1117,76 @@ def write_report(args: argparse.Namespace) -> str:
         f"`{args.method}`), on the first {args.episodes} held-out seeds. At steps "
         f"{', '.join(map(str, args.branch_steps))} of each deployed episode, {args.candidates} "
         "candidate chunks (base chunk + residual, fresh latents) are each executed from the same "
-        "simulator state (the episode replayed), then the deployed policy finishes the episode, "
-        f"{args.continuations} times with latents shared by all candidates. Realised value = "
-        "the critics' own target measured on that episode: alpha * success * gamma^(L-1-t) + "
-        "(1 - alpha) * discounted dense return of the privileged-progress labeller, up to the "
-        "frame of the last action (the buffer's rollouts also hold the final observation; "
-        "`benchmarks/spiral_chunk_ranking.py` documents the difference). Within-state numbers "
-        "are means over "
-        "states; the number of states with any spread is in brackets.",
+        "simulator state (the episode replayed), then the deployed policy "
+        + (
+            "finishes the episode, "
+            if value_key == "target"
+            else f"runs on to {args.continuation_steps} steps after the branch step, "
+        )
+        + f"{args.continuations} times with latents shared by all candidates. "
+        + (
+            "Realised value = the critics' own target measured on that episode: alpha * success "
+            "* gamma^(L-1-t) + (1 - alpha) * discounted dense return of the privileged-progress "
+            "labeller, up to the frame of the last action (the buffer's rollouts also hold the "
+            "final observation; `benchmarks/spiral_chunk_ranking.py` documents the difference). "
+            if value_key == "target"
+            else f"The candidates are valued by the {value}: the privileged-progress labeller's "
+            f"rewards of the {BRANCH_WINDOW} rows from the branch step added up, what "
+            "`--refits progress60` regresses on (the branches do not run to the episode's end, "
+            "so no success or return to the end is measured). "
+        )
+        + "Within-state numbers are means over states; the number of states with any spread is "
+        "in brackets.",
         "",
         *([args.note, ""] if args.note else []),
         "| | " + " | ".join(f"seed {s}" for s, _, _ in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
-    table = [
+    finished = value_key == "target"  # truncated branches saw no success
+    table: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("branch states", lambda m: str(m["states"])),
-        ("Spearman(min-Q, realised value) at one state", lambda m: fmt(m["within_rho"])),
-        ("Spearman(min-Q, success rate) at one state", lambda m: fmt(m["within_rho_success"])),
+        (f"Spearman(min-Q, {value}) at one state", lambda m: fmt(m["within_rho"])),
+    ]
+    if finished:
+        table.append(
+            ("Spearman(min-Q, success rate) at one state", lambda m: fmt(m["within_rho_success"]))
+        )
+    table.append(
         (
             "Spearman(min-Q, progress the chunk made) at one state",
             lambda m: fmt(m["within_rho_chunk_gain"]),
-        ),
-        ("Spearman(min-Q, realised value) pooled over states", lambda m: fmt(m["pooled_rho"])),
+        )
+    )
+    if finished:
+        table.append(
+            (
+                f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
+                lambda m: fmt(m["within_rho_progress60"]),
+            )
+        )
+    table.append(
+        (
+            f"Spearman(one continuation draw's {value}, another's) at one state: how "
+            "reproducible the candidates' order is, the most a critic could follow",
+            lambda m: fmt(m["repeat_rho"]),
+        )
+    )
+    if finished:
+        table.append(
+            (
+                f"the same for the {VALUE_NAMES['progress60']}",
+                lambda m: fmt(m["repeat_rho_progress60"]),
+            )
+        )
+    table += [
+        (f"Spearman(min-Q, {value}) pooled over states", lambda m: fmt(m["pooled_rho"])),
         (
             "Spearman(distance between two candidates' chunks, difference of their values) at "
             "one state",
             lambda m: fmt(m["smoothness_rho"]),
         ),
-        ("value of the critics' pick - candidates' mean", lambda m: fmt(m["pick_gain"], 4)),
-        ("value of the best candidate - candidates' mean", lambda m: fmt(m["best_gain"], 4)),
+        (f"{value} of the critics' pick - candidates' mean", lambda m: fmt(m["pick_gain"], 4)),
+        (f"{value} of the best candidate - candidates' mean", lambda m: fmt(m["best_gain"], 4)),
         (
             "the same, best chosen on one continuation draw and valued on the other",
             lambda m: fmt(m["best_gain_cv"], 4),
@@ -991,31 +1195,49 @@ def write_report(args: argparse.Namespace) -> str:
             "the same among the deployed kappa (pick / best)",
             lambda m: f"{fmt(m['pick_gain_k'], 4)} / {fmt(m['best_gain_k'], 4)}",
         ),
-        (
-            "success: critics' pick / all candidates / the most successful (in brackets: the best "
-            "value on one draw, its success on the other)",
-            lambda m: (
-                f"{m['pick_success']:.2f} / {m['mean_success']:.2f} / {m['best_success']:.2f} "
-                f"({fmt(m['best_success_cv'], 2)})"
-            ),
-        ),
-        ("spread of candidates' values at one state (std)", lambda m: fmt(m["between_sd"], 4)),
+    ]
+    if finished:
+        table.append(
+            (
+                "success: critics' pick / all candidates / the most successful (in brackets: the "
+                "best value on one draw, its success on the other)",
+                lambda m: (
+                    f"{m['pick_success']:.2f} / {m['mean_success']:.2f} / "
+                    f"{m['best_success']:.2f} ({fmt(m['best_success_cv'], 2)})"
+                ),
+            )
+        )
+    table += [
+        (f"spread of candidates' {value} at one state (std)", lambda m: fmt(m["between_sd"], 4)),
         (
             "spread of one candidate's continuations (std)",
             lambda m: fmt(m["continuation_sd"], 4),
         ),
+    ]
+    if finished:
+        table.append(
+            (
+                f"spread of candidates' {VALUE_NAMES['progress60']} at one state (std) / of one "
+                "candidate's continuations",
+                lambda m: (
+                    f"{fmt(m['between_sd_progress60'], 4)} / "
+                    f"{fmt(m['continuation_sd_progress60'], 4)}"
+                ),
+            )
+        )
+    table += [
         ("spread of min-Q at one state (std)", lambda m: fmt(m["q_sd_within"], 4)),
         ("spread of min-Q's state means (std)", lambda m: fmt(m["q_sd_between_states"], 4)),
     ]
     for label, cell in table:
         lines.append(f"| {label} | " + " | ".join(cell(m) for _, _, m in rows) + " |")
-    lines += _refit_table(args, rows, by_seed)
+    lines += _refit_table(args, rows, by_seed, value_key)
     lines += _lookahead_table(args, args.seeds)
-    plot = _plot(args, by_seed) if by_seed else None
+    plot = _plot(args, by_seed, value_key) if by_seed else None
     walls = [r["wall_seconds"] for records in by_seed.values() for r in records]
     lines += [
         "",
-        *([f"![min-Q against realised value]({plot.name})", ""] if plot else []),
+        *([f"![min-Q against {value}]({plot.name})", ""] if plot else []),
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {args.threads} torch thread(s); "
         f"{np.mean(walls) / 60 if walls else 0:.1f} min per branch state on average.",
         "",
@@ -1026,8 +1248,13 @@ def write_report(args: argparse.Namespace) -> str:
         or f"python benchmarks/spiral_chunk_ranking.py --root DATA --task {args.task} "
         f"--seeds {' '.join(map(str, args.seeds))} --episodes {args.episodes} "
         f"--branch-steps {' '.join(map(str, args.branch_steps))} "
-        f"--candidates {args.candidates} --continuations {args.continuations} --out OUT "
-        f"--doc {args.doc}",
+        f"--candidates {args.candidates} --continuations {args.continuations} "
+        + (
+            ""
+            if args.continuation_steps is None
+            else f"--continuation-steps {args.continuation_steps} "
+        )
+        + f"--out OUT --doc {args.doc}",
         "```",
         "",
     ]
@@ -1038,6 +1265,11 @@ def write_report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.continuation_steps is not None and args.continuation_steps < BRANCH_WINDOW + 10:
+        raise SystemExit(
+            f"--continuation-steps {args.continuation_steps}: the progress over {BRANCH_WINDOW} "
+            f"steps needs at least {BRANCH_WINDOW + 10} (a chunk beyond, for the labeller)"
+        )
     torch.set_num_threads(args.threads)
     if not args.report_only:
         for seed in args.seeds:
