@@ -208,8 +208,8 @@ REFITS: dict[str, Refit] = {
     ),
     "branches_centred": Refit(
         "progress",
-        "the same with each state's mean taken off its candidates' 60-step progress: only how the "
-        "chunk changes it at one state is learned",
+        "regression as 'branches_progress60' with each state's mean taken off its candidates' "
+        "60-step progress: only how the chunk changes it at one state is learned",
         updates=10_000,
         batch_size=256,
         window=BRANCH_WINDOW,
