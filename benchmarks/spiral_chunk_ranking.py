@@ -459,7 +459,7 @@ def _branch(
             "episode": episode,
             "step": step,
             "reached": True,
-            "truncated": truncate is not None,
+            "continuation_steps": truncate,  # None: to the episode's end
             "progress": reference.progress[step],
             "reference_success": reference.success,
             # what any critic needs to rank these candidates again, without the simulator
@@ -803,18 +803,20 @@ def _load(args: argparse.Namespace, seed: int) -> list[dict[str, Any]]:
     folder = args.out / args.task / args.method / f"seed{seed}"
     records = [json.loads(p.read_text()) for p in sorted(folder.glob("ep*_t*.json"))]
     records = [r for r in records if r["reached"]]
-    if len({r.get("truncated", False) for r in records}) > 1:
+    if len({r.get("continuation_steps") for r in records}) > 1:
         raise ValueError(
-            f"{folder} mixes branches run to the episode's end with truncated ones "
-            "(--continuation-steps): keep each kind in its own --out"
+            f"{folder} mixes branches of different lengths (--continuation-steps, or none: to "
+            "the episode's end): keep each kind in its own --out"
         )
     return records
 
 
-def _value_key(by_seed: dict[int, list[dict[str, Any]]]) -> str:
-    """What the page values candidates by: the realised value, or the short-horizon progress."""
-    truncated = any(r.get("truncated", False) for rs in by_seed.values() for r in rs)
-    return "progress60" if truncated else "target"
+def _continuation_steps(by_seed: dict[int, list[dict[str, Any]]]) -> int | None:
+    """How far the records' branches ran after the branch step (``None``: to the episode's end)."""
+    found = {r.get("continuation_steps") for rs in by_seed.values() for r in rs}
+    if len(found) > 1:
+        raise ValueError(f"the seeds' branches have different lengths: {sorted(map(str, found))}")
+    return found.pop() if found else None
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float | None:
@@ -833,8 +835,8 @@ def summarise(
 
     ``min_q`` (``"episode:step"`` -> candidates' min-Q) scores the candidates with other critics
     than the run's own (a refit). ``value_key`` is what a candidate is valued by: ``"target"``,
-    the realised value, or ``"progress60"`` (all truncated branches record); the statistics of
-    success are ``None`` where the branches did not run to the episode's end.
+    the realised value, or ``"progress60"``, what branches cut short by ``--continuation-steps``
+    are valued by; with the latter the statistics of success are ``None`` (none was seen).
     """
     within, within_success, within_gain = [], [], []
     pick_gain, best_gain, pick_gain_k, best_gain_k = [], [], [], []
@@ -845,6 +847,7 @@ def summarise(
     smooth: list[float] = []
     best_gain_cv: list[float] = []
     best_success_cv: list[float] = []
+    finished = value_key == "target"  # branches cut short saw no success
     within_p60: list[float] = []
     repeat: list[float] = []  # the order of one continuation draw against another's
     repeat_p60: list[float] = []
@@ -852,7 +855,6 @@ def summarise(
     for r in records:
         q = np.asarray(r["min_q"] if min_q is None else min_q[f"{r['episode']}:{r['step']}"])
         target = np.array([[b[value_key] for b in runs] for runs in r["branches"]])  # (K, C)
-        finished = "success" in r["branches"][0][0]  # truncated branches saw no outcome
         success = np.array(
             [[b["success"] if finished else 0.0 for b in runs] for runs in r["branches"]]
         )
@@ -1027,7 +1029,7 @@ def _refit_table(
         "",
     ]
     value = VALUE_NAMES[value_key]
-    finished = rows[0][2]["mean_success"] is not None  # truncated branches saw no success
+    finished = value_key == "target"  # branches cut short saw no success
 
     def within(key: str) -> Callable[[dict[str, Any]], str]:
         return lambda m: f"{m[key][0]:.2f}" if m[key] else "–"
@@ -1086,7 +1088,8 @@ def _refit_table(
 def write_report(args: argparse.Namespace) -> str:
     by_seed = {s: _load(args, s) for s in args.seeds}
     by_seed = {s: r for s, r in by_seed.items() if r}
-    value_key = _value_key(by_seed)
+    continuation_steps = _continuation_steps(by_seed)
+    value_key = "target" if continuation_steps is None else "progress60"
     value = VALUE_NAMES[value_key]
     rows = []
     for seed, records in by_seed.items():
@@ -1121,7 +1124,7 @@ def write_report(args: argparse.Namespace) -> str:
         + (
             "finishes the episode, "
             if value_key == "target"
-            else f"runs on to {args.continuation_steps} steps after the branch step, "
+            else f"runs on to {continuation_steps} steps after the branch step, "
         )
         + f"{args.continuations} times with latents shared by all candidates. "
         + (
@@ -1142,7 +1145,7 @@ def write_report(args: argparse.Namespace) -> str:
         "| | " + " | ".join(f"seed {s}" for s, _, _ in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
-    finished = value_key == "target"  # truncated branches saw no success
+    finished = value_key == "target"  # branches cut short saw no success
     table: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         ("branch states", lambda m: str(m["states"])),
         (f"Spearman(min-Q, {value}) at one state", lambda m: fmt(m["within_rho"])),
@@ -1251,8 +1254,8 @@ def write_report(args: argparse.Namespace) -> str:
         f"--candidates {args.candidates} --continuations {args.continuations} "
         + (
             ""
-            if args.continuation_steps is None
-            else f"--continuation-steps {args.continuation_steps} "
+            if continuation_steps is None
+            else f"--continuation-steps {continuation_steps} "
         )
         + f"--out OUT --doc {args.doc}",
         "```",
