@@ -135,6 +135,11 @@ class Refit:
     window: int = 0  # rows of reward a "progress" target adds up
     centred: bool = False  # branch values minus their state's mean (branch_share 1 only)
 
+    @property
+    def branch_value(self) -> str:
+        """The branch records' key that values a candidate as this recipe's target does."""
+        return "progress60" if self.target == "progress" else "target"
+
 
 REFITS: dict[str, Refit] = {
     "td_same": Refit("td", "the run's own recipe and number of updates, fresh initialisation"),
@@ -170,7 +175,7 @@ REFITS: dict[str, Refit] = {
         "the lookahead's 50 after it), 10,000 updates of 256 chunks",
         updates=10_000,
         batch_size=256,
-        window=60,
+        window=BRANCH_WINDOW,
     ),
     "mc_branches": Refit(
         "mc",
@@ -267,7 +272,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--command", default="", help="Command line quoted in the report.")
     p.add_argument("--note", default="", help="Paragraph printed under the title.")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.continuation_steps is not None and args.continuation_steps < BRANCH_WINDOW + 10:
+        p.error(
+            f"--continuation-steps {args.continuation_steps}: the progress over {BRANCH_WINDOW} "
+            f"steps needs at least {BRANCH_WINDOW + 10} (a chunk beyond, for the labeller)"
+        )
+    return args
 
 
 @dataclass
@@ -771,9 +782,7 @@ def refit_run(args: argparse.Namespace, seed: int, name: str) -> None:
         start = time.perf_counter()
         critic, reads = refit_critic(
             model, recipe, seed + 100 * k, desc=f"seed {seed} refit {name} ({k + 1}/{len(folds)})",
-            branches=branch_samples(
-                train, "progress60" if recipe.target == "progress" else "target", recipe.centred
-            )
+            branches=branch_samples(train, recipe.branch_value, recipe.centred)
             if recipe.branch_share
             else None,
         )  # fmt: skip
@@ -1034,31 +1043,30 @@ def _refit_table(
     def within(key: str) -> Callable[[dict[str, Any]], str]:
         return lambda m: f"{m[key][0]:.2f}" if m[key] else "–"
 
-    columns: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        (f"Spearman(min-Q, {value}) at one state", within("within_rho")),
-        ("Spearman(min-Q, progress the chunk made) at one state", within("within_rho_chunk_gain")),
+    every: list[tuple[str, Callable[[dict[str, Any]], str], bool]] = [  # as in write_report
+        (f"Spearman(min-Q, {value}) at one state", within("within_rho"), False),
+        (
+            "Spearman(min-Q, progress the chunk made) at one state",
+            within("within_rho_chunk_gain"),
+            False,
+        ),
+        (
+            f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
+            within("within_rho_progress60"),
+            True,
+        ),
+        (f"pick - mean {value}", lambda m: f"{m['pick_gain']:.3f}", False),
+        (f"best - mean {value} (cross-validated)", lambda m: fmt(m["best_gain_cv"]), False),
+        (
+            "success of the pick (mean of all: "
+            + (" / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows) if finished else "")
+            + ")",
+            lambda m: f"{m['pick_success']:.2f}",
+            True,
+        ),
+        ("spread of min-Q at one state", lambda m: f"{m['q_sd_within']:.4f}", False),
     ]
-    if value_key != "progress60":
-        columns.append(
-            (
-                f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
-                within("within_rho_progress60"),
-            )
-        )
-    columns += [
-        (f"pick - mean {value}", lambda m: f"{m['pick_gain']:.3f}"),
-        (f"best - mean {value} (cross-validated)", lambda m: fmt(m["best_gain_cv"])),
-    ]
-    if finished:
-        columns.append(
-            (
-                "success of the pick (mean of all: "
-                + " / ".join(f"{m['mean_success']:.2f}" for _, _, m in rows)
-                + ")",
-                lambda m: f"{m['pick_success']:.2f}",
-            )
-        )
-    columns.append(("spread of min-Q at one state", lambda m: f"{m['q_sd_within']:.4f}"))
+    columns = [(label, cell) for label, cell, full in every if finished or not full]
     lines += [
         "| critics | " + " | ".join(c for c, _ in columns) + " | fit time (min) |",
         "|---|" + "---|" * (len(columns) + 1),
@@ -1145,93 +1153,101 @@ def write_report(args: argparse.Namespace) -> str:
         "| | " + " | ".join(f"seed {s}" for s, _, _ in rows) + " |",
         "|---|" + "---|" * len(rows),
     ]
-    finished = value_key == "target"  # branches cut short saw no success
-    table: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
-        ("branch states", lambda m: str(m["states"])),
-        (f"Spearman(min-Q, {value}) at one state", lambda m: fmt(m["within_rho"])),
-    ]
-    if finished:
-        table.append(
-            ("Spearman(min-Q, success rate) at one state", lambda m: fmt(m["within_rho_success"]))
-        )
-    table.append(
+    # Rows marked True need branches run to the episode's end (success, and the 60-step
+    # progress beside a page that values by something else); a page of branches cut short
+    # leaves them out.
+    every: list[tuple[str, Callable[[dict[str, Any]], str], bool]] = [
+        ("branch states", lambda m: str(m["states"]), False),
+        (f"Spearman(min-Q, {value}) at one state", lambda m: fmt(m["within_rho"]), False),
+        (
+            "Spearman(min-Q, success rate) at one state",
+            lambda m: fmt(m["within_rho_success"]),
+            True,
+        ),
         (
             "Spearman(min-Q, progress the chunk made) at one state",
             lambda m: fmt(m["within_rho_chunk_gain"]),
-        )
-    )
-    if finished:
-        table.append(
-            (
-                f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
-                lambda m: fmt(m["within_rho_progress60"]),
-            )
-        )
-    table.append(
+            False,
+        ),
+        (
+            f"Spearman(min-Q, {VALUE_NAMES['progress60']}) at one state",
+            lambda m: fmt(m["within_rho_progress60"]),
+            True,
+        ),
         (
             f"Spearman(one continuation draw's {value}, another's) at one state: how "
             "reproducible the candidates' order is, the most a critic could follow",
             lambda m: fmt(m["repeat_rho"]),
-        )
-    )
-    if finished:
-        table.append(
-            (
-                f"the same for the {VALUE_NAMES['progress60']}",
-                lambda m: fmt(m["repeat_rho_progress60"]),
-            )
-        )
-    table += [
-        (f"Spearman(min-Q, {value}) pooled over states", lambda m: fmt(m["pooled_rho"])),
+            False,
+        ),
+        (
+            f"the same for the {VALUE_NAMES['progress60']}",
+            lambda m: fmt(m["repeat_rho_progress60"]),
+            True,
+        ),
+        (f"Spearman(min-Q, {value}) pooled over states", lambda m: fmt(m["pooled_rho"]), False),
         (
             "Spearman(distance between two candidates' chunks, difference of their values) at "
             "one state",
             lambda m: fmt(m["smoothness_rho"]),
+            False,
         ),
-        (f"{value} of the critics' pick - candidates' mean", lambda m: fmt(m["pick_gain"], 4)),
-        (f"{value} of the best candidate - candidates' mean", lambda m: fmt(m["best_gain"], 4)),
+        (
+            f"{value} of the critics' pick - candidates' mean",
+            lambda m: fmt(m["pick_gain"], 4),
+            False,
+        ),
+        (
+            f"{value} of the best candidate - candidates' mean",
+            lambda m: fmt(m["best_gain"], 4),
+            False,
+        ),
         (
             "the same, best chosen on one continuation draw and valued on the other",
             lambda m: fmt(m["best_gain_cv"], 4),
+            False,
         ),
         (
             "the same among the deployed kappa (pick / best)",
             lambda m: f"{fmt(m['pick_gain_k'], 4)} / {fmt(m['best_gain_k'], 4)}",
+            False,
         ),
-    ]
-    if finished:
-        table.append(
-            (
-                "success: critics' pick / all candidates / the most successful (in brackets: the "
-                "best value on one draw, its success on the other)",
-                lambda m: (
-                    f"{m['pick_success']:.2f} / {m['mean_success']:.2f} / "
-                    f"{m['best_success']:.2f} ({fmt(m['best_success_cv'], 2)})"
-                ),
-            )
-        )
-    table += [
-        (f"spread of candidates' {value} at one state (std)", lambda m: fmt(m["between_sd"], 4)),
+        (
+            "success: critics' pick / all candidates / the most successful (in brackets: the "
+            "best value on one draw, its success on the other)",
+            lambda m: (
+                f"{m['pick_success']:.2f} / {m['mean_success']:.2f} / "
+                f"{m['best_success']:.2f} ({fmt(m['best_success_cv'], 2)})"
+            ),
+            True,
+        ),
+        (
+            f"spread of candidates' {value} at one state (std)",
+            lambda m: fmt(m["between_sd"], 4),
+            False,
+        ),
         (
             "spread of one candidate's continuations (std)",
             lambda m: fmt(m["continuation_sd"], 4),
+            False,
+        ),
+        (
+            f"spread of candidates' {VALUE_NAMES['progress60']} at one state (std) / of one "
+            "candidate's continuations",
+            lambda m: (
+                f"{fmt(m['between_sd_progress60'], 4)} / {fmt(m['continuation_sd_progress60'], 4)}"
+            ),
+            True,
+        ),
+        ("spread of min-Q at one state (std)", lambda m: fmt(m["q_sd_within"], 4), False),
+        (
+            "spread of min-Q's state means (std)",
+            lambda m: fmt(m["q_sd_between_states"], 4),
+            False,
         ),
     ]
-    if finished:
-        table.append(
-            (
-                f"spread of candidates' {VALUE_NAMES['progress60']} at one state (std) / of one "
-                "candidate's continuations",
-                lambda m: (
-                    f"{fmt(m['between_sd_progress60'], 4)} / "
-                    f"{fmt(m['continuation_sd_progress60'], 4)}"
-                ),
-            )
-        )
-    table += [
-        ("spread of min-Q at one state (std)", lambda m: fmt(m["q_sd_within"], 4)),
-        ("spread of min-Q's state means (std)", lambda m: fmt(m["q_sd_between_states"], 4)),
-    ]
+    finished = value_key == "target"  # branches cut short saw no success
+    table = [(label, cell) for label, cell, full in every if finished or not full]
     for label, cell in table:
         lines.append(f"| {label} | " + " | ".join(cell(m) for _, _, m in rows) + " |")
     lines += _refit_table(args, rows, by_seed, value_key)
@@ -1252,11 +1268,7 @@ def write_report(args: argparse.Namespace) -> str:
         f"--seeds {' '.join(map(str, args.seeds))} --episodes {args.episodes} "
         f"--branch-steps {' '.join(map(str, args.branch_steps))} "
         f"--candidates {args.candidates} --continuations {args.continuations} "
-        + (
-            ""
-            if continuation_steps is None
-            else f"--continuation-steps {continuation_steps} "
-        )
+        + ("" if continuation_steps is None else f"--continuation-steps {continuation_steps} ")
         + f"--out OUT --doc {args.doc}",
         "```",
         "",
@@ -1268,11 +1280,6 @@ def write_report(args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.continuation_steps is not None and args.continuation_steps < BRANCH_WINDOW + 10:
-        raise SystemExit(
-            f"--continuation-steps {args.continuation_steps}: the progress over {BRANCH_WINDOW} "
-            f"steps needs at least {BRANCH_WINDOW + 10} (a chunk beyond, for the labeller)"
-        )
     torch.set_num_threads(args.threads)
     if not args.report_only:
         for seed in args.seeds:
