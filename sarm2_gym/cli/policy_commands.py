@@ -30,7 +30,19 @@ def bc_command(
         1, "--flow-samples", min=1, help="Flow-matching (noise, time) pairs per sample."
     ),
     max_episodes: int | None = typer.Option(
-        None, "--max-episodes", help="First N episodes per dataset."
+        None, "--max-episodes", help="First N episodes per --data dataset."
+    ),
+    extra_data: list[Path] = typer.Option(
+        [],
+        "--extra-data",
+        help="A dataset used whole, beside --data (repeatable; --max-episodes does not apply), "
+        "e.g. a policy's own successful rollouts.",
+    ),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Fine-tune this TinyVLA checkpoint (its architecture and normalisation are kept; "
+        "no model options then).",
     ),
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", min=1, help="Actions per chunk (default 10 = 1 s)."
@@ -91,6 +103,8 @@ def bc_command(
             lr=lr,
             flow_samples=flow_samples,
             max_episodes=max_episodes,
+            extra_data=tuple(str(p) for p in extra_data),
+            init=None if init is None else str(init),
             rabc=rabc,
             seed=seed,
             save_every=save_every,

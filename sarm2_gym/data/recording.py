@@ -1,4 +1,4 @@
-"""Record scripted-expert episodes from the benchmark envs into :class:`Episode` s.
+"""Record scripted-expert (or policy) episodes from the benchmark envs into :class:`Episode` s.
 
 Rows follow LeRobot: row ``t`` holds observation ``o_t``, the action ``a_t`` taken from it and
 the reward / done / success that followed. One extra final row holds the last observation ``o_T``
@@ -12,6 +12,7 @@ pair the states the push led to with the expert's corrective action, which is th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -23,6 +24,7 @@ from sarm2_gym.envs.core.task_env import CAMERAS, CONTROL_HZ
 if TYPE_CHECKING:
     import gymnasium as gym
 
+    from sarm2_gym.algos.common.evaluation import Predictor
     from sarm2_gym.envs.core.expert import ScriptedExpert
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "PARTIAL_MIN_PROGRESS",
     "classify_outcome",
     "record_episode",
+    "record_policy_episode",
 ]
 
 OUTCOMES: Final[tuple[str, ...]] = ("success", "partial", "failed")
@@ -111,6 +114,83 @@ def record_episode(
         grace += int(expert.gave_up)
         if terminated or truncated or grace > GIVE_UP_GRACE_STEPS:
             break
+    meta = {
+        "quality": expert.quality.name,
+        "quality_knobs": expert.quality.to_dict(),
+        "expert_options": dict(expert.options),
+        "gave_up": bool(expert.gave_up),
+    }
+    return _episode(rows, task, obs, info, label, seed=seed, env_id=env_id, meta=meta)
+
+
+def record_policy_episode(
+    env: gym.Env[Any, Any],
+    predictor: Predictor,
+    seed: int,
+    *,
+    env_id: str = "",
+    deterministic: bool = False,
+    max_steps: int | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Episode:
+    """Roll out a policy in ``env`` from ``reset(seed=seed)`` and return the episode.
+
+    The recorded action is the one the policy sent to the env; ``act_pri`` is the primitive of
+    the stage the env reports before each step (a policy names none of its own).
+
+    Args:
+        env: A benchmark env with cameras, wrapped as the policy reads it (e.g.
+            :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`); extra observation keys
+            are not recorded.
+        predictor: Anything with SB3's ``predict`` (e.g. a
+            :class:`~sarm2_gym.algos.vla.controller.VLAController`); it is told the episode
+            starts on its first call.
+        seed: Reset seed.
+        env_id: Stored in the episode.
+        deterministic: Passed to ``predict``.
+        max_steps: Step cap (default: the env's TimeLimit).
+        meta: JSON-able facts kept in the episode's ``meta`` (e.g. which policy).
+
+    Returns:
+        The episode, with ``meta`` holding the seed, outcome, final progress and ``meta``.
+    """
+    task = env.unwrapped
+    obs, info = env.reset(seed=seed)
+    cameras = tuple(c for c in CAMERAS if c in obs)
+    rows = _Rows.empty(cameras)
+    limit = max_steps or (env.spec.max_episode_steps if env.spec else None) or 10_000
+    state: Any = None
+    start = np.ones(1, dtype=bool)
+    label = int(info["primitive"])
+    for _ in range(limit):
+        label = int(info["primitive"])
+        action, state = predictor.predict(obs, state, start, deterministic)
+        start = np.zeros(1, dtype=bool)
+        action = np.asarray(action, dtype=np.float32)
+        _append_obs(rows, task, obs, info)
+        rows.action.append(action)
+        rows.act_pri.append(label)
+        obs, reward, terminated, truncated, info = env.step(action)
+        rows.reward.append(float(reward))
+        rows.done.append(bool(terminated or truncated))
+        rows.success.append(bool(info["is_success"]))
+        if terminated or truncated:
+            break
+    return _episode(rows, task, obs, info, label, seed=seed, env_id=env_id, meta=dict(meta or {}))
+
+
+def _episode(
+    rows: _Rows,
+    task: Any,
+    obs: dict[str, np.ndarray],
+    info: dict[str, Any],
+    label: int,
+    *,
+    seed: int,
+    env_id: str,
+    meta: dict[str, Any],
+) -> Episode:
+    """The recorded rows plus a final row, as an :class:`Episode`."""
     # Final row: the observation the episode ended in, with a hold-still action.
     _append_obs(rows, task, obs, info)
     hold = np.zeros(14, dtype=np.float32)
@@ -134,23 +214,20 @@ def record_episode(
         "stage": np.asarray(rows.stage, dtype=np.int64),
         "progress": np.asarray(rows.progress, dtype=np.float32),
     }
-    for cam in cameras:
+    for cam in rows.images:
         frames[image_key(cam)] = np.stack(rows.images[cam])
     return Episode(
-        task=task.instruction,  # type: ignore[attr-defined]
+        task=task.instruction,
         env_id=env_id,
         frames=frames,
         success=success,
         fps=CONTROL_HZ,
         meta={
             "seed": int(seed),
-            "quality": expert.quality.name,
-            "quality_knobs": expert.quality.to_dict(),
-            "expert_options": dict(expert.options),
+            **meta,
             "outcome": classify_outcome(success, final_progress),
             "final_progress": final_progress,
-            "gave_up": bool(expert.gave_up),
-            "env_state_dim": int(task.env_state_dim),  # type: ignore[attr-defined]
+            "env_state_dim": int(task.env_state_dim),
         },
     )
 

@@ -32,7 +32,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from sarm2_gym.algos.common.io import (
     set_generator_state,
     write_snapshot,
 )
+from sarm2_gym.algos.vla.checkpoint import read_vla_config
 from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.data import DemoData, load_demos
 from sarm2_gym.algos.vla.rabc import DEFAULT_KAPPA, rabc_weights
@@ -99,8 +100,14 @@ class BCConfig:
         random_shift: Random-shift augmentation of frames, in pixels (CNN encoder only).
         flow_samples: Flow-matching (noise, time) pairs per sample and step (see
             :meth:`~sarm2_gym.algos.vla.tiny_vla.TinyVLA.bc_loss`).
-        max_episodes: Use only the first N episodes of each dataset (e.g. to get a weaker base
-            policy for SPIRAL).
+        max_episodes: Use only the first N episodes of each dataset in ``data`` (e.g. to get a
+            weaker base policy for SPIRAL).
+        extra_data: More LeRobot datasets, used whole (``max_episodes`` does not apply), e.g. a
+            policy's own successful rollouts beside the demonstrations it was cloned from.
+        init: Start from this TinyVLA checkpoint's weights instead of a fresh model: its
+            architecture, normalisation statistics and instructions are kept (fine-tuning), so
+            ``model`` must be left at its default, and the data may hold only instructions the
+            checkpoint knows. The optimizer starts fresh.
         rabc: Progress source for RA-BC weights (``None``: plain BC); see
             :func:`sarm2_gym.algos.vla.progress.episode_progress`.
         rabc_kappa: RA-BC threshold kappa.
@@ -127,6 +134,8 @@ class BCConfig:
     random_shift: int = 4
     flow_samples: int = 1
     max_episodes: int | None = None
+    extra_data: tuple[str, ...] = ()
+    init: str | None = None
     rabc: str | None = None
     rabc_kappa: float = DEFAULT_KAPPA
     seed: int = 0
@@ -152,6 +161,9 @@ class BCConfig:
         for free in ("steps", "save_every", "log_every", "out", "device"):
             d.pop(free)
         d["data"] = [str(Path(p).resolve()) for p in self.data]
+        d["extra_data"] = [str(Path(p).resolve()) for p in self.extra_data]
+        if self.init is not None:
+            d["init"] = str(Path(self.init).resolve())
         normalised: dict[str, Any] = json.loads(json.dumps(d))  # tuples -> lists, as stored
         return normalised
 
@@ -187,10 +199,10 @@ def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
             Path(config.out) / "feature_cache", m.image_size, m.cameras
         )
     return load_demos(
-        config.data,
+        (*config.data, *config.extra_data),
         cameras=m.cameras,
         image_size=m.image_size,
-        max_episodes=config.max_episodes,
+        max_episodes=[config.max_episodes] * len(config.data) + [None] * len(config.extra_data),
         feature_fn=feature_fn,
         instructions=instructions,
     )
@@ -244,8 +256,33 @@ def _demo_control_limits(demos: DemoData) -> tuple[float, ...]:
     return next(iter(limits.values()))
 
 
-def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInfo) -> _Run:
-    torch.manual_seed(config.seed)  # every rank builds the same initial weights
+def _with_init_architecture(config: BCConfig) -> BCConfig:
+    """``config`` with ``model`` read from its ``init`` checkpoint (fine-tuning keeps it)."""
+    if config.init is None:
+        return config
+    default = TinyVLAConfig()
+    given = [
+        f.name for f in fields(default) if getattr(config.model, f.name) != getattr(default, f.name)
+    ]
+    if given:
+        raise ValueError(
+            f"init {config.init!r} fixes the architecture; leave these model fields at their "
+            f"defaults: {given}"
+        )
+    return replace(config, model=read_vla_config(config.init))
+
+
+def _initial_model(config: BCConfig, demos: DemoData, text_encoder: Any) -> TinyVLA:
+    """A fresh TinyVLA fitted to the data's statistics, or the ``init`` checkpoint as it is."""
+    if config.init is not None:
+        model = TinyVLA.from_pretrained(config.init)
+        unknown = demos.instructions[len(model.instructions) :]
+        if unknown:
+            raise ValueError(
+                f"the data hold instructions the policy in {config.init} was not trained on: "
+                f"{list(unknown)}"
+            )
+        return model
     model_config = replace(config.model, instructions=demos.instructions)
     if model_config.action_space == "target" and not model_config.control_limits:
         model_config = replace(model_config, control_limits=_demo_control_limits(demos))
@@ -255,6 +292,12 @@ def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInf
         every = np.arange(demos.num_frames)
         past = demos.past_states(every, model_config.past_states, model_config.past_state_stride)
     model.fit_normalization(demos.state, demos.actions, past)
+    return model
+
+
+def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInfo) -> _Run:
+    torch.manual_seed(config.seed)  # every rank builds the same initial weights
+    model = _initial_model(config, demos, text_encoder)
     model.to(config.device)  # before the optimizer is built over its parameters
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True
@@ -407,6 +450,7 @@ def _train(
     callback: StepCallback | None,
     progress_bar: bool,
 ) -> Path:
+    config = _with_init_architecture(config)
     out = Path(config.out)
     snapshot = latest_snapshot(out / "train_state") if (out / "train_state").is_dir() else None
     if snapshot is not None and not resume:
@@ -416,8 +460,11 @@ def _train(
 
     # --- phase 1: data and model (fresh, or restored from the snapshot)
     run = _restore_run(snapshot, config, dist) if snapshot is not None else None
+    # Instructions indexed first: a resumed run's, or the init checkpoint's (a fresh model
+    # takes the data's own).
+    known = run.model.instructions if run else config.model.instructions if config.init else ()
     with main_first(dist):  # rank 0 fills a feature cache first, the other ranks then read it
-        demos = _load_data(config, run.model.instructions if run else ())
+        demos = _load_data(config, known)
     if run is None:
         run = _new_run(config, demos, text_encoder, dist)
     model, cfg = run.model, run.model.config

@@ -135,7 +135,7 @@ def load_demos(
     *,
     cameras: Sequence[str],
     image_size: int,
-    max_episodes: int | None = None,
+    max_episodes: int | Sequence[int | None] | None = None,
     feature_fn: Any = None,
     instructions: Sequence[str] = (),
 ) -> DemoData:
@@ -146,22 +146,30 @@ def load_demos(
         cameras: Cameras to load, in policy order.
         image_size: Frames are resized to this side.
         max_episodes: Use at most this many episodes per dataset (the first ones), e.g. to limit
-            the demonstrations a base policy learns from.
+            the demonstrations a base policy learns from; a sequence gives one limit per root
+            (``None``: all of that one).
         feature_fn: ``(root, episode index, episode) -> (T, n_cameras, D)`` frozen features;
             frames are not kept then.
         instructions: Instructions to index first (e.g. an existing policy's), others follow.
 
     Raises:
-        ValueError: If there are no episodes or a camera is missing.
+        ValueError: If there are no episodes, a camera is missing, or ``max_episodes`` gives a
+            limit count other than the number of roots.
     """
+    if max_episodes is None or isinstance(max_episodes, int):
+        limits: list[int | None] = [max_episodes] * len(roots)
+    else:
+        limits = list(max_episodes)
+        if len(limits) != len(roots):
+            raise ValueError(f"max_episodes gives {len(limits)} limits for {len(roots)} datasets")
     names: list[str] = list(instructions)
     env_ids: list[str] = []
     parts: list[dict[str, np.ndarray]] = []
     episodes: list[tuple[str, int, int, int, bool]] = []
     start = 0
-    for root in roots:
+    for root, limit in zip(roots, limits, strict=True):
         ds = LeRobotDataset(root)
-        count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
+        count = ds.num_episodes if limit is None else min(limit, ds.num_episodes)
         for i in range(count):
             ep = ds.episode(i)
             if ep.task not in names:
