@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -62,7 +63,8 @@ TASK_IDS = env_ids_by_name()
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = (
     "bc", "spiral", "spiral_offline", "spiral_adapted", "spiral_adapted_mixed", "rabc",
-    "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2",
+    "spiral_alpha0", "spiral_alpha1", "ppo_sparse", "ppo_sarm2", "filtered_bc", "lookahead_bc",
+    "bc_continued",
 )  # fmt: skip
 # The full method (with and without the offline phase or the reward-model adaptation): the
 # targets are theirs.
@@ -71,6 +73,12 @@ FULL_SPIRAL_METHODS = ("spiral", "spiral_offline", "spiral_adapted", "spiral_ada
 SPIRAL_METHODS = (*FULL_SPIRAL_METHODS, "spiral_alpha0", "spiral_alpha1")
 # What full SPIRAL is compared against at the same budget.
 BASELINE_METHODS = ("ppo_sparse", "ppo_sarm2", "rabc", "spiral_alpha0", "spiral_alpha1")
+# Self-improvement without a critic: the policy's own successful rollouts cloned, those of a
+# simulator planner choosing among its chunks (an oracle), and their control (the same
+# fine-tuning on the demonstrations alone). Rounds like SPIRAL's.
+FILTERED_BC_METHODS = ("filtered_bc", "lookahead_bc", "bc_continued")
+# Every method with rounds (a curve and a per-round table each).
+ROUND_METHODS = (*SPIRAL_METHODS, *FILTERED_BC_METHODS)
 LABELS = {
     "bc": "BC (base policy)",
     "spiral": "SPIRAL (alpha = 0.5)",
@@ -82,6 +90,9 @@ LABELS = {
     "spiral_alpha1": "SPIRAL alpha = 1 (sparse MC only)",
     "ppo_sparse": "PPO (sparse)",
     "ppo_sarm2": "PPO (SARM2 dense)",
+    "filtered_bc": "Filtered BC (own successes cloned)",
+    "lookahead_bc": "Lookahead BC (simulated-lookahead successes cloned; oracle)",
+    "bc_continued": "BC continued (demonstrations only)",
 }
 COLORS = {
     "bc": "black",
@@ -94,6 +105,9 @@ COLORS = {
     "spiral_alpha1": "tab:green",
     "ppo_sparse": "tab:purple",
     "ppo_sarm2": "tab:orange",
+    "filtered_bc": "tab:cyan",
+    "lookahead_bc": "tab:olive",
+    "bc_continued": "tab:gray",
 }
 
 
@@ -111,6 +125,7 @@ class TaskPlan:
     demo_quality: str = "expert"  # a kind of sarm2_gym.data.generation.DEMO_KINDS
     n_action_steps: int | None = None  # actions executed per chunk (None: the whole chunk)
     adapt_steps: int = 500  # reward-model fine-tuning steps of spiral_adapted (stage 2a)
+    finetune_steps: int = 1500  # BC steps per round of filtered_bc / bc_continued
 
 
 DEFAULT_PLAN = TaskPlan(
@@ -254,6 +269,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Reward-model fine-tuning steps of spiral_adapted (default 500).",
     )
+    p.add_argument(
+        "--finetune-steps",
+        type=int,
+        default=None,
+        help="BC fine-tuning steps per round of filtered_bc and bc_continued (default 1500).",
+    )
+    p.add_argument(
+        "--lookahead-horizon",
+        type=int,
+        default=50,
+        help="lookahead_bc: steps its planner simulates after each candidate chunk.",
+    )
+    p.add_argument(
+        "--lookahead-candidates",
+        type=int,
+        default=4,
+        help="lookahead_bc: candidate chunks per decision.",
+    )
     p.add_argument("--max-episode-steps", type=int, default=None)
     p.add_argument(
         "--demo-quality",
@@ -339,6 +372,7 @@ def plan_for(args: argparse.Namespace, task: str) -> TaskPlan:
         "demo_quality": args.demo_quality,
         "n_action_steps": args.n_action_steps,
         "adapt_steps": args.adapt_steps,
+        "finetune_steps": args.finetune_steps,
     }
     kwargs = {**base.__dict__, **{k: v for k, v in over.items() if v is not None}}
     kwargs["collect"] = max(kwargs["collect"], kwargs["demos"])
@@ -461,9 +495,11 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
 def make_jobs(args: argparse.Namespace) -> list[Job]:
     """All jobs, in priority order."""
     from sarm2_gym.algos.baselines import (
+        FilteredBCRunConfig,
         PPORunConfig,
         SPIRALRunConfig,
         run_bc,
+        run_filtered_bc,
         run_ppo,
         spiral_method_name,
     )
@@ -559,6 +595,37 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
 
         return Job(task, method, seed, run, deps=[base])
 
+    def filtered_bc_job(task: str, seed: int, clone: bool, collector: str = "policy") -> Job:
+        """Rounds of the seed's BC policy cloning successes (or the demos alone).
+
+        ``collector``: whose successes, the policy's own or a simulator planner's.
+        """
+        plan = plan_for(args, task)
+        base = folder(task, "bc", seed)
+        cfg = FilteredBCRunConfig(
+            task=TASK_IDS[task],
+            base_policy=str(base),
+            demos=str(demos_dir(args, task)),
+            demo_episodes=plan.demos,
+            out="",
+            rounds=plan.rounds,
+            rollouts_per_round=plan.rollouts,
+            clone_rollouts=clone,
+            finetune_steps=plan.finetune_steps,
+            seed=seed,
+            image_size=args.image_size,
+            eval_episodes=args.eval_episodes,
+            n_eval_envs=args.n_envs,
+            max_episode_steps=plan.max_episode_steps,
+            eval_stochastic=args.stochastic_eval,
+            latent_temperature=args.latent_temperature,
+            collector=collector,
+            lookahead_horizon=args.lookahead_horizon,
+            lookahead_candidates=args.lookahead_candidates,
+        )
+        cfg = replace(cfg, out=str(folder(task, cfg.method, seed)))
+        return Job(task, cfg.method, seed, lambda: run_filtered_bc(cfg), deps=[base])
+
     def ppo_job(task: str, seed: int, reward: str) -> Job:
         plan = plan_for(args, task)
         method = "ppo_sparse" if reward == "sparse" else "ppo_sarm2"
@@ -582,7 +649,7 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
     want = set(args.methods)
     for task in args.tasks:  # 1. BC + SPIRAL, task by task
         for seed in args.seeds:
-            if want & {"bc", *FULL_SPIRAL_METHODS}:
+            if want & {"bc", *FULL_SPIRAL_METHODS, *FILTERED_BC_METHODS}:
                 jobs.append(bc_job(task, seed, rabc=False))
             if "spiral" in want:
                 jobs.append(spiral_job(task, seed, 0.5))
@@ -604,6 +671,12 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
                 jobs.append(ppo_job(task, seed, "sparse"))
             if "ppo_sarm2" in want:
                 jobs.append(ppo_job(task, seed, "sarm2"))
+            if "filtered_bc" in want:
+                jobs.append(filtered_bc_job(task, seed, clone=True))
+            if "lookahead_bc" in want:
+                jobs.append(filtered_bc_job(task, seed, clone=True, collector="lookahead"))
+            if "bc_continued" in want:
+                jobs.append(filtered_bc_job(task, seed, clone=False))
     return jobs
 
 
@@ -905,7 +978,7 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     for ax, task in zip(axes[0], tasks, strict=True):
         by = runs[task]
         bc = by.get("bc", {})
-        for method in SPIRAL_METHODS:
+        for method in ROUND_METHODS:
             curves = [_curve_points(e, bc.get(s)) for s, e in by.get(method, {}).items()]
             curves = [c for c in curves if len(c) > 1]
             for c in curves:
@@ -1040,17 +1113,24 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     if not seeds:
         return []
     offline = method == "spiral_offline"
+    # Filtered BC deploys its base policy as BC does: no starting point of its own.
+    own_start = method not in FILTERED_BC_METHODS
     first_column = "after the offline phase" if offline else "before any update"
+    fit = (
+        ", where measured the critics' fit to those rollouts before they were trained on them "
+        "(ρ: Spearman of each executed chunk's min-Q with the return that followed it)"
+        if own_start
+        else " (the successes are the ones cloned)"
+    )
+    header = ["seed", "base (BC)", *([first_column] * own_start), "round 1", "round 2", "round 3"]
     lines = [
         f"**{LABELS[method]}** per round (success % on the held-out seeds with fresh latents / "
         "with fixed latents, or fixed only where fresh were not measured; in brackets the "
-        "rollouts used so far, the success rate of the round's own rollouts, where measured "
-        "the critics' fit to those rollouts before they were trained on them (ρ: Spearman of "
-        "each executed chunk's min-Q with the return that followed it), and the run's "
-        "wall-clock in minutes at that point, evaluations included):",
+        f"rollouts used so far, the success rate of the round's own rollouts{fit}, and the "
+        "run's wall-clock in minutes at that point, evaluations included):",
         "",
-        f"| seed | base (BC) | {first_column} | round 1 | round 2 | round 3 | status |",
-        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join([*header, "status"]) + " |",
+        "|" + "---|" * (len(header) + 1),
     ]
     bc = by.get("bc", {})
     for seed, entry in sorted(seeds.items()):
@@ -1058,7 +1138,8 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
         cells = [_rates_cell(base["success_rate"], fresh_latent_success(base)) if base else "–"]
         curve = entry.get("curve", {}).get("curve", [])
         first = [p for p in curve if p["round"] == 0]
-        cells.append(_point_cell(first[0]) if first else "–")
+        if own_start:
+            cells.append(_point_cell(first[0]) if first else "–")
         pts = [p for p in curve if p["round"] > 0]
         prev_rollouts, prev_succ = 0, 0
         for p in pts[:3]:
@@ -1071,7 +1152,7 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             rho = p.get("critic_heldout_spearman")
             rho_s = f", ρ {rho:.2f}" if rho is not None else ""
             cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{rho_s}{wall_s})")
-        cells += ["–"] * (5 - len(cells))
+        cells += ["–"] * (len(header) - 1 - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
     return [*lines, ""]
@@ -1149,8 +1230,9 @@ def _targets(task: str, runs: dict[str, Any], eval_episodes: int) -> list[str]:
         mine = {
             s: _final_rate(e["result"]) for s, e in by.get(variant, {}).items() if "result" in e
         }
-        # Its own base policy first (what the rounds improved on), then the issue's baselines.
-        for method in ("bc", *BASELINE_METHODS):
+        # Its own base policy first (what the rounds improved on), then the issue's baselines,
+        # then self-improvement without a critic.
+        for method in ("bc", *BASELINE_METHODS, *FILTERED_BC_METHODS):
             # Paired: only the seeds both have finished (same base policy, same rollout seeds).
             theirs = {
                 s: _final_rate(e["result"])
@@ -1243,7 +1325,7 @@ def write_report(args: argparse.Namespace) -> str:
         for method in args.methods:
             parts.append(_method_row(task, method, by.get(method, {}), args))
         parts.append("")
-        for method in SPIRAL_METHODS:
+        for method in ROUND_METHODS:
             parts += _spiral_rounds(task, method, runs)
     parts += _reward_on_rollouts(runs)
     parts += _adapted_on_heldout_demos(args, runs)
@@ -1301,10 +1383,24 @@ def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str
     ]
 
 
+def filtered_bc_defaults() -> dict[str, Any]:
+    """The fine-tuning settings filtered-BC jobs leave at their defaults (for the setup text)."""
+    from sarm2_gym.algos.baselines import FilteredBCRunConfig
+    from sarm2_gym.algos.vla import BCConfig
+
+    run = {f.name: f.default for f in dataclasses.fields(FilteredBCRunConfig)}
+    bc = {f.name: f.default for f in dataclasses.fields(BCConfig)}
+    return {
+        **{k: run[k] for k in ("batch_size", "lr", "warmup_steps")},
+        "min_lr_ratio": bc["min_lr_ratio"],
+    }
+
+
 def _setup_text(args: argparse.Namespace) -> str:
     from sarm2_gym.reward.adaptation import AdaptationConfig
 
     adaptation = AdaptationConfig()  # the adapter's defaults, as run_spiral uses them
+    finetune = filtered_bc_defaults()  # as the filtered-BC jobs run them
     adapt_mix = (
         f" (in 'SPIRAL + adaptation, demonstrations mixed in', {adaptation.demo_frames} of "
         "every batch's frames come from the base policy's demonstrations instead, their "
@@ -1415,6 +1511,25 @@ def _setup_text(args: argparse.Namespace) -> str:
             "model's progress (spec §3.6, kappa 0.01). SPIRAL alpha = 0 / 1: same rounds. PPO "
             "(SB3, `MultiInputPolicy` on the same cameras + state at 64 px): the env steps the "
             "SPIRAL run of the same seed used; plotted at the number of training episodes it ran.",
+            "- Filtered BC (`FilteredBCRunConfig`, no critic and no reward model): the same "
+            "rounds and rollouts per round as SPIRAL, from the same base policy; each round "
+            "rolls the current policy out with fresh latents, keeps the rollouts the env's "
+            "sparse success flag marks successful (the signal PPO (sparse) gets), and "
+            "fine-tunes the policy (BC from its weights and normalisation, a fresh optimizer, "
+            f"{', '.join(sorted({f'{plan_for(args, t).finetune_steps:,}' for t in args.tasks}))}"
+            f" steps of {finetune['batch_size']} at lr {finetune['lr']:g} after "
+            f"{finetune['warmup_steps']} warm-up steps, cosine to {finetune['min_lr_ratio']:g} "
+            "of it) on the base policy's demonstrations plus every success kept so far. BC "
+            "continued: the same fine-tuning rounds on the demonstrations alone, without "
+            "rollouts (what more BC steps alone do). Lookahead BC: the same rounds, but each "
+            "rollout chooses every chunk among the current policy's "
+            f"{args.lookahead_candidates} candidates (fresh latents) by executing each in a "
+            f"copy of the env and following it with the policy for {args.lookahead_horizon} "
+            "steps (the same continuation latents for all), the one with the most privileged "
+            "progress at the end (1 if successful) executed (`SimulatedLookahead`): expert "
+            "iteration with a simulator planner, an oracle that reads the simulator's progress "
+            "and state, not SPIRAL and not possible on a robot. It measures what cloning a "
+            "perfect short-horizon critic's choices would do.",
         ]
     )
 

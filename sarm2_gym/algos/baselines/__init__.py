@@ -1,4 +1,4 @@
-"""Comparison runs with shared budgets: BC, RA-BC, SPIRAL (+ alpha ablations) and SB3 PPO.
+"""Comparison runs with shared budgets: BC, RA-BC, SPIRAL (+ alpha ablations), filtered BC, PPO.
 
 Each runner trains one method on one task with one seed into its own folder, evaluates it on the
 held-out seeds (:func:`eval_seeds`) and writes ``result.json``; each can be re-run after being
@@ -15,6 +15,7 @@ from sarm2_gym.algos.baselines.common import (
     fresh_latent_success,
     load_result,
 )
+from sarm2_gym.algos.baselines.filtered_bc import FilteredBCRunConfig, run_filtered_bc
 from sarm2_gym.algos.baselines.ppo import PPORunConfig, run_ppo
 from sarm2_gym.algos.baselines.runners import (
     SPIRALRunConfig,
@@ -26,6 +27,7 @@ from sarm2_gym.algos.baselines.runners import (
 
 __all__ = [
     "EVAL_SEED_START",
+    "FilteredBCRunConfig",
     "PPORunConfig",
     "RunResult",
     "SPIRALRunConfig",
@@ -34,6 +36,7 @@ __all__ = [
     "fresh_latent_success",
     "load_result",
     "run_bc",
+    "run_filtered_bc",
     "run_ppo",
     "run_spiral",
     "spiral_method_name",
