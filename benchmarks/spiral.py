@@ -1151,7 +1151,12 @@ def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
             wall_s = f", {wall / 60:.0f} min" if wall is not None else ""
             rho = p.get("critic_heldout_spearman")
             rho_s = f", ρ {rho:.2f}" if rho is not None else ""
-            cells.append(f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{rho_s}{wall_s})")
+            # Lookahead BC's planner also stepped a copy of the env (its cost, not data).
+            sim = p.get("simulated_steps")
+            sim_s = f", {sim / 1e3:.0f}k simulated steps" if sim is not None else ""
+            cells.append(
+                f"{_point_cell(p)} ({p['rollouts']} rollouts, {rate}{rho_s}{sim_s}{wall_s})"
+            )
         cells += ["–"] * (len(header) - 1 - len(cells))
         status = "done" if "result" in entry else ("running" if entry.get("running") else "stopped")
         lines.append(f"| {seed} | " + " | ".join(cells) + f" | {status} |")
@@ -1529,7 +1534,9 @@ def _setup_text(args: argparse.Namespace) -> str:
             "progress at the end (1 if successful) executed (`SimulatedLookahead`): expert "
             "iteration with a simulator planner, an oracle that reads the simulator's progress "
             "and state, not SPIRAL and not possible on a robot. It measures what cloning a "
-            "perfect short-horizon critic's choices would do.",
+            "perfect short-horizon critic's choices would do. Its env steps count the "
+            "episodes' own steps; the planner's steps in the copy (replays and lookaheads) are "
+            "in its round table as simulated steps so far.",
         ]
     )
 

@@ -220,14 +220,15 @@ def test_filtered_bc_clones_the_successful_rollouts_and_resumes(
     assert result.method == "filtered_bc" and result.demos == 4
     assert result.extra["kept_successes"] == 4 and result.env_steps == 18
     assert [(p["round"], p["rollouts"], p["env_steps"], p["rollout_successes"]) for p in
-            result.curve] == [(1, 3, 9, 2), (2, 6, 18, 2)]  # fmt: skip
+            result.curve] == [(1, 3, 9, 2), (2, 6, 18, 4)]  # fmt: skip
     assert all("success_rate_stochastic" in p for p in result.curve)
     assert result.eval["seeds"] == eval_seeds(2)
 
-    # killed after round 2's fine-tuning: the rollouts are not collected again
+    # killed after round 2's fine-tuning: neither rollouts nor fine-tuning are done again
     (run / "result.json").unlink()
     (run / "round2" / "eval.json").unlink()
     monkeypatch.setattr(filtered_bc_module, "_collect", _fail)
+    monkeypatch.setattr(filtered_bc_module, "train_bc", _fail)  # the round's policy is there
     again = run_filtered_bc(cfg)
     assert again.curve[0] == result.curve[0]
     assert [p["success_rate"] for p in again.curve] == [p["success_rate"] for p in result.curve]
@@ -248,7 +249,7 @@ def test_bc_continued_control_fine_tunes_on_the_demonstrations_alone(
 
 
 def _fail(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("finished rollouts must not be collected again")
+    raise AssertionError("finished work must not be done again")
 
 
 class RenderableReach(ReachEnv):

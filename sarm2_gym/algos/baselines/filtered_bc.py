@@ -219,6 +219,9 @@ def _collect(config: FilteredBCRunConfig, policy: TinyVLA, round_index: int, fol
 def _round_policy(config: FilteredBCRunConfig, round_index: int, init: str) -> str:
     """Fine-tune ``init`` on the demonstrations and every success kept up to this round."""
     root = Path(config.out)
+    out = root / f"round{round_index}" / "policy"
+    if (out / "bc_summary.json").is_file():  # written last: the round's policy is finished
+        return str(out)
     kept = (
         [
             str(root / f"round{r}" / "successes")
@@ -233,7 +236,7 @@ def _round_policy(config: FilteredBCRunConfig, round_index: int, init: str) -> s
         extra_data=tuple(kept),
         max_episodes=config.demo_episodes,
         init=init,
-        out=str(root / f"round{round_index}" / "policy"),
+        out=str(out),
         steps=config.finetune_steps,
         lr=config.lr,
         warmup_steps=config.warmup_steps,
@@ -279,8 +282,9 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
     """Run (or resume) the rounds and evaluate every round's policy on the held-out seeds.
 
     Returns:
-        The run's result; ``curve`` holds one point per round (rollouts and env steps used so
-        far, the round's rollout successes, success on the held-out seeds, wall-clock so far).
+        The run's result; ``curve`` holds one point per round (rollouts, env steps and rollout
+        successes so far, as SPIRAL's curve counts them; success on the held-out seeds;
+        wall-clock so far).
     """
     done = load_result(config.out)
     if done is not None:
@@ -292,18 +296,17 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
     start = time.perf_counter()
     policy_dir = config.base_policy
     curve: list[dict[str, Any]] = []
-    env_steps = rollouts = simulated_steps = 0
+    env_steps = rollouts = successes = simulated_steps = 0
     for r in range(1, config.rounds + 1):
         folder = root / f"round{r}"
         folder.mkdir(exist_ok=True)
-        successes = 0
         if config.clone_rollouts:
             if not (folder / "rollouts.json").is_file():
                 _collect(config, TinyVLA.from_pretrained(policy_dir), r, folder)
             summary = read_json(folder / "rollouts.json", "rollout summary")
             env_steps += sum(int(s["length"]) for s in summary)
             rollouts += len(summary)
-            successes = sum(bool(s["success"]) for s in summary)
+            successes += sum(bool(s["success"]) for s in summary)
             simulated_steps += sum(int(s.get("simulated_steps", 0)) for s in summary)
         policy_dir = _round_policy(config, r, policy_dir)
         if not (folder / "eval.json").is_file():
@@ -327,7 +330,7 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
         )
     last = read_json(root / f"round{config.rounds}" / "eval.json", "round evaluation")
     episodes = int(read_json(Path(policy_dir) / "bc_summary.json", "BC summary")["episodes"])
-    kept = sum(int(p["rollout_successes"]) for p in curve) if config.clone_rollouts else 0
+    kept = successes
     run = RunResult(
         method=config.method,
         task=config.task,
