@@ -91,7 +91,7 @@ LABELS = {
     "ppo_sparse": "PPO (sparse)",
     "ppo_sarm2": "PPO (SARM2 dense)",
     "filtered_bc": "Filtered BC (own successes cloned)",
-    "lookahead_bc": "Lookahead BC (simulated-lookahead successes cloned; oracle)",
+    "lookahead_bc": "Lookahead BC (a planner's successes; oracle)",
     "bc_continued": "BC continued (demonstrations only)",
 }
 COLORS = {
@@ -950,7 +950,7 @@ def _curve_points(entry: dict[str, Any], bc: dict[str, Any] | None) -> list[dict
     after an offline phase, that point comes after the BC one.
     """
     pts = list(entry.get("curve", {}).get("curve", []))
-    own_base = any(p["rollouts"] == 0 and not p.get("offline_updates") for p in pts)
+    own_base = any(p["round"] == 0 and not p.get("offline_updates") for p in pts)
     if bc is not None and "result" in bc and not own_base:
         base = {
             "round": 0,
@@ -978,17 +978,18 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     for ax, task in zip(axes[0], tasks, strict=True):
         by = runs[task]
         bc = by.get("bc", {})
+        per_round = plan_for(args, task).rollouts
         for method in ROUND_METHODS:
             curves = [_curve_points(e, bc.get(s)) for s, e in by.get(method, {}).items()]
             curves = [c for c in curves if len(c) > 1]
             for c in curves:
                 ax.plot(
-                    [p["rollouts"] for p in c], [100 * _point_rate(p) for p in c],
-                    color=COLORS[method], alpha=0.25, lw=1,
+                    [_plot_x(method, p, per_round) for p in c],
+                    [100 * _point_rate(p) for p in c], color=COLORS[method], alpha=0.25, lw=1,
                 )  # fmt: skip
             if curves:
                 n = min(len(c) for c in curves)
-                xs = np.mean([[p["rollouts"] for p in c[:n]] for c in curves], axis=0)
+                xs = np.mean([[_plot_x(method, p, per_round) for p in c[:n]] for c in curves], 0)
                 ys = np.array([[100 * _point_rate(p) for p in c[:n]] for c in curves])
                 ax.errorbar(
                     xs, ys.mean(0), yerr=ys.std(0) if len(curves) > 1 else None, marker="o",
@@ -1038,6 +1039,13 @@ def plot(args: argparse.Namespace, runs: dict[str, Any], path: Path) -> bool:
     plt.close(fig)
     os.replace(tmp, path)
     return True
+
+
+def _plot_x(method: str, point: dict[str, Any], per_round: int) -> float:
+    """A curve point's x: rollouts used; BC continued uses none and sits at its round's x."""
+    if method == "bc_continued":
+        return float(point["round"] * per_round)
+    return float(point["rollouts"])
 
 
 def _wall(entry: dict[str, Any]) -> str:
@@ -1526,7 +1534,8 @@ def _setup_text(args: argparse.Namespace) -> str:
             f"{finetune['warmup_steps']} warm-up steps, cosine to {finetune['min_lr_ratio']:g} "
             "of it) on the base policy's demonstrations plus every success kept so far. BC "
             "continued: the same fine-tuning rounds on the demonstrations alone, without "
-            "rollouts (what more BC steps alone do). Lookahead BC: the same rounds, but each "
+            "rollouts (what more BC steps alone do; the plot draws its rounds where the others' "
+            "rounds are). Lookahead BC: the same rounds, but each "
             "rollout chooses every chunk among the current policy's "
             f"{args.lookahead_candidates} candidates (fresh latents) by executing each in a "
             f"copy of the env and following it with the policy for {args.lookahead_horizon} "
