@@ -330,18 +330,17 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
         )
     last = read_json(root / f"round{config.rounds}" / "eval.json", "round evaluation")
     episodes = int(read_json(Path(policy_dir) / "bc_summary.json", "BC summary")["episodes"])
-    kept = successes
     run = RunResult(
         method=config.method,
         task=config.task,
         seed=config.seed,
         env_steps=env_steps,
-        demos=episodes - kept,
+        demos=episodes - successes,  # every success was kept (0 for the control)
         success_rate=float(last["success_rate"]),
         wall_seconds=wall_before + time.perf_counter() - start,
         curve=curve,
         eval=last["eval"],
-        extra={"filtered_bc": _config_record(config), "kept_successes": kept},
+        extra={"filtered_bc": _config_record(config), "kept_successes": successes},
     )
     return run.save(config.out)
 
