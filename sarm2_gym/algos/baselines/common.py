@@ -27,6 +27,7 @@ __all__ = [
     "fresh_latent_seed",
     "fresh_latent_success",
     "load_result",
+    "make_task_env",
 ]
 
 EVAL_SEED_START: Final[int] = 1_000_000
@@ -107,6 +108,24 @@ def load_result(out: str | Path) -> RunResult | None:
     return RunResult(**json.loads(path.read_text()))
 
 
+def make_task_env(
+    task: str,
+    policy: Any,
+    image_size: int = 96,
+    obs_mode: str = "rgb",
+    max_episode_steps: int | None = None,
+) -> gym.Env:
+    """One env of ``task`` as the comparison runs use it, holding what ``policy`` reads.
+
+    ``gym.make(task)`` at ``image_size`` (its time limit overridden if given), wrapped by
+    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`.
+    """
+    kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
+    if max_episode_steps is not None:
+        kwargs["max_episode_steps"] = max_episode_steps
+    return wrap_env_for_policy(gym.make(task, **kwargs), policy)
+
+
 def evaluate_on_task(
     predictor: Predictor,
     task: str,
@@ -129,12 +148,9 @@ def evaluate_on_task(
     predictor's policy reads (e.g. past states; see
     :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`).
     """
-    kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
-    if max_episode_steps is not None:
-        kwargs["max_episode_steps"] = max_episode_steps
     return evaluate_success(
         predictor,
-        lambda: wrap_env_for_policy(gym.make(task, **kwargs), predictor),
+        lambda: make_task_env(task, predictor, image_size, obs_mode, max_episode_steps),
         seeds,
         n_envs=n_envs,
         deterministic=deterministic,

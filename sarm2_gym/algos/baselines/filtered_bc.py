@@ -37,20 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import gymnasium as gym
 from tqdm.auto import tqdm
 
-from sarm2_gym.algos.baselines.common import (
-    RunResult,
-    eval_seeds,
-    evaluate_on_task,
-    fresh_latent_seed,
-    load_result,
-)
+from sarm2_gym.algos.baselines.common import RunResult, load_result, make_task_env
 from sarm2_gym.algos.baselines.lookahead import SimulatedLookahead
+from sarm2_gym.algos.baselines.runners import evaluate_vla, task_instruction
 from sarm2_gym.algos.common.io import atomic_write_json, read_json
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
-from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 
 __all__ = ["FilteredBCRunConfig", "rollout_seed", "run_filtered_bc"]
 
@@ -121,7 +114,10 @@ class FilteredBCRunConfig:
         if self.collector not in COLLECTORS:
             raise ValueError(f"collector must be one of {COLLECTORS}, got {self.collector!r}")
         if self.collector == "lookahead" and not self.clone_rollouts:
-            raise ValueError("collector 'lookahead' collects rollouts to clone: clone_rollouts")
+            raise ValueError(
+                "collector 'lookahead' collects rollouts to clone: it needs clone_rollouts=True "
+                "(the control, clone_rollouts=False, collects none)"
+            )
 
     @property
     def method(self) -> str:
@@ -136,16 +132,8 @@ def rollout_seed(run_seed: int, round_index: int, episode: int) -> int:
     return run_seed * 100_000 + 1_000 * round_index + episode
 
 
-def _make_env(config: FilteredBCRunConfig, policy: TinyVLA) -> gym.Env:
-    kwargs: dict[str, Any] = {"obs_mode": "rgb", "image_size": config.image_size}
-    if config.max_episode_steps is not None:
-        kwargs["max_episode_steps"] = config.max_episode_steps
-    return wrap_env_for_policy(gym.make(config.task, **kwargs), policy)
-
-
 def _collect(config: FilteredBCRunConfig, policy: TinyVLA, round_index: int, folder: Path) -> None:
     """Roll out ``policy``; write the successes as a dataset, then every rollout's summary."""
-    from sarm2_gym.algos.baselines.runners import task_instruction
     from sarm2_gym.data.recording import record_policy_episode
     from sarm2_gym.data.writer import LeRobotDatasetWriter
     from sarm2_gym.envs.core.task_env import CONTROL_HZ
@@ -171,7 +159,9 @@ def _collect(config: FilteredBCRunConfig, policy: TinyVLA, round_index: int, fol
     controller = VLAController(
         policy, instruction, seed=latent_seed, temperature=config.latent_temperature
     )
-    env = _make_env(config, policy)
+    env = make_task_env(
+        config.task, policy, config.image_size, max_episode_steps=config.max_episode_steps
+    )
     summaries: list[dict[str, Any]] = []
     writer: LeRobotDatasetWriter | None = None
     try:
@@ -247,32 +237,16 @@ def _round_policy(config: FilteredBCRunConfig, round_index: int, init: str) -> s
 
 
 def _evaluate(config: FilteredBCRunConfig, policy_dir: str) -> dict[str, Any]:
-    from sarm2_gym.algos.baselines.runners import task_instruction
-
-    policy = TinyVLA.from_pretrained(policy_dir)
-    instruction = task_instruction(config.task, policy)
-    seeds = eval_seeds(config.eval_episodes)
-    common: dict[str, Any] = {
-        "image_size": config.image_size,
-        "n_envs": config.n_eval_envs,
-        "max_episode_steps": config.max_episode_steps,
-    }
+    """The round's policy on the held-out seeds, as a curve point."""
     start = time.perf_counter()
-    fixed = evaluate_on_task(
-        VLAController(policy, instruction, seed=config.seed, temperature=config.latent_temperature),
-        config.task,
-        seeds,
-        **common,
-    )
+    fixed, fresh = evaluate_vla(
+        TinyVLA.from_pretrained(policy_dir), config.task, config.seed,
+        eval_episodes=config.eval_episodes, image_size=config.image_size,
+        n_envs=config.n_eval_envs, max_episode_steps=config.max_episode_steps,
+        fresh_latents=config.eval_stochastic, latent_temperature=config.latent_temperature,
+    )  # fmt: skip
     point: dict[str, Any] = {"success_rate": fixed.success_rate, "eval": fixed.to_dict()}
-    if config.eval_stochastic:
-        sampler = VLAController(
-            policy,
-            instruction,
-            seed=fresh_latent_seed(config.seed),
-            temperature=config.latent_temperature,
-        )
-        fresh = evaluate_on_task(sampler, config.task, seeds, deterministic=False, **common)
+    if fresh is not None:
         point["success_rate_stochastic"] = fresh.success_rate
     point["eval_seconds"] = time.perf_counter() - start
     return point

@@ -35,6 +35,7 @@ from sarm2_gym.algos.baselines.common import (
     fresh_latent_seed,
     load_result,
 )
+from sarm2_gym.algos.common.evaluation import EvalResult
 from sarm2_gym.algos.common.io import LATEST_FILE, atomic_write_json, read_json
 from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPIRALRunConfig",
+    "evaluate_vla",
     "run_bc",
     "run_spiral",
     "spiral_method_name",
@@ -85,26 +87,12 @@ def run_bc(
         return done
     start = time.perf_counter()
     out = train_bc(config, resume=True, text_encoder=text_encoder, progress_bar=progress_bar)
-    policy = TinyVLA.from_pretrained(out)
-    controller = VLAController(
-        policy, task_instruction(task, policy), seed=config.seed, temperature=latent_temperature
-    )
-    result = evaluate_on_task(
-        controller, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
-        max_episode_steps=max_episode_steps,
+    result, fresh = evaluate_vla(
+        TinyVLA.from_pretrained(out), task, config.seed, eval_episodes=eval_episodes,
+        image_size=image_size, n_envs=n_eval_envs, max_episode_steps=max_episode_steps,
+        fresh_latents=eval_stochastic, latent_temperature=latent_temperature,
     )  # fmt: skip
-    extra: dict[str, Any] = {}
-    if eval_stochastic:
-        sampler = VLAController(
-            policy,
-            controller.instruction,
-            seed=fresh_latent_seed(config.seed),
-            temperature=latent_temperature,
-        )
-        extra["stochastic_eval"] = evaluate_on_task(
-            sampler, task, eval_seeds(eval_episodes), image_size=image_size, n_envs=n_eval_envs,
-            max_episode_steps=max_episode_steps, deterministic=False,
-        ).to_dict()  # fmt: skip
+    extra: dict[str, Any] = {} if fresh is None else {"stochastic_eval": fresh.to_dict()}
     summary = read_json(Path(out) / "bc_summary.json", "BC summary")
     run = RunResult(
         method="rabc" if config.rabc else "bc",
@@ -124,6 +112,41 @@ def run_bc(
         },
     )
     return run.save(config.out)
+
+
+def evaluate_vla(
+    policy: TinyVLA,
+    task: str,
+    run_seed: int,
+    *,
+    eval_episodes: int = 50,
+    image_size: int = 96,
+    n_envs: int = 2,
+    max_episode_steps: int | None = None,
+    fresh_latents: bool = False,
+    latent_temperature: float = 1.0,
+) -> tuple[EvalResult, EvalResult | None]:
+    """A TinyVLA on the held-out seeds with fixed latents and, if asked, fresh ones per chunk.
+
+    The fresh-latent evaluation draws from :func:`fresh_latent_seed` of ``run_seed``, so every
+    evaluation of the same policy by a run with that seed gives the same number.
+
+    Returns:
+        ``(fixed, fresh)``; ``fresh`` is ``None`` unless ``fresh_latents``.
+    """
+    instruction = task_instruction(task, policy)
+    seeds = eval_seeds(eval_episodes)
+    env: dict[str, Any] = {
+        "image_size": image_size, "n_envs": n_envs, "max_episode_steps": max_episode_steps
+    }  # fmt: skip
+    controller = VLAController(policy, instruction, seed=run_seed, temperature=latent_temperature)
+    fixed = evaluate_on_task(controller, task, seeds, **env)
+    if not fresh_latents:
+        return fixed, None
+    sampler = VLAController(
+        policy, instruction, seed=fresh_latent_seed(run_seed), temperature=latent_temperature
+    )
+    return fixed, evaluate_on_task(sampler, task, seeds, deterministic=False, **env)
 
 
 def task_instruction(task: str, policy: TinyVLA) -> str:
