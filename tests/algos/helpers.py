@@ -161,7 +161,11 @@ def record_demos(root: Path, n: int, seed: int = 0, image_size: int = IMAGE) -> 
             ok = bool(info["is_success"])
             writer.add_episode(
                 Episode(
-                    task=INSTRUCTION, env_id="", frames=frames, success=ok, meta={"seed": seed + i}
+                    task=INSTRUCTION,
+                    env_id="",
+                    frames=frames,
+                    success=ok,
+                    meta={"seed": seed + i, "env_state_dim": ReachEnv.env_state_dim},
                 )
             )
     return root

@@ -29,7 +29,12 @@ import torch
 
 from sarm2_gym.algos.common.chunking import batch_observation
 from sarm2_gym.algos.common.latents import check_temperature, draw_latents
-from sarm2_gym.algos.vla.policy import ChunkPolicy, past_states_read_by
+from sarm2_gym.algos.vla.policy import (
+    ChunkPolicy,
+    past_states_read_by,
+    privileged_state_read_by,
+)
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
 __all__ = ["SimulatedLookahead"]
 
@@ -76,6 +81,7 @@ class SimulatedLookahead:
         if horizon < 0 or candidates < 1:
             raise ValueError(f"need horizon >= 0 and candidates >= 1, got {horizon}, {candidates}")
         self.policy, self.instruction = policy, instruction
+        self.reads_privileged_state = privileged_state_read_by(policy)
         self.horizon, self.candidates = horizon, candidates
         self.n_action_steps = (
             n_action_steps or getattr(policy, "n_action_steps", None) or policy.chunk_size
@@ -108,9 +114,19 @@ class SimulatedLookahead:
         episode_start: Any = None,
         deterministic: bool = False,
     ) -> tuple[np.ndarray, None]:
-        """The next action of the episode (planning a chunk when the last one is used up)."""
+        """The next action of the episode (planning a chunk when the last one is used up).
+
+        Raises:
+            RuntimeError: Before :meth:`start`, or when ``episode_start`` says a new episode
+                began that :meth:`start` was not called for (its replays need its reset seed).
+        """
         if self.reset_seed is None:
             raise RuntimeError("call start(reset_seed) before the episode's first predict")
+        if episode_start is not None and bool(np.any(episode_start)) and self.executed:
+            raise RuntimeError(
+                "episode_start marks a new episode, but start(reset_seed) was not called for it: "
+                "the planner replays each episode from its reset seed"
+            )
         if not self.queue:
             self.queue = list(self._choose(observation))
         action = np.asarray(self.queue.pop(0), dtype=np.float32)
@@ -155,8 +171,16 @@ class SimulatedLookahead:
         return obs, done
 
     def _observe(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """What the base policy reads: the cameras, rendered now, and the robot state."""
-        return {**self.sim.unwrapped.render_cameras(), "state": np.asarray(obs["state"])}  # type: ignore[attr-defined]
+        """What the base policy reads, from the copy's current state.
+
+        The cameras, rendered now, the robot state and, for an oracle policy that reads it, the
+        task's privileged object state.
+        """
+        task: Any = self.sim.unwrapped
+        seen = {**task.render_cameras(), "state": np.asarray(obs["state"])}
+        if self.reads_privileged_state:
+            seen[PRIVILEGED_STATE_KEY] = np.asarray(task.privileged_state(), dtype=np.float32)
+        return seen
 
     def _score(self, chunk: np.ndarray, robot_state: np.ndarray, seed: int) -> float:
         """Privileged progress after ``chunk`` and ``horizon`` base-policy steps (1: success)."""

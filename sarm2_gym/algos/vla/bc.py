@@ -154,6 +154,8 @@ class BCConfig:
         for name in ("steps", "batch_size", "save_every", "log_every", "flow_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     def fingerprint(self) -> dict[str, Any]:
         """Fields a resumed run must share with the run it continues (``steps`` may grow)."""
@@ -205,6 +207,7 @@ def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
         max_episodes=[config.max_episodes] * len(config.data) + [None] * len(config.extra_data),
         feature_fn=feature_fn,
         instructions=instructions,
+        privileged_state_dim=m.privileged_state_dim,
     )
 
 
@@ -291,7 +294,7 @@ def _initial_model(config: BCConfig, demos: DemoData, text_encoder: Any) -> Tiny
     if model_config.past_states:
         every = np.arange(demos.num_frames)
         past = demos.past_states(every, model_config.past_states, model_config.past_state_stride)
-    model.fit_normalization(demos.state, demos.actions, past)
+    model.fit_normalization(demos.state, demos.actions, past, demos.privileged_state)
     return model
 
 

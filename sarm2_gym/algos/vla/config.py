@@ -63,6 +63,14 @@ class TinyVLAConfig:
             past_state_stride=k)``) and sees the state's change over each lag: which way the
             arm is moving, which a single frame does not show.
         past_state_stride: Steps between those past states.
+        privileged_state_dim: Width of the simulator's privileged object state the policy also
+            reads through its state token (0: none). An **oracle** input for diagnostics (does
+            the policy fail for what its cameras do not show?), never a deployable policy: it
+            needs the observation entry ``"env_state"``
+            (:class:`~sarm2_gym.envs.privileged_state.PrivilegedState`, which
+            :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy` adds), which only the
+            benchmark's simulated tasks give, and demonstrations recorded there (their
+            ``observation.environment_state`` column, the task's ``env_state_dim`` wide).
     """
 
     chunk_size: int = 10
@@ -89,6 +97,7 @@ class TinyVLAConfig:
     control_limits: tuple[float, ...] = ()
     past_states: int = 0
     past_state_stride: int = 1
+    privileged_state_dim: int = 0
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -128,6 +137,8 @@ class TinyVLAConfig:
                 f"past_states must be >= 0 and past_state_stride >= 1, got "
                 f"{self.past_states} and {self.past_state_stride}"
             )
+        if self.privileged_state_dim < 0:
+            raise ValueError(f"privileged_state_dim must be >= 0, got {self.privileged_state_dim}")
         if self.flow_time_alpha <= 0:
             raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
 

@@ -22,6 +22,7 @@ from sarm2_gym.algos.vla.policy import ChunkBatch
 from sarm2_gym.algos.vla.vision import resize_frames
 from sarm2_gym.data.episode import (
     ACTION_KEY,
+    ENV_STATE_KEY,
     STATE_KEY,
     Episode,
     has_privileged_progress,
@@ -29,6 +30,7 @@ from sarm2_gym.data.episode import (
 )
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, past_state_indices
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
 __all__ = ["DemoData", "load_demos"]
 
@@ -50,6 +52,8 @@ class DemoData:
         instructions: Task instructions.
         episodes: Per episode ``(dataset root, episode index, start, length, success)``.
         env_ids: The envs the episodes were recorded in, in order of first appearance.
+        privileged_state: ``(N, D)`` the simulator's privileged object state, where it was
+            loaded (``load_demos(privileged_state_dim=D)``), else ``None``.
     """
 
     inputs: dict[str, np.ndarray]
@@ -62,6 +66,7 @@ class DemoData:
     instructions: tuple[str, ...]
     episodes: list[tuple[str, int, int, int, bool]] = field(default_factory=list)
     env_ids: tuple[str, ...] = ()
+    privileged_state: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -98,7 +103,7 @@ class DemoData:
         """The samples starting at global frames ``index``.
 
         With ``past_states`` ``n >= 1`` the inputs also hold ``"past_states"`` (see
-        :meth:`past_states`).
+        :meth:`past_states`); with :attr:`privileged_state` loaded, ``"env_state"``.
         """
         act_idx, pad = self.chunk_indices(index, chunk_size)
         inputs = {k: torch.from_numpy(v[index]) for k, v in self.inputs.items()}
@@ -107,6 +112,8 @@ class DemoData:
             inputs[PAST_STATES_KEY] = torch.from_numpy(
                 self.past_states(index, past_states, past_state_stride)
             )
+        if self.privileged_state is not None:
+            inputs[PRIVILEGED_STATE_KEY] = torch.from_numpy(self.privileged_state[index])
         return ChunkBatch(
             inputs=inputs,
             task_ids=torch.from_numpy(self.task_ids[index]),
@@ -138,6 +145,7 @@ def load_demos(
     max_episodes: int | Sequence[int | None] | None = None,
     feature_fn: Any = None,
     instructions: Sequence[str] = (),
+    privileged_state_dim: int = 0,
 ) -> DemoData:
     """Read the episodes of one or more datasets into memory.
 
@@ -151,10 +159,13 @@ def load_demos(
         feature_fn: ``(root, episode index, episode) -> (T, n_cameras, D)`` frozen features;
             frames are not kept then.
         instructions: Instructions to index first (e.g. an existing policy's), others follow.
+        privileged_state_dim: Also load the simulator's privileged object state, this wide (an
+            oracle policy's input; 0: not loaded).
 
     Raises:
-        ValueError: If there are no episodes, a camera is missing, or ``max_episodes`` gives a
-            limit count other than the number of roots.
+        ValueError: If there are no episodes, a camera is missing, ``max_episodes`` gives a
+            limit count other than the number of roots, or an episode's privileged state is
+            missing or of another width.
     """
     if max_episodes is None or isinstance(max_episodes, int):
         limits: list[int | None] = [max_episodes] * len(roots)
@@ -180,6 +191,8 @@ def load_demos(
             part = _episode_inputs(ep, cameras, image_size, feature_fn, str(root), i)
             part["state"] = ep.frames[STATE_KEY].astype(np.float32)
             part["actions"] = ep.frames[ACTION_KEY].astype(np.float32)
+            if privileged_state_dim:
+                part["privileged_state"] = _privileged_state(ep, privileged_state_dim, root, i)
             part["task_ids"] = np.full(n, names.index(ep.task), np.int64)
             part["episode_index"] = np.full(n, len(episodes), np.int64)
             part["episode_end"] = np.full(n, start + n, np.int64)
@@ -197,7 +210,15 @@ def load_demos(
     if not parts:
         raise ValueError(f"no episodes in {[str(r) for r in roots]}")
     cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    special = ("state", "actions", "task_ids", "episode_index", "episode_end", "progress")
+    special = (
+        "state",
+        "actions",
+        "task_ids",
+        "episode_index",
+        "episode_end",
+        "progress",
+        "privileged_state",
+    )
     return DemoData(
         inputs={k: v for k, v in cat.items() if k not in special},
         state=cat["state"],
@@ -209,4 +230,21 @@ def load_demos(
         instructions=tuple(names),
         episodes=episodes,
         env_ids=tuple(env_ids),
+        privileged_state=cat.get("privileged_state"),
     )
+
+
+def _privileged_state(ep: Episode, width: int, root: str | Path, index: int) -> np.ndarray:
+    """An episode's privileged object state ``(T, width)``, checked against its recording."""
+    recorded = ep.meta.get("env_state_dim")
+    if ENV_STATE_KEY not in ep.frames or recorded is None or not has_privileged_progress(ep.meta):
+        raise ValueError(
+            f"episode {index} of {root} has no privileged state (only the simulated benchmark "
+            "records one): a policy with privileged_state_dim cannot learn from it"
+        )
+    if int(recorded) != width:
+        raise ValueError(
+            f"episode {index} of {root} has a privileged state {recorded} wide, the policy's "
+            f"privileged_state_dim is {width}"
+        )
+    return np.asarray(ep.frames[ENV_STATE_KEY][:, :width], dtype=np.float32)

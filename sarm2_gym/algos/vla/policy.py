@@ -180,9 +180,14 @@ def past_states_read_by(policy: Any) -> tuple[int, int]:
 def privileged_state_read_by(policy: Any) -> bool:
     """Whether ``policy`` (found as in :func:`past_states_read_by`) reads the simulator's state.
 
-    True for SPIRAL with ``critic_privileged_state`` (its config, or anything that runs it).
+    True for SPIRAL with ``critic_privileged_state`` (its config, or anything that runs it) and
+    for a TinyVLA with ``privileged_state_dim`` (an oracle policy for diagnostics).
     """
-    return any(getattr(part, "critic_privileged_state", False) for part in _policy_parts(policy))
+    return any(
+        getattr(part, "critic_privileged_state", False)
+        or getattr(part, "privileged_state_dim", 0) > 0
+        for part in _policy_parts(policy)
+    )
 
 
 def wrap_env_for_policy(env: gym.Env, policy: Any, *others: Any) -> gym.Env:
@@ -193,7 +198,8 @@ def wrap_env_for_policy(env: gym.Env, policy: Any, *others: Any) -> gym.Env:
     anything else gets ``env`` back as it is. Works for any env with a ``Dict`` observation
     holding ``"state"``, not only the benchmark's (whose ``gym.make`` also takes
     ``past_states=``). A policy whose critics read the simulator's state (SPIRAL with
-    ``critic_privileged_state``) also gets
+    ``critic_privileged_state``) or that reads it itself (a TinyVLA with ``privileged_state_dim``)
+    also gets
     :class:`~sarm2_gym.envs.privileged_state.PrivilegedState`, which only the benchmark's
     simulated tasks can give. ``others`` are read the same way, for what is given in parts (a
     base policy and the SPIRAL config that will run it): the env gets what any of them reads.

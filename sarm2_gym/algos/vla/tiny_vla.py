@@ -14,7 +14,9 @@ in the checkpoint (no text model at run time). Actions and state are normalised 
 mean/std stored as buffers; chunks come out in env units, clipped to the action box [-1, 1].
 The features ``c`` are what SPIRAL's residual actor and critic read (spec §2.2 uses pooled frozen
 image features + state the same way). With ``past_states`` the state token also reads the state's
-change over each lag, ``(state - past) / std``, from the observation's ``"past_states"``.
+change over each lag, ``(state - past) / std``, from the observation's ``"past_states"``. With
+``privileged_state_dim`` (an oracle, for diagnostics) it also reads the simulator's object state,
+normalised, from the observation's ``"env_state"``; the features ``c`` stay as above.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sarm2_gym.algos.vla.targets import (
 )
 from sarm2_gym.algos.vla.vision import SpatialSoftmaxCNN, resize_frames
 from sarm2_gym.envs.past_states import PAST_STATES_KEY
+from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
 __all__ = ["TinyVLA"]
 
@@ -80,6 +83,8 @@ class TinyVLA(nn.Module):
     action_mean: torch.Tensor
     action_std: torch.Tensor
     motion_std: torch.Tensor
+    privileged_mean: torch.Tensor
+    privileged_std: torch.Tensor
 
     def __init__(
         self, config: TinyVLAConfig, instruction_embeddings: np.ndarray | None = None
@@ -108,6 +113,9 @@ class TinyVLA(nn.Module):
             self.register_buffer(f"{name}_std", torch.ones(dim))
         if config.past_states:  # only then, so checkpoints without past states load as before
             self.register_buffer("motion_std", torch.ones(config.past_states, config.state_dim))
+        if config.privileged_state_dim:  # the same: only then
+            self.register_buffer("privileged_mean", torch.zeros(config.privileged_state_dim))
+            self.register_buffer("privileged_std", torch.ones(config.privileged_state_dim))
         self.cnn = (
             SpatialSoftmaxCNN(config.image_size, config.cnn_channels, config.image_feature_dim)
             if config.image_encoder == "cnn"
@@ -122,7 +130,9 @@ class TinyVLA(nn.Module):
             assert self.cnn is not None  # the config checks spatial_grid needs the CNN
             self.grid_proj = nn.Linear(self.cnn.map_channels, d)
             self.grid_embed = nn.Parameter(torch.randn(len(config.cameras), g2, d) * 0.02)
-        self.state_proj = nn.Linear(config.state_dim + config.motion_dim, d)
+        self.state_proj = nn.Linear(
+            config.state_dim + config.motion_dim + config.privileged_state_dim, d
+        )
         self.text_proj = nn.Linear(config.text_dim, d)
         n_tokens = len(config.cameras) + 3
         self.token_embed = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
@@ -200,11 +210,15 @@ class TinyVLA(nn.Module):
         action_mean: np.ndarray,
         action_std: np.ndarray,
         motion_std: np.ndarray | None = None,
+        privileged_mean: np.ndarray | None = None,
+        privileged_std: np.ndarray | None = None,
     ) -> None:
         """Store dataset statistics (std floored at 1e-2 so constant dims stay finite).
 
         ``motion_std`` ``(past_states, S)``, the spread of the state's change over each lag
-        (floored the same), is needed with ``past_states`` and refused without.
+        (floored the same), is needed with ``past_states`` and refused without; the same holds
+        for ``privileged_mean`` and ``privileged_std`` ``(privileged_state_dim,)``, the
+        statistics of the privileged object state, with ``privileged_state_dim``.
         """
         values = [
             ("state_mean", state_mean),
@@ -219,18 +233,35 @@ class TinyVLA(nn.Module):
             )
         if motion_std is not None:
             values.append(("motion_std", np.maximum(motion_std, _STD_FLOOR)))
+        given = privileged_mean is not None and privileged_std is not None
+        if given != bool(self.config.privileged_state_dim) or (
+            (privileged_mean is None) != (privileged_std is None)
+        ):
+            raise ValueError(
+                "privileged_mean and privileged_std are needed exactly when "
+                f"privileged_state_dim > 0 (privileged_state_dim="
+                f"{self.config.privileged_state_dim})"
+            )
+        if privileged_mean is not None and privileged_std is not None:
+            values.append(("privileged_mean", privileged_mean))
+            values.append(("privileged_std", np.maximum(privileged_std, _STD_FLOOR)))
         for name, value in values:
             buf: torch.Tensor = getattr(self, name)
             buf.copy_(torch.as_tensor(np.asarray(value, dtype=np.float32)))
 
     def fit_normalization(
-        self, state: np.ndarray, actions: np.ndarray, past_states: np.ndarray | None = None
+        self,
+        state: np.ndarray,
+        actions: np.ndarray,
+        past_states: np.ndarray | None = None,
+        privileged_state: np.ndarray | None = None,
     ) -> None:
         """Normalisation from demonstrations: state ``(N, S)`` and delta actions ``(N, A)``.
 
         The action statistics are those of what the flow head generates: the actions themselves,
         or (``"target"``) the pose each action commands from its state. With ``past_states``
-        the policy also needs each frame's past states ``(N, past_states, S)``.
+        the policy also needs each frame's past states ``(N, past_states, S)``, with
+        ``privileged_state_dim`` each frame's privileged object state ``(N, D)``.
         """
         labels = np.asarray(actions, dtype=np.float32)
         if self.config.action_space == "target":
@@ -240,8 +271,15 @@ class TinyVLA(nn.Module):
         motion_std = None
         if past_states is not None:
             motion_std = (np.asarray(state)[:, None] - np.asarray(past_states)).std(0)
+        privileged = None if privileged_state is None else np.asarray(privileged_state)
         self.set_normalization(
-            state.mean(0), state.std(0), labels.mean(0), labels.std(0), motion_std
+            state.mean(0),
+            state.std(0),
+            labels.mean(0),
+            labels.std(0),
+            motion_std,
+            None if privileged is None else privileged.mean(0),
+            None if privileged is None else privileged.std(0),
         )
 
     def labels(
@@ -342,7 +380,9 @@ class TinyVLA(nn.Module):
             torch.cat(
                 [
                     cams,
-                    self.state_proj(torch.cat([state, motion], dim=-1))[:, None],
+                    self.state_proj(
+                        torch.cat([state, motion, self._privileged(inputs, b)], dim=-1)
+                    )[:, None],
                     self.text_proj(self.instruction_embeddings[task_ids])[:, None],
                     torch.zeros(b, 1, self.config.d_model, device=self.device),
                 ],
@@ -367,6 +407,21 @@ class TinyVLA(nn.Module):
             raise ValueError(f"{PAST_STATES_KEY!r} must be {expected}, got {tuple(past.shape)}")
         return ((state[:, None] - past) / self.motion_std).flatten(1)
 
+    def _privileged(self, inputs: Mapping[str, torch.Tensor], batch: int) -> torch.Tensor:
+        """Normalised privileged object state ``(B, D)`` (``(B, 0)`` without it)."""
+        d = self.config.privileged_state_dim
+        if not d:
+            return torch.zeros(batch, 0, device=self.device)
+        value = inputs[PRIVILEGED_STATE_KEY].to(self.device, torch.float32)
+        if tuple(value.shape) != (batch, d):
+            raise ValueError(
+                f"{PRIVILEGED_STATE_KEY!r} must be {(batch, d)}, got {tuple(value.shape)} (was "
+                "the policy trained on another task's privileged state?)"
+            )
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{PRIVILEGED_STATE_KEY!r} holds NaN or inf")
+        return (value - self.privileged_mean) / self.privileged_std
+
     def _to_inputs(self, observation: Observation) -> dict[str, torch.Tensor]:
         keys = (*self.config.cameras, "state")
         if self.config.past_states:
@@ -378,6 +433,15 @@ class TinyVLA(nn.Module):
                     f"{self.config.past_state_stride})); it has {sorted(observation)}"
                 )
             keys = (*keys, PAST_STATES_KEY)
+        if self.config.privileged_state_dim:
+            if PRIVILEGED_STATE_KEY not in observation:
+                raise ValueError(
+                    f"this policy reads the simulator's privileged state (an oracle): the "
+                    f"observation needs {PRIVILEGED_STATE_KEY!r}: wrap the env with "
+                    f"wrap_env_for_policy(env, policy) (or PrivilegedState(env)); it has "
+                    f"{sorted(observation)}"
+                )
+            keys = (*keys, PRIVILEGED_STATE_KEY)
         missing = [k for k in keys if k not in observation]
         if missing:
             raise ValueError(f"observation lacks {missing}; it has {sorted(observation)}")
