@@ -26,6 +26,13 @@ def bc_command(
     steps: int = typer.Option(10_000, "--steps", min=1),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
+    warmup_steps: int = typer.Option(
+        500,
+        "--warmup-steps",
+        min=0,
+        help="Linear learning-rate warm-up before the cosine decay (fine-tuning with --init "
+        "may want fewer).",
+    ),
     flow_samples: int = typer.Option(
         1, "--flow-samples", min=1, help="Flow-matching (noise, time) pairs per sample."
     ),
@@ -101,6 +108,7 @@ def bc_command(
             steps=steps,
             batch_size=batch_size,
             lr=lr,
+            warmup_steps=warmup_steps,
             flow_samples=flow_samples,
             max_episodes=max_episodes,
             extra_data=tuple(str(p) for p in extra_data),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from typer.testing import CliRunner
 import sarm2_gym.cli.policy_commands  # noqa: F401  (registers the commands)
 from sarm2_gym.algos.baselines import FilteredBCRunConfig, eval_seeds, run_filtered_bc
 from sarm2_gym.algos.baselines import filtered_bc as filtered_bc_module
+from sarm2_gym.algos.baselines.common import fresh_latent_success
 from sarm2_gym.algos.baselines.filtered_bc import rollout_seed
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.data import load_demos
@@ -148,10 +150,13 @@ def test_cli_bc_fine_tunes_with_init_and_extra_data(
     res = CliRunner().invoke(
         app,
         [*common, "--out", str(tmp_path / "ft"), "--max-episodes", "1",
-         "--extra-data", str(reach_demos)],
+         "--extra-data", str(reach_demos), "--warmup-steps", "1"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "ft" / "bc_summary.json").read_text())["episodes"] == 7
+    (snapshot,) = (tmp_path / "ft" / "train_state").glob("step_*")
+    state = json.loads((snapshot / "state.json").read_text())
+    assert state["fingerprint"]["warmup_steps"] == 1
     res = CliRunner().invoke(app, [*common, "--out", str(tmp_path / "x"), "--chunk-size", "4"])
     assert res.exit_code == 2
     assert "fixes the architecture; leave these model fields at their defaults: ['chunk_size']" in (
@@ -223,6 +228,10 @@ def test_filtered_bc_clones_the_successful_rollouts_and_resumes(
             result.curve] == [(1, 3, 9, 2), (2, 6, 18, 4)]  # fmt: skip
     assert all("success_rate_stochastic" in p for p in result.curve)
     assert result.eval["seeds"] == eval_seeds(2)
+    # the final policy's fresh-latent episodes are kept, as BC keeps them
+    fresh = result.extra["stochastic_eval"]
+    assert fresh["seeds"] == eval_seeds(2) and len(fresh["final_stage"]) == 2
+    assert fresh_latent_success(asdict(result)) == result.curve[-1]["success_rate_stochastic"]
 
     # killed after round 2's fine-tuning: neither rollouts nor fine-tuning are done again
     (run / "result.json").unlink()
@@ -312,6 +321,10 @@ def test_simulated_lookahead_executes_the_candidate_that_simulates_best() -> Non
     assert len(set(np.round(scores, 6))) > 1  # the choice matters here
     assert np.allclose(first, chunks[int(np.argmax(scores))])
     assert planner.executed == first and planner.decisions == 1
+    with pytest.raises(RuntimeError, match="new episode, but start"):
+        planner.predict(obs, episode_start=np.ones(1, dtype=bool))
+    planner.start(12)  # as record_policy_episode calls it: start first, then episode_start
+    planner.predict(gym.make(RENDER_ID).reset(seed=12)[0], episode_start=np.ones(1, dtype=bool))
 
     with pytest.raises(RuntimeError, match="start"):
         SimulatedLookahead(policy, "x", RENDER_ID, image_size=IMAGE).predict(obs)
@@ -322,6 +335,31 @@ def test_simulated_lookahead_executes_the_candidate_that_simulates_best() -> Non
         unseeded.predict(obs)
     with pytest.raises(ValueError, match="past states"):
         SimulatedLookahead(tiny_vla(past_states=2), "x", RENDER_ID)
+
+
+@pytest.mark.usefixtures("planner_envs")
+def test_simulated_lookahead_gives_an_oracle_policy_its_privileged_state() -> None:
+    from sarm2_gym.algos.baselines.lookahead import SimulatedLookahead
+    from sarm2_gym.envs.privileged_state import PrivilegedState
+
+    policy = tiny_vla(privileged_state_dim=4)
+    policy.set_normalization(
+        np.zeros(14),
+        np.ones(14),
+        np.zeros(14),
+        np.ones(14),
+        privileged_mean=np.zeros(4),
+        privileged_std=np.ones(4),
+    )
+    planner = SimulatedLookahead(
+        policy, INSTRUCTION, RENDER_ID, horizon=6, candidates=2, image_size=IMAGE
+    )
+    env = PrivilegedState(gym.make(RENDER_ID))
+    obs, _ = env.reset(seed=4)
+    planner.start(4)
+    for _ in range(2 * policy.chunk_size):  # two decisions, each continued past its chunk
+        obs = env.step(planner.predict(obs)[0])[0]
+    assert planner.decisions == 2 and planner.simulated_steps > 2 * 2 * 6
 
 
 @pytest.mark.usefixtures("planner_envs")

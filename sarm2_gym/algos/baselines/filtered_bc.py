@@ -248,6 +248,7 @@ def _evaluate(config: FilteredBCRunConfig, policy_dir: str) -> dict[str, Any]:
     point: dict[str, Any] = {"success_rate": fixed.success_rate, "eval": fixed.to_dict()}
     if fresh is not None:
         point["success_rate_stochastic"] = fresh.success_rate
+        point["eval_stochastic"] = fresh.to_dict()  # per episode, as BC's result keeps it
     point["eval_seconds"] = time.perf_counter() - start
     return point
 
@@ -296,7 +297,7 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
                 "rollouts": rollouts,
                 "rollout_successes": successes,
                 **({"simulated_steps": simulated_steps} if config.collector == "lookahead" else {}),
-                **{k: v for k, v in point.items() if k != "eval"},
+                **{k: v for k, v in point.items() if k not in ("eval", "eval_stochastic")},
             }
         )
         atomic_write_json(
@@ -314,7 +315,13 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
         wall_seconds=wall_before + time.perf_counter() - start,
         curve=curve,
         eval=last["eval"],
-        extra={"filtered_bc": _config_record(config), "kept_successes": successes},
+        extra={
+            "filtered_bc": _config_record(config),
+            "kept_successes": successes,
+            # the final policy's fresh-latent episodes (rounds evaluated before they were kept
+            # have only the rate, on the curve)
+            **({"stochastic_eval": last["eval_stochastic"]} if "eval_stochastic" in last else {}),
+        },
     )
     return run.save(config.out)
 
