@@ -1115,6 +1115,63 @@ def _method_row(
     )
 
 
+def _stage_counts(labels: list[str], counts: list[int]) -> str:
+    return " · ".join(f"{label} {c}" for label, c in zip(labels, counts, strict=True))
+
+
+def _where_episodes_ended(task: str, runs: dict[str, Any], methods: list[str]) -> list[str]:
+    """Where each final policy's held-out episodes ended, and how far its failures got.
+
+    From the evaluation with fresh latents where it recorded the env's stages, else the one
+    with fixed latents; runs whose evaluations recorded no stages are left out.
+    """
+    from sarm2_gym.envs.registry import env_class
+
+    names = [st.primitive for st in env_class(TASK_IDS[task]).stages]
+    labels = [f"{i + 1}. {n}" for i, n in enumerate(names)]
+    rows = []
+    for method in methods:
+        for seed, entry in sorted(runs.get(task, {}).get(method, {}).items()):
+            result = entry.get("result")
+            if result is None:
+                continue
+            fresh = result.get("extra", {}).get("stochastic_eval")
+            evaluation, latents = (fresh, "fresh") if fresh else (result.get("eval"), "fixed")
+            if not evaluation or "final_stage" not in evaluation:
+                continue
+            ended = [0] * (len(names) + 1)
+            furthest = [0] * len(names)
+            for ok, stage, far in zip(
+                evaluation["successes"],
+                evaluation["final_stage"],
+                evaluation.get("furthest_stage", [-1] * len(evaluation["successes"])),
+                strict=True,
+            ):
+                if ok:
+                    ended[-1] += 1
+                    continue
+                ended[min(max(int(stage), 0), len(names) - 1)] += 1
+                if far >= 0:
+                    furthest[min(int(far), len(names) - 1)] += 1
+            rows.append(
+                f"| {LABELS[method]} | {seed} | {latents} | "
+                f"{_stage_counts([*labels, 'success'], ended)} | "
+                f"{_stage_counts(labels, furthest) if 'furthest_stage' in evaluation else '–'} |"
+            )
+    if not rows:
+        return []
+    return [
+        "Where the final policies' held-out episodes ended (the env's stage at the end; a stage "
+        "machine goes back when a finished stage comes undone, so the last column counts each "
+        "failed episode at the furthest stage it reached):",
+        "",
+        "| method | seed | latents | where episodes ended | furthest stage of the failures |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def _spiral_rounds(task: str, method: str, runs: dict[str, Any]) -> list[str]:
     by = runs.get(task, {})
     seeds = by.get(method, {})
@@ -1338,6 +1395,7 @@ def write_report(args: argparse.Namespace) -> str:
         for method in args.methods:
             parts.append(_method_row(task, method, by.get(method, {}), args))
         parts.append("")
+        parts += _where_episodes_ended(task, runs, args.methods)
         for method in ROUND_METHODS:
             parts += _spiral_rounds(task, method, runs)
     parts += _reward_on_rollouts(runs)
