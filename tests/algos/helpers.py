@@ -196,3 +196,17 @@ def tiny_vla(seed: int = 0, **overrides: Any) -> TinyVLA:
 
     torch.manual_seed(seed)
     return TinyVLA.build(tiny_vla_config(**overrides), FakeText())
+
+
+def fit_batch(vla: Any, batch: Any, steps: int, lr: float) -> Any:
+    """Train ``vla`` on one fixed batch with AdamW; returns the (advanced) flow-time generator."""
+    import torch
+
+    opt = torch.optim.AdamW(vla.parameters(), lr=lr, foreach=True)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        loss = vla.bc_loss(batch, generator=gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return gen

@@ -18,7 +18,15 @@ from sarm2_gym.data.episode import STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, PastStates, episode_past_states
 
-from .helpers import IMAGE, INSTRUCTION, ReachEnv, expert_action, make_reach_env, tiny_vla
+from .helpers import (
+    IMAGE,
+    INSTRUCTION,
+    ReachEnv,
+    expert_action,
+    fit_batch,
+    make_reach_env,
+    tiny_vla,
+)
 
 
 def _obs(n: int, past: int = 0) -> dict[str, np.ndarray]:
@@ -154,13 +162,7 @@ def test_past_states_tell_apart_moments_that_look_the_same(past_states: int) -> 
     batch, direction = _two_moments(16)
     past = batch.inputs[PAST_STATES_KEY].numpy() if past_states else None
     vla.fit_normalization(batch.inputs["state"].numpy(), batch.actions[:, 0].numpy(), past)
-    opt = torch.optim.AdamW(vla.parameters(), lr=2e-3, foreach=True)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        loss = vla.bc_loss(batch, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_batch(vla, batch, steps=300, lr=2e-3)
     obs = {k: v.numpy() for k, v in batch.inputs.items()}
     chunk = vla.sample_chunk(obs, INSTRUCTION, torch.zeros(16, 4, 14))
     first_x = chunk[:, :, 0].mean(1).numpy()

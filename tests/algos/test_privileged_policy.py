@@ -20,7 +20,7 @@ from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.data.writer import LeRobotDatasetWriter
 from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY, PrivilegedState
 
-from .helpers import IMAGE, INSTRUCTION, REACH_ID, ReachEnv, expert_action, tiny_vla
+from .helpers import IMAGE, INSTRUCTION, REACH_ID, ReachEnv, expert_action, fit_batch, tiny_vla
 
 CAMERAS = ("top", "left_wrist", "right_wrist")
 
@@ -152,13 +152,7 @@ def test_the_privileged_state_tells_apart_what_the_cameras_cannot(privileged: bo
         batch.actions[:, 0].numpy(),
         privileged_state=None if given is None else given.numpy(),
     )
-    opt = torch.optim.AdamW(vla.parameters(), lr=2e-3, foreach=True)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(300):
-        loss = vla.bc_loss(batch, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    fit_batch(vla, batch, steps=300, lr=2e-3)
     obs = {k: v.numpy() for k, v in batch.inputs.items()}
     first_x = vla.sample_chunk(obs, INSTRUCTION, torch.zeros(16, 4, 14))[:, :, 0].mean(1).numpy()
     side = batch.actions[:, 0, 0].numpy() / 0.5

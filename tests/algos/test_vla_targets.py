@@ -23,7 +23,7 @@ from sarm2_gym.algos.vla.targets import (
 from sarm2_gym.envs.core.embodiment import ControlLimits
 from sarm2_gym.envs.registry import env_class
 
-from .helpers import IMAGE, INSTRUCTION, tiny_vla
+from .helpers import IMAGE, INSTRUCTION, fit_batch, tiny_vla
 
 CW = "SARM2-CleanWhiteboard-v0"
 # The fake reaching task moves 0.15 per unit action in an unbounded plane.
@@ -118,13 +118,7 @@ def test_a_target_tiny_vla_overfits_and_samples_env_deltas(reach_demos: Path) ->
     batch = demos.batch(np.tile(index, 4), vla.chunk_size)
     assert batch.action_states is not None
     assert torch.equal(batch.action_states[:, 0], batch.inputs["state"])
-    opt = torch.optim.AdamW(vla.parameters(), lr=1e-3, foreach=True)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(250):
-        loss = vla.bc_loss(batch, generator=gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    gen = fit_batch(vla, batch, steps=250, lr=1e-3)
     full = demos.batch(index, vla.chunk_size)
     obs = {k: v.numpy() for k, v in full.inputs.items()}
     noise = torch.randn(len(index), vla.chunk_size, 14, generator=gen)
