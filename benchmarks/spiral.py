@@ -1340,6 +1340,8 @@ def page_title(args: argparse.Namespace) -> str:
         settings.append("critics on frozen image features")
     if args.critic_privileged_state:
         settings.append("critics read the simulator's object state")
+    if (args.model or {}).get("privileged_state_dim"):
+        settings.append("an oracle base policy that reads the simulator's object state")
     demos = [str(v) for v in (args.demos, args.demo_quality) if v is not None]
     if demos:
         settings.append(" ".join(demos) + " demonstrations")
