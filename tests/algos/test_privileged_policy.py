@@ -195,3 +195,36 @@ def test_bc_and_evaluation_give_an_oracle_policy_the_state_it_reads(
     assert 0.0 <= json.loads(res.output.strip().splitlines()[-1])["success_rate"] <= 1.0
     with pytest.raises(ValueError, match="has no privileged state"):
         wrap_env_for_policy(gym.make("CartPole-v1"), vla)
+
+
+def test_spiral_runs_over_an_oracle_base_policy(reach_demos: Path) -> None:
+    from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler, SPIRALConfig
+    from sarm2_gym.algos.spiral.offline import demonstration_episodes
+    from sarm2_gym.data.episode import ENV_STATE_KEY, STATE_KEY, image_key
+
+    from .helpers import make_reach_env
+
+    vla = tiny_vla(privileged_state_dim=4)
+    vla.set_normalization(
+        np.zeros(14),
+        np.ones(14),
+        np.zeros(14),
+        np.ones(14),
+        privileged_mean=np.zeros(4),
+        privileged_std=np.ones(4),
+    )
+    config = SPIRALConfig(
+        rollouts_per_round=2, gradient_steps=4, actor_hidden=(16, 16), critic_hidden=(16, 16)
+    )
+    # a single env SPIRAL wraps itself, so its rollouts carry the state the base policy reads
+    model = SPIRAL(vla, make_reach_env(), PrivilegedProgressLabeler(), config=config, seed=0)
+    assert PRIVILEGED_STATE_KEY in model.observation_space.spaces  # type: ignore[attr-defined]
+    model.learn(30)
+    assert model.round >= 1 and np.isfinite(model.history[-1]["train_critic_loss"])
+    # offline demonstrations give it the state they recorded
+    demo = next(demonstration_episodes(model.policy, reach_demos, 1, keep_images=False))
+    ep = LeRobotDataset(reach_demos).episode(0)
+    obs = {c: ep.frames[image_key(c)] for c in CAMERAS}
+    obs["state"] = ep.frames[STATE_KEY]
+    obs[PRIVILEGED_STATE_KEY] = ep.frames[ENV_STATE_KEY][:, :4]
+    np.testing.assert_allclose(demo.features, vla.encode(obs, INSTRUCTION).numpy(), atol=1e-5)

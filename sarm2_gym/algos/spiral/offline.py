@@ -15,7 +15,7 @@ import torch
 from sarm2_gym.algos.spiral.labeling import RolloutEpisode
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
 from sarm2_gym.algos.spiral.rollouts import CollectedEpisode
-from sarm2_gym.algos.vla.policy import past_states_read_by
+from sarm2_gym.algos.vla.policy import past_states_read_by, privileged_state_read_by
 from sarm2_gym.data.episode import ENV_STATE_KEY, STATE_KEY, image_key
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, episode_past_states
@@ -33,11 +33,12 @@ def demonstration_episodes(
 
     Raises:
         ValueError: If an episode's instruction is not the policy's, or a camera (or the
-            privileged state the critics read) is missing.
+            privileged state the critics or the base policy read) is missing.
     """
     ds = LeRobotDataset(dataset)
     cameras = policy.cameras
     n_past, stride = past_states_read_by(policy)
+    reads_state = privileged_state_read_by(policy)  # its critics, or an oracle base policy
     count = ds.num_episodes if max_episodes is None else min(max_episodes, ds.num_episodes)
     for i in range(count):
         ep = ds.episode(i)
@@ -53,13 +54,14 @@ def demonstration_episodes(
         obs["state"] = ep.frames[STATE_KEY]
         if n_past:  # as the env wrapper would have given them while recording
             obs[PAST_STATES_KEY] = episode_past_states(obs["state"], n_past, stride)
-        if policy.privileged_state_dim:  # recorded zero-padded; the task's own width first
-            if ENV_STATE_KEY not in ep.frames:
+        if reads_state:  # recorded zero-padded; the task's own width first
+            width = int(ep.meta.get("env_state_dim") or policy.privileged_state_dim)
+            if ENV_STATE_KEY not in ep.frames or not width:
                 raise ValueError(
-                    f"episode {i} of {dataset} lacks {ENV_STATE_KEY!r}, which critics that read "
-                    "the privileged state need"
+                    f"episode {i} of {dataset} lacks {ENV_STATE_KEY!r}, which critics or a base "
+                    "policy that read the privileged state need"
                 )
-            obs[PRIVILEGED_STATE_KEY] = ep.frames[ENV_STATE_KEY][:, : policy.privileged_state_dim]
+            obs[PRIVILEGED_STATE_KEY] = ep.frames[ENV_STATE_KEY][:, :width]
         with torch.no_grad():
             feats = np.concatenate(
                 [
