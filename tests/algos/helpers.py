@@ -210,3 +210,15 @@ def fit_batch(vla: Any, batch: Any, steps: int, lr: float) -> Any:
         loss.backward()
         opt.step()
     return gen
+
+
+def unit_normalization(vla: Any, privileged_state_dim: int = 0) -> None:
+    """Zero means and unit spreads for a TinyVLA (and its privileged state, if it reads one)."""
+    vla.set_normalization(
+        np.zeros(14),
+        np.ones(14),
+        np.zeros(14),
+        np.ones(14),
+        privileged_mean=np.zeros(privileged_state_dim) if privileged_state_dim else None,
+        privileged_std=np.ones(privileged_state_dim) if privileged_state_dim else None,
+    )

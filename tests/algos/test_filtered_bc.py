@@ -33,6 +33,7 @@ from .helpers import (
     make_reach_env,
     tiny_vla,
     tiny_vla_config,
+    unit_normalization,
 )
 
 EVEN_ID = "AlgosTest/EvenSeedReach-v0"
@@ -343,14 +344,7 @@ def test_simulated_lookahead_gives_an_oracle_policy_its_privileged_state() -> No
     from sarm2_gym.envs.privileged_state import PrivilegedState
 
     policy = tiny_vla(privileged_state_dim=4)
-    policy.set_normalization(
-        np.zeros(14),
-        np.ones(14),
-        np.zeros(14),
-        np.ones(14),
-        privileged_mean=np.zeros(4),
-        privileged_std=np.ones(4),
-    )
+    unit_normalization(policy, 4)
     planner = SimulatedLookahead(
         policy, INSTRUCTION, RENDER_ID, horizon=6, candidates=2, image_size=IMAGE
     )

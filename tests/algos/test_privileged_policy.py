@@ -20,7 +20,16 @@ from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.data.writer import LeRobotDatasetWriter
 from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY, PrivilegedState
 
-from .helpers import IMAGE, INSTRUCTION, REACH_ID, ReachEnv, expert_action, fit_batch, tiny_vla
+from .helpers import (
+    IMAGE,
+    INSTRUCTION,
+    REACH_ID,
+    ReachEnv,
+    expert_action,
+    fit_batch,
+    tiny_vla,
+    unit_normalization,
+)
 
 CAMERAS = ("top", "left_wrist", "right_wrist")
 
@@ -205,14 +214,7 @@ def test_spiral_runs_over_an_oracle_base_policy(reach_demos: Path) -> None:
     from .helpers import make_reach_env
 
     vla = tiny_vla(privileged_state_dim=4)
-    vla.set_normalization(
-        np.zeros(14),
-        np.ones(14),
-        np.zeros(14),
-        np.ones(14),
-        privileged_mean=np.zeros(4),
-        privileged_std=np.ones(4),
-    )
+    unit_normalization(vla, 4)
     config = SPIRALConfig(
         rollouts_per_round=2, gradient_steps=4, actor_hidden=(16, 16), critic_hidden=(16, 16)
     )
