@@ -24,6 +24,7 @@ __all__ = [
     "Episode",
     "has_privileged_progress",
     "image_key",
+    "recorded_env_state",
 ]
 
 CAMERA_NAMES: Final[tuple[str, ...]] = ("top", "left_wrist", "right_wrist")
@@ -141,3 +142,32 @@ class Episode:
                 raise ValueError(f"column {key!r} holds NaN or inf values")
         if self.frames[STATE_KEY].ndim != 2 or self.frames[ACTION_KEY].ndim != 2:
             raise ValueError("observation.state and action must be 2-D (T, dim)")
+
+
+def recorded_env_state(ep: Episode, width: int | None = None, where: str = "episode") -> np.ndarray:
+    """The privileged object state an episode recorded, ``(T, D)``.
+
+    The recorder pads it to a fixed width; ``D`` is the task's own width, ``env_state_dim`` in
+    the episode's metadata.
+
+    Args:
+        ep: The episode.
+        width: The width the reader needs (``None``: whatever was recorded).
+        where: How error messages name the episode (e.g. ``"episode 3 of DIR"``).
+
+    Raises:
+        ValueError: If the episode recorded no privileged state (only the simulated benchmark
+            does; a real robot's recording has none) or one of another width.
+    """
+    recorded = ep.meta.get("env_state_dim")
+    if ENV_STATE_KEY not in ep.frames or recorded is None or not has_privileged_progress(ep.meta):
+        raise ValueError(
+            f"{where} has no privileged state (only the simulated benchmark records one): "
+            "nothing that reads it can learn from it"
+        )
+    if width is not None and int(recorded) != width:
+        raise ValueError(
+            f"{where} has a privileged state {recorded} wide, the policy's privileged_state_dim "
+            f"is {width}"
+        )
+    return np.asarray(ep.frames[ENV_STATE_KEY][:, : int(recorded)], dtype=np.float32)

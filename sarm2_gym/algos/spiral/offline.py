@@ -16,7 +16,7 @@ from sarm2_gym.algos.spiral.labeling import RolloutEpisode
 from sarm2_gym.algos.spiral.policies import ResidualChunkPolicy
 from sarm2_gym.algos.spiral.rollouts import CollectedEpisode
 from sarm2_gym.algos.vla.policy import past_states_read_by, privileged_state_read_by
-from sarm2_gym.data.episode import ENV_STATE_KEY, STATE_KEY, image_key
+from sarm2_gym.data.episode import STATE_KEY, image_key, recorded_env_state
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, episode_past_states
 from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
@@ -54,14 +54,10 @@ def demonstration_episodes(
         obs["state"] = ep.frames[STATE_KEY]
         if n_past:  # as the env wrapper would have given them while recording
             obs[PAST_STATES_KEY] = episode_past_states(obs["state"], n_past, stride)
-        if reads_state:  # recorded zero-padded; the task's own width first
-            width = int(ep.meta.get("env_state_dim") or policy.privileged_state_dim)
-            if ENV_STATE_KEY not in ep.frames or not width:
-                raise ValueError(
-                    f"episode {i} of {dataset} lacks {ENV_STATE_KEY!r}, which critics or a base "
-                    "policy that read the privileged state need"
-                )
-            obs[PRIVILEGED_STATE_KEY] = ep.frames[ENV_STATE_KEY][:, :width]
+        if reads_state:  # the critics' width, if they read it; the base policy checks its own
+            obs[PRIVILEGED_STATE_KEY] = recorded_env_state(
+                ep, policy.privileged_state_dim or None, f"episode {i} of {dataset}"
+            )
         with torch.no_grad():
             feats = np.concatenate(
                 [

@@ -22,11 +22,11 @@ from sarm2_gym.algos.vla.policy import ChunkBatch
 from sarm2_gym.algos.vla.vision import resize_frames
 from sarm2_gym.data.episode import (
     ACTION_KEY,
-    ENV_STATE_KEY,
     STATE_KEY,
     Episode,
     has_privileged_progress,
     image_key,
+    recorded_env_state,
 )
 from sarm2_gym.data.reader import LeRobotDataset
 from sarm2_gym.envs.past_states import PAST_STATES_KEY, past_state_indices
@@ -192,7 +192,9 @@ def load_demos(
             part["state"] = ep.frames[STATE_KEY].astype(np.float32)
             part["actions"] = ep.frames[ACTION_KEY].astype(np.float32)
             if privileged_state_dim:
-                part["privileged_state"] = _privileged_state(ep, privileged_state_dim, root, i)
+                part["privileged_state"] = recorded_env_state(
+                    ep, privileged_state_dim, f"episode {i} of {root}"
+                )
             part["task_ids"] = np.full(n, names.index(ep.task), np.int64)
             part["episode_index"] = np.full(n, len(episodes), np.int64)
             part["episode_end"] = np.full(n, start + n, np.int64)
@@ -232,19 +234,3 @@ def load_demos(
         env_ids=tuple(env_ids),
         privileged_state=cat.get("privileged_state"),
     )
-
-
-def _privileged_state(ep: Episode, width: int, root: str | Path, index: int) -> np.ndarray:
-    """An episode's privileged object state ``(T, width)``, checked against its recording."""
-    recorded = ep.meta.get("env_state_dim")
-    if ENV_STATE_KEY not in ep.frames or recorded is None or not has_privileged_progress(ep.meta):
-        raise ValueError(
-            f"episode {index} of {root} has no privileged state (only the simulated benchmark "
-            "records one): a policy with privileged_state_dim cannot learn from it"
-        )
-    if int(recorded) != width:
-        raise ValueError(
-            f"episode {index} of {root} has a privileged state {recorded} wide, the policy's "
-            f"privileged_state_dim is {width}"
-        )
-    return np.asarray(ep.frames[ENV_STATE_KEY][:, :width], dtype=np.float32)
