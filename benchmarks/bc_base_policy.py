@@ -238,8 +238,7 @@ def _eval_part(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Episodes of one policy on some seeds, in a worker process on one CPU thread."""
     import torch
 
-    from sarm2_gym.algos.baselines.common import evaluate_on_task
-    from sarm2_gym.algos.baselines.runners import task_instruction
+    from sarm2_gym.algos.baselines.common import evaluate_on_task, task_instruction
     from sarm2_gym.algos.vla import TinyVLA, VLAController
 
     torch.set_num_threads(1)

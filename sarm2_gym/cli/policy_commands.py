@@ -356,8 +356,7 @@ def eval_policy_command(
         raise typer.BadParameter(f"--videos-of must be one of {VIDEO_EPISODES}, got {videos_of!r}")
     if out is not None and out.is_dir():  # say so before the evaluation, not after it
         raise typer.BadParameter(f"--out must name a JSON file, {out} is a folder")
-    from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task
-    from sarm2_gym.algos.baselines.runners import task_instruction
+    from sarm2_gym.algos.baselines.common import eval_seeds, evaluate_on_task, task_instruction
     from sarm2_gym.algos.common.io import CheckpointError
     from sarm2_gym.algos.spiral import SPIRAL, PrivilegedProgressLabeler
     from sarm2_gym.algos.vla import TinyVLA, VLAController

@@ -1,4 +1,4 @@
-"""What every comparison run shares: held-out seeds, eval envs, and a JSON result record.
+"""What every comparison run shares: held-out seeds, eval envs, TinyVLA evaluation, result records.
 
 Seed ranges never overlap: demonstrations use reset seeds ``0, 1, ...`` (``sarm2 collect``),
 SPIRAL rounds use ``seed * 100_000 + 1_000 * round + env index`` and PPO its own seeded envs, while
@@ -16,6 +16,7 @@ import gymnasium as gym
 
 from sarm2_gym.algos.common.evaluation import EvalResult, Predictor, evaluate_success
 from sarm2_gym.algos.common.io import atomic_write_json
+from sarm2_gym.algos.vla import TinyVLA, VLAController
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 
 __all__ = [
@@ -24,10 +25,12 @@ __all__ = [
     "RunResult",
     "eval_seeds",
     "evaluate_on_task",
+    "evaluate_vla",
     "fresh_latent_seed",
     "fresh_latent_success",
     "load_result",
     "make_task_env",
+    "task_instruction",
 ]
 
 EVAL_SEED_START: Final[int] = 1_000_000
@@ -157,3 +160,49 @@ def evaluate_on_task(
         videos=videos,
         video_episodes=video_episodes,
     )
+
+
+def evaluate_vla(
+    policy: TinyVLA,
+    task: str,
+    run_seed: int,
+    *,
+    eval_episodes: int = 50,
+    image_size: int = 96,
+    n_envs: int = 2,
+    max_episode_steps: int | None = None,
+    fresh_latents: bool = False,
+    latent_temperature: float = 1.0,
+) -> tuple[EvalResult, EvalResult | None]:
+    """A TinyVLA on the held-out seeds with fixed latents and, if asked, fresh ones per chunk.
+
+    The fresh-latent evaluation draws from :func:`fresh_latent_seed` of ``run_seed``, so every
+    evaluation of the same policy by a run with that seed gives the same number.
+
+    Returns:
+        ``(fixed, fresh)``; ``fresh`` is ``None`` unless ``fresh_latents``.
+    """
+    instruction = task_instruction(task, policy)
+    seeds = eval_seeds(eval_episodes)
+    env: dict[str, Any] = {
+        "image_size": image_size, "n_envs": n_envs, "max_episode_steps": max_episode_steps
+    }  # fmt: skip
+    controller = VLAController(policy, instruction, seed=run_seed, temperature=latent_temperature)
+    fixed = evaluate_on_task(controller, task, seeds, **env)
+    if not fresh_latents:
+        return fixed, None
+    sampler = VLAController(
+        policy, instruction, seed=fresh_latent_seed(run_seed), temperature=latent_temperature
+    )
+    return fixed, evaluate_on_task(sampler, task, seeds, deterministic=False, **env)
+
+
+def task_instruction(task: str, policy: TinyVLA) -> str:
+    """The instruction of ``task``: the policy's only one, else read from the env."""
+    if len(policy.instructions) == 1:
+        return policy.instructions[0]
+    env = gym.make(task, obs_mode="state")
+    try:
+        return str(env.unwrapped.instruction)  # type: ignore[attr-defined]
+    finally:
+        env.close()

@@ -39,9 +39,14 @@ from typing import Any, Final
 
 from tqdm.auto import tqdm
 
-from sarm2_gym.algos.baselines.common import RunResult, load_result, make_task_env
+from sarm2_gym.algos.baselines.common import (
+    RunResult,
+    evaluate_vla,
+    load_result,
+    make_task_env,
+    task_instruction,
+)
 from sarm2_gym.algos.baselines.lookahead import SimulatedLookahead
-from sarm2_gym.algos.baselines.runners import evaluate_vla, task_instruction
 from sarm2_gym.algos.common.io import atomic_write_json, read_json
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
 

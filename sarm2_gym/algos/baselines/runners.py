@@ -32,15 +32,15 @@ from sarm2_gym.algos.baselines.common import (
     RunResult,
     eval_seeds,
     evaluate_on_task,
+    evaluate_vla,
     fresh_latent_seed,
     load_result,
 )
-from sarm2_gym.algos.common.evaluation import EvalResult
 from sarm2_gym.algos.common.io import LATEST_FILE, atomic_write_json, read_json
 from sarm2_gym.algos.spiral import SPIRAL, SPIRALConfig
 from sarm2_gym.algos.spiral.labeling import RolloutLabeler
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
-from sarm2_gym.algos.vla import BCConfig, TinyVLA, VLAController, train_bc
+from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.checkpoint import read_vla_config
 from sarm2_gym.algos.vla.policy import wrap_env_for_policy
 
@@ -49,11 +49,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPIRALRunConfig",
-    "evaluate_vla",
     "run_bc",
     "run_spiral",
     "spiral_method_name",
-    "task_instruction",
     "with_alpha",
 ]
 
@@ -112,52 +110,6 @@ def run_bc(
         },
     )
     return run.save(config.out)
-
-
-def evaluate_vla(
-    policy: TinyVLA,
-    task: str,
-    run_seed: int,
-    *,
-    eval_episodes: int = 50,
-    image_size: int = 96,
-    n_envs: int = 2,
-    max_episode_steps: int | None = None,
-    fresh_latents: bool = False,
-    latent_temperature: float = 1.0,
-) -> tuple[EvalResult, EvalResult | None]:
-    """A TinyVLA on the held-out seeds with fixed latents and, if asked, fresh ones per chunk.
-
-    The fresh-latent evaluation draws from :func:`fresh_latent_seed` of ``run_seed``, so every
-    evaluation of the same policy by a run with that seed gives the same number.
-
-    Returns:
-        ``(fixed, fresh)``; ``fresh`` is ``None`` unless ``fresh_latents``.
-    """
-    instruction = task_instruction(task, policy)
-    seeds = eval_seeds(eval_episodes)
-    env: dict[str, Any] = {
-        "image_size": image_size, "n_envs": n_envs, "max_episode_steps": max_episode_steps
-    }  # fmt: skip
-    controller = VLAController(policy, instruction, seed=run_seed, temperature=latent_temperature)
-    fixed = evaluate_on_task(controller, task, seeds, **env)
-    if not fresh_latents:
-        return fixed, None
-    sampler = VLAController(
-        policy, instruction, seed=fresh_latent_seed(run_seed), temperature=latent_temperature
-    )
-    return fixed, evaluate_on_task(sampler, task, seeds, deterministic=False, **env)
-
-
-def task_instruction(task: str, policy: TinyVLA) -> str:
-    """The instruction of ``task``: the policy's only one, else read from the env."""
-    if len(policy.instructions) == 1:
-        return policy.instructions[0]
-    env = gym.make(task, obs_mode="state")
-    try:
-        return str(env.unwrapped.instruction)  # type: ignore[attr-defined]
-    finally:
-        env.close()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
