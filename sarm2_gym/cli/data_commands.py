@@ -39,6 +39,7 @@ def collect_command(
         help="NAME=VALUE strategy option of the task's expert, repeatable (e.g. CleanWhiteboard's "
         "wipe=sweep: the whole board in lanes instead of chasing the nearest ink; lanes=lifted: "
         "some of those lanes executed off the board, leaving ink the expert then chases; "
+        "finish=sweep: every lane wiped to its end even once the board is clean; "
         "carry=high: the eraser carried back to its tray high and lowered straight onto it).",
     ),
 ) -> None:

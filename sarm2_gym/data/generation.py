@@ -43,7 +43,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # options). The ``sweep`` kinds exist for CleanWhiteboard only (its expert's ``wipe`` option);
 # the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset), the
 # ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``),
-# the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``).
+# the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``), the
+# ``_full`` one every lane wiped to its end even once the board is clean (``finish=sweep``).
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -57,6 +58,10 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "dense_sweep_lifted": (
             "expert",
             MappingProxyType({"wipe": "dense_sweep", "lanes": "lifted"}),
+        ),
+        "dense_sweep_full": (
+            "expert",
+            MappingProxyType({"wipe": "dense_sweep", "finish": "sweep"}),
         ),
         "dense_sweep_high": (
             "expert",

@@ -129,7 +129,9 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     result = runner.invoke(app, [*args, "--expert-option", "wipe=sweep"])
     assert result.exit_code == 0, result.output
     stored = LeRobotDataset(out).episode(0)
-    assert stored.meta["expert_options"] == {"wipe": "sweep", "lanes": "exact", "carry": "direct"}
+    assert stored.meta["expert_options"] == {
+        "wipe": "sweep", "lanes": "exact", "finish": "ink", "carry": "direct"
+    }  # fmt: skip
     env = gym.make(ENV, obs_mode="rgb", image_size=32)
     direct = record_episode(env, expert_for(ENV, "expert", {"wipe": "sweep"}), seed=0, env_id=ENV)
     env.close()
@@ -139,7 +141,8 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
 
     with pytest.raises(
         ValueError,
-        match=r"expert options \{'wipe': 'sweep', 'lanes': 'exact', 'carry': 'direct'\}.*"
+        match=r"expert options \{'wipe': 'sweep', 'lanes': 'exact', 'finish': 'ink', "
+        r"'carry': 'direct'\}.*"
         r"--expert-option",
     ):
         collect([ENV], 2, out, quality="expert", image_size=32, progress=False)
@@ -148,9 +151,9 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
 
 
 def test_episodes_recorded_before_an_expert_gained_an_option_count_as_its_default() -> None:
-    """A dataset recorded before the ``lanes`` and ``carry`` options existed stores
-    ``{"wipe": "sweep"}``: it takes more plain-sweep episodes, and refuses lifted-lane or
-    high-carry ones."""
+    """A dataset recorded before the ``lanes``, ``finish`` and ``carry`` options existed stores
+    ``{"wipe": "sweep"}``: it takes more plain-sweep episodes, and refuses lifted-lane,
+    full-sweep or high-carry ones."""
     from types import SimpleNamespace
     from typing import Any, cast
 
@@ -167,6 +170,9 @@ def test_episodes_recorded_before_an_expert_gained_an_option_count_as_its_defaul
     high = expert_for(ENV, "expert", {"wipe": "sweep", "carry": "high"})
     with pytest.raises(ValueError, match="'carry': 'direct'"):
         _check_expert_options(writer, Path("ds"), {ENV: high})
+    full = expert_for(ENV, "expert", {"wipe": "sweep", "finish": "sweep"})
+    with pytest.raises(ValueError, match="'finish': 'ink'"):
+        _check_expert_options(writer, Path("ds"), {ENV: full})
 
 
 @pytest.mark.parametrize(
@@ -212,7 +218,7 @@ def test_demo_kinds_name_valid_presets_and_options() -> None:
 
     for name, (preset, options) in DEMO_KINDS.items():
         expert = expert_for(ENV, preset, options)  # CleanWhiteboard has every option named
-        defaults = {"wipe": "nearest", "lanes": "exact", "carry": "direct"}
+        defaults = {"wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct"}
         assert expert.options == {**defaults, **options}, name
     assert DEMO_KINDS["sweep"] == ("expert", {"wipe": "sweep"})
     with pytest.raises(TypeError):  # a shared constant: nobody's edit leaks into other runs

@@ -137,10 +137,83 @@ def test_lifted_lanes_leave_ink_that_the_expert_chases_while_recording_a_pressin
     assert ok_exact and not deviated_exact and ink_left_exact <= 0
 
 
+def test_full_sweep_wipes_every_lane_to_its_end_once_the_board_is_clean() -> None:
+    """``finish="sweep"``: the same path as ``"ink"`` until the last ink is gone (mid-sweep on
+    these seeds), then the rest of the sweep, labelled erase while the task is at place, ending
+    at the last lane's end next to the tray; ``"ink"`` turns to placing at once."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+
+    def run(finish: str, seed: int) -> tuple[bool, list[np.ndarray], list[int], list[np.ndarray]]:
+        """Success, the executed actions, and the labels and felt positions (board-local xy)
+        from the step the board came clean."""
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        expert = expert_for(ENV, "expert", {"wipe": "dense_sweep", "finish": finish})
+        expert.reset(task, seed=seed)
+        actions: list[np.ndarray] = []
+        labels: list[int] = []
+        felt: list[np.ndarray] = []
+        for _ in range(400):
+            step = expert.act()
+            if len(task.remaining_ink()) == 0:
+                labels.append(step.primitive)
+                felt.append(task.eraser_pose()[0][:2] - task.board_center()[:2])
+            else:
+                actions.append(step.env_action)
+            _, _, terminated, truncated, info = env.step(step.env_action)
+            if terminated or truncated:
+                break
+        env.close()
+        return bool(info["is_success"]), actions, labels, felt
+
+    for seed in range(2):
+        ok_ink, actions_ink, labels_ink, _ = run("ink", seed)
+        ok, actions, labels, felt = run("sweep", seed)
+        assert ok and ok_ink
+        np.testing.assert_array_equal(np.array(actions), np.array(actions_ink))
+        assert pi("erase") not in labels_ink, "ink: placing as soon as the board is clean"
+        wiped = [i for i, label in enumerate(labels) if label == pi("erase")]
+        assert len(wiped) >= cw.SWEEP_LEG_STEPS // 4, "sweep: at least a leg more of wiping"
+        assert wiped == list(range(len(wiped))), "... before anything else"
+        assert label_sequence(labels[len(wiped) :]) == [pi("place")]
+        end = felt[wiped[-1]]
+        np.testing.assert_allclose(
+            end, [cw.DENSE_SWEEP_LANES_X[-1], -cw.SWEEP_END_Y], atol=cw.WIPE_REACH + 0.01
+        )
+
+
+def test_full_sweep_goes_on_only_from_erase_to_place_holding_the_eraser() -> None:
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+
+    env = gym.make(ENV, obs_mode="state")
+    env.reset(seed=0)
+    task = env.unwrapped
+    full = expert_for(ENV, "expert", {"wipe": "dense_sweep", "finish": "sweep"})
+    full.reset(task, seed=0)
+    ink = expert_for(ENV, "expert", {"wipe": "dense_sweep"})
+    ink.reset(task, seed=0)
+    assert not full.keeps_plan(1, 2), "not holding the eraser: re-plan (pick it up again)"
+    while task.status.stage == 0:
+        env.step(full.act().env_action)
+    assert task.eraser_held()
+    assert full.keeps_plan(1, 2)
+    assert not any(full.keeps_plan(a, b) for a, b in [(1, 0), (0, 1), (2, 1), (0, 2)])
+    assert not ink.keeps_plan(1, 2)
+    env.close()
+
+
 def test_expert_options_are_checked() -> None:
     from sarm2_gym.envs import expert_for
 
-    assert expert_for(ENV).options == {"wipe": "nearest", "lanes": "exact", "carry": "direct"}
+    assert expert_for(ENV).options == {
+        "wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct"
+    }  # fmt: skip
     with pytest.raises(ValueError, match="has no option 'speed'"):
         expert_for(ENV, "expert", {"speed": "fast"})
     with pytest.raises(ValueError, match="wipe='spiral' is not one of"):

@@ -346,7 +346,9 @@ class ScriptedExpert(ABC):
             return ExpertStep(self._hold_action(), DUMMY, False)
 
         stage = env.status.stage
-        if stage != self._plan_stage or not self._plan:
+        if not self._plan or (
+            stage != self._plan_stage and not self.keeps_plan(self._plan_stage, stage)
+        ):
             self._start_stage(stage)
         if self._should_abandon(stage):
             self._gave_up = True
@@ -383,6 +385,17 @@ class ScriptedExpert(ABC):
     @abstractmethod
     def plan_stage(self, stage: int) -> list[Waypoint]:
         """Waypoints that accomplish ``stage`` from the current state."""
+
+    def keeps_plan(self, planned: int, stage: int) -> bool:
+        """Whether to go on with the plan for stage ``planned`` now that the task is at ``stage``.
+
+        Called while that plan still has waypoints. The default, ``False``, re-plans as soon as
+        the stage changes (a stage finished early, or one undone): the expert is closed-loop over
+        stages. An expert that finishes a stage's plan past the moment the task counts the stage
+        done overrides this; once the plan is done it plans the task's stage then.
+        """
+        del planned, stage
+        return False
 
     def mistake_waypoints(self, stage: int) -> list[Waypoint]:
         """A mistake to insert into ``stage``'s plan (default: a wrong detour, or a drop).

@@ -79,6 +79,13 @@ class CleanWhiteboardExpert(ScriptedExpert):
     wiping is done (a policy cloned from the plain sweep places the eraser with ink left).
     ``"exact"`` (default) wipes every lane.
 
+    Option ``finish`` sets when wiping stops. ``"ink"`` (default): as soon as the last ink is gone,
+    wherever the sweep is, so the images alone (a clean board) tell when to stop. ``"sweep"``:
+    with a sweep, every lane is wiped to its end even after the board is clean, then any ink left
+    is chased; wiping then always ends at the sweep's end, next to the tray, where the arm's own
+    position tells that it is done. Its frames wiping a clean board are labelled ``erase`` (what
+    the arm does) while the task is already at place.
+
     Option ``carry`` sets the way back to the tray. ``"direct"`` (default): at about the height of
     the way out, so the arm near the tray holding the eraser looks about the same whether it has
     just picked it up or is about to put it down; only the board in the images tells the two
@@ -88,12 +95,13 @@ class CleanWhiteboardExpert(ScriptedExpert):
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
         **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``; ``lanes="exact"`` or
-            ``"lifted"``; ``carry="direct"`` or ``"high"``.
+            ``"lifted"``; ``finish="ink"`` or ``"sweep"``; ``carry="direct"`` or ``"high"``.
     """
 
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "wipe": ("nearest", "sweep", "dense_sweep"),
         "lanes": ("exact", "lifted"),
+        "finish": ("ink", "sweep"),
         "carry": ("direct", "high"),
     }
 
@@ -120,6 +128,17 @@ class CleanWhiteboardExpert(ScriptedExpert):
     def _tcp_for_felt_at(self, z: float) -> float:
         """TCP height that puts the held eraser's felt face at height ``z``."""
         return float(self._commanded_pos(ARM)[2] + (z - self._felt_z()))
+
+    def keeps_plan(self, planned: int, stage: int) -> bool:
+        """With ``finish="sweep"``: the sweep goes on once the board is clean (erase -> place).
+
+        Only while the eraser is held: one let go falls back to pick_grab, which re-plans.
+        """
+        return (
+            self.options["finish"] == "sweep"
+            and (planned, stage) == (1, 2)
+            and self.task.eraser_held()
+        )
 
     def plan_stage(self, stage: int) -> list[Waypoint]:
         """Waypoints for pick_grab (0), erase (1), place (2)."""
