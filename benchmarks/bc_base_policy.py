@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 
+from sarm2_gym.algos.common.evaluation import tally_stages
 from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
@@ -515,16 +516,15 @@ def _ended_in(entry: dict[str, Any] | None, names: list[str], bounds: np.ndarray
     """
     if entry is None:
         return "–"
-    counts = [0] * (len(names) + 1)
-    for e in entry["episodes"]:
-        if e["success"]:
-            counts[-1] += 1
-        elif e.get("final_stage", -1) >= 0:
-            counts[min(int(e["final_stage"]), len(names) - 1)] += 1
-        else:
-            k = int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
-            counts[min(k, len(names) - 1)] += 1
-    return _count_line([*_stage_labels(names), "success"], counts)
+    episodes = entry["episodes"]
+    stages = [
+        e["final_stage"]
+        if e.get("final_stage", -1) >= 0
+        else int(np.searchsorted(bounds[1:-1], e["final_progress"], side="right"))
+        for e in episodes
+    ]
+    tally = tally_stages([e["success"] for e in episodes], stages, None, len(names))
+    return _count_line([*_stage_labels(names), "success"], tally.ended)
 
 
 def _stage_labels(names: list[str]) -> list[str]:
@@ -542,11 +542,14 @@ def _got_to(entry: dict[str, Any] | None, names: list[str]) -> str:
     """
     if entry is None or any("furthest_stage" not in e for e in entry["episodes"]):
         return "–"
-    counts = [0] * len(names)
-    for e in entry["episodes"]:
-        if not e["success"] and e["furthest_stage"] >= 0:
-            counts[min(int(e["furthest_stage"]), len(names) - 1)] += 1
-    return _count_line(_stage_labels(names), counts)
+    episodes = entry["episodes"]
+    tally = tally_stages(
+        [e["success"] for e in episodes],
+        [-1] * len(episodes),
+        [e["furthest_stage"] for e in episodes],
+        len(names),
+    )
+    return _count_line(_stage_labels(names), tally.furthest)
 
 
 def _rate(entry: dict[str, Any] | None) -> str:

@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from sarm2_gym.algos.baselines.common import fresh_latent_success
+from sarm2_gym.algos.common.evaluation import tally_stages
 from sarm2_gym.algos.common.io import LATEST_FILE
 from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR, STATE_FILE
 from sarm2_gym.data.generation import DEMO_KINDS
@@ -1139,20 +1140,12 @@ def _where_episodes_ended(task: str, runs: dict[str, Any], methods: list[str]) -
             evaluation, latents = (fresh, "fresh") if fresh else (result.get("eval"), "fixed")
             if not evaluation or "final_stage" not in evaluation:
                 continue
-            ended = [0] * (len(names) + 1)
-            furthest = [0] * len(names)
-            for ok, stage, far in zip(
+            ended, furthest = tally_stages(
                 evaluation["successes"],
                 evaluation["final_stage"],
-                evaluation.get("furthest_stage", [-1] * len(evaluation["successes"])),
-                strict=True,
-            ):
-                if ok:
-                    ended[-1] += 1
-                    continue
-                ended[min(max(int(stage), 0), len(names) - 1)] += 1
-                if far >= 0:
-                    furthest[min(int(far), len(names) - 1)] += 1
+                evaluation.get("furthest_stage"),
+                len(names),
+            )
             rows.append(
                 f"| {LABELS[method]} | {seed} | {latents} | "
                 f"{_stage_counts([*labels, 'success'], ended)} | "

@@ -25,7 +25,7 @@ from sarm2_gym.algos.baselines import (
     spiral_method_name,
     with_alpha,
 )
-from sarm2_gym.algos.common.evaluation import evaluate_success
+from sarm2_gym.algos.common.evaluation import evaluate_success, tally_stages
 from sarm2_gym.algos.common.io import latest_snapshot
 from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, SPIRALConfig
 from sarm2_gym.algos.vla import BCConfig
@@ -144,6 +144,23 @@ def test_evaluation_records_the_furthest_stage_as_well_as_the_last() -> None:
     assert again.furthest_stage == [2, 2, 2]  # counted afresh for each episode on one env
     plain = evaluate_success(_Still(), make_reach_env, [5], n_envs=1)
     assert plain.furthest_stage == plain.final_stage == [0]  # a stage that never changes
+
+
+def test_stage_tally_counts_where_episodes_ended_and_how_far_failures_got() -> None:
+    res = evaluate_success(_Still(), lambda: _StageBack(make_reach_env(), 2), [5, 6], n_envs=1)
+    assert res.stage_tally(3) == ([2, 0, 0, 0], [0, 0, 2])  # both fell back to stage 0
+    tally = tally_stages(
+        successes=[True, False, False, False, False, True],
+        final_stage=[2, 0, 1, 4, -1, 2],  # 4: past the last stage; -1: not reported
+        furthest_stage=[2, 2, 1, 4, -1, 2],
+        n_stages=3,
+    )
+    assert tally.ended == [1, 1, 1, 2] and tally.furthest == [0, 1, 2]
+    assert tally_stages([False], [1], None, 3) == ([0, 1, 0, 0], [0, 0, 0])
+    with pytest.raises(ValueError, match="2 successes, 1 final stages"):
+        tally_stages([True, False], [0], None, 3)
+    with pytest.raises(ValueError, match="n_stages must be at least 1"):
+        tally_stages([], [], None, 0)
 
 
 class _Still:

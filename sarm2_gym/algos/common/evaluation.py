@@ -21,7 +21,14 @@ import numpy as np
 
 from sarm2_gym.envs.spaces import image_entries
 
-__all__ = ["VIDEO_EPISODES", "EvalResult", "Predictor", "evaluate_success"]
+__all__ = [
+    "VIDEO_EPISODES",
+    "EvalResult",
+    "Predictor",
+    "StageTally",
+    "evaluate_success",
+    "tally_stages",
+]
 
 
 class Predictor(Protocol):
@@ -78,6 +85,59 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
         return {**asdict(self), "steps_per_second": self.steps_per_second}
+
+    def stage_tally(self, n_stages: int) -> StageTally:
+        """Where these episodes ended (:func:`tally_stages` of this evaluation)."""
+        return tally_stages(self.successes, self.final_stage, self.furthest_stage, n_stages)
+
+
+class StageTally(NamedTuple):
+    """Where a set of episodes ended (see :func:`tally_stages`)."""
+
+    ended: list[int]  # failures ending in each stage, then the successes (n_stages + 1)
+    furthest: list[int]  # failures whose furthest stage was each stage (n_stages)
+
+
+def tally_stages(
+    successes: Sequence[bool],
+    final_stage: Sequence[int],
+    furthest_stage: Sequence[int] | None,
+    n_stages: int,
+) -> StageTally:
+    """Count episodes by the stage they ended in, and failures by the furthest stage reached.
+
+    Episodes whose env reported no stage (-1) are not counted in that tally; a stage index past
+    the last counts as the last.
+
+    Args:
+        successes: Per-episode success.
+        final_stage: Per-episode stage at the end (:attr:`EvalResult.final_stage`).
+        furthest_stage: Per-episode furthest stage (:attr:`EvalResult.furthest_stage`), or
+            ``None`` where the evaluation did not record it (the tally is then all zeros).
+        n_stages: Stages of the task.
+
+    Raises:
+        ValueError: If the lists differ in length or ``n_stages`` is below 1.
+    """
+    furthest_stage = [-1] * len(successes) if furthest_stage is None else furthest_stage
+    if not len(successes) == len(final_stage) == len(furthest_stage):
+        raise ValueError(
+            f"per-episode lists differ in length: {len(successes)} successes, "
+            f"{len(final_stage)} final stages, {len(furthest_stage)} furthest stages"
+        )
+    if n_stages < 1:
+        raise ValueError(f"n_stages must be at least 1, got {n_stages}")
+    ended = [0] * (n_stages + 1)
+    furthest = [0] * n_stages
+    for ok, stage, far in zip(successes, final_stage, furthest_stage, strict=True):
+        if ok:
+            ended[-1] += 1
+            continue
+        if stage >= 0:
+            ended[min(int(stage), n_stages - 1)] += 1
+        if far >= 0:
+            furthest[min(int(far), n_stages - 1)] += 1
+    return StageTally(ended, furthest)
 
 
 class _Episode(NamedTuple):
