@@ -225,6 +225,10 @@ def test_run_spiral_records_a_curve_per_round(tmp_path: Path) -> None:
     curve = json.loads((tmp_path / "s" / "curve.json").read_text())["curve"]
     assert [p["round"] for p in curve] == rounds
     assert run_spiral(cfg, PrivilegedProgressLabeler()) == result
+    # the final round's evaluation in full, as BC keeps its own
+    assert result.eval["seeds"] == eval_seeds(2) and len(result.eval["final_stage"]) == 2
+    assert result.eval["success_rate"] == result.success_rate == result.curve[-1]["success_rate"]
+    assert "stochastic_eval" not in result.extra
     ablation = with_alpha(cfg, 0.0, str(tmp_path / "a0"))
     assert (
         spiral_method_name(ablation.spiral) == "spiral_alpha0" and ablation.spiral.mc_weight == 0.0
@@ -240,10 +244,14 @@ def test_run_spiral_stops_after_max_rounds_and_reports_each_round(tmp_path: Path
     cfg = SPIRALRunConfig(
         task=REACH_ID, base_policy=str(_base_policy(tmp_path)), out=str(tmp_path / "s"),
         timesteps=10**6, spiral=TINY_SPIRAL, eval_episodes=2, image_size=24, max_rounds=2,
-        eval_round0=False, max_episode_steps=10,
+        eval_round0=False, max_episode_steps=10, eval_stochastic=True,
     )  # fmt: skip
     result = run_spiral(cfg, PrivilegedProgressLabeler(), on_round=seen.append)
     assert [p["round"] for p in result.curve] == [1, 2] and seen == result.curve
+    fresh = result.extra["stochastic_eval"]  # round 2's fresh-latent episodes, stages and all
+    assert fresh["success_rate"] == result.curve[-1]["success_rate_stochastic"]
+    assert fresh["seeds"] == result.eval["seeds"] == eval_seeds(2)
+    assert len(fresh["furthest_stage"]) == 2 and all(n <= 10 for n in fresh["lengths"])
     assert [p["rollouts"] for p in result.curve] == [2, 4]
     assert all(p["eval_seconds"] > 0 and p["wall_seconds"] >= p["eval_seconds"] for p in seen)
     assert result.env_steps <= 2 * 2 * (10 + 2)  # rounds x rollouts x capped length (+ spares)

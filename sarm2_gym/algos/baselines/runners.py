@@ -332,13 +332,19 @@ def run_spiral(
         last = model.history[-1] if model.history else {}
         if last.get("round") == model.round - 1 and "critic_heldout_spearman" in last:
             point["critic_heldout_spearman"] = last["critic_heldout_spearman"]
+        # The latest round's episodes in full (stages included) become the result's ``eval``
+        # and ``extra["stochastic_eval"]``, as BC's do; earlier rounds keep their rates only.
+        episodes: dict[str, Any] = {"round": model.round, "fixed": res.to_dict()}
         if config.eval_stochastic:
             with _latents_from(model.policy, fresh_latent_seed(config.seed)):
-                point["success_rate_stochastic"] = evaluate_on_task(
+                fresh = evaluate_on_task(
                     model, config.task, seeds, image_size=config.image_size,
                     n_envs=config.n_eval_envs, max_episode_steps=config.max_episode_steps,
                     deterministic=False,
-                ).success_rate  # fmt: skip
+                )  # fmt: skip
+            point["success_rate_stochastic"] = fresh.success_rate
+            episodes["fresh"] = fresh.to_dict()
+        state["last_eval"] = episodes
         point["eval_seconds"] = time.perf_counter() - eval_start
         point["wall_seconds"] = time.perf_counter() - start
         state["curve"].append(point)
@@ -375,6 +381,9 @@ def run_spiral(
     if not state["curve"]:
         raise ValueError("the run recorded no evaluation (no rounds and eval_round0=False)")
     final = state["curve"][-1]
+    # Absent from a run evaluated before whole evaluations were kept (then resumed to its end).
+    last_eval = state.get("last_eval", {})
+    fresh_episodes = {"stochastic_eval": last_eval["fresh"]} if "fresh" in last_eval else {}
     run = RunResult(
         method=name,
         task=config.task,
@@ -384,7 +393,8 @@ def run_spiral(
         success_rate=float(final["success_rate"]),
         wall_seconds=time.perf_counter() - start,
         curve=list(state["curve"]),
-        extra={"spiral": config.spiral.to_dict(), "history": model.history},
+        eval=last_eval.get("fixed", {}),
+        extra={"spiral": config.spiral.to_dict(), "history": model.history, **fresh_episodes},
     )
     return run.save(out)
 
