@@ -186,6 +186,35 @@ def test_full_sweep_wipes_every_lane_to_its_end_once_the_board_is_clean() -> Non
         )
 
 
+def test_an_expert_abandoning_place_finishes_the_full_sweep_first() -> None:
+    """Giving up is decided for the stage being carried out: the kept sweep, not the task's
+    place stage, until the sweep is done."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.core.expert import ExpertQuality
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+
+    quality = ExpertQuality(name="quits_place", abandon_stage=2, abandon_fraction=0.0)
+    env = gym.make(ENV, obs_mode="state")
+    env.reset(seed=0)
+    task = env.unwrapped
+    expert = expert_for(ENV, quality, {"wipe": "dense_sweep", "finish": "sweep"})
+    expert.reset(task, seed=0)
+    wiped_clean = 0
+    while not expert.gave_up:
+        step = expert.act()
+        wiped_clean += int(len(task.remaining_ink()) == 0 and step.primitive == pi("erase"))
+        env.step(step.env_action)
+    assert wiped_clean >= cw.SWEEP_LEG_STEPS // 4, "the rest of the sweep first"
+    assert task.status.stage == 2 and task.eraser_held()
+    felt = task.eraser_pose()[0][:2] - task.board_center()[:2]
+    np.testing.assert_allclose(
+        felt, [cw.DENSE_SWEEP_LANES_X[-1], -cw.SWEEP_END_Y], atol=cw.WIPE_REACH + 0.01
+    )
+    env.close()
+
+
 def test_full_sweep_goes_on_only_from_erase_to_place_holding_the_eraser() -> None:
     import gymnasium as gym
 

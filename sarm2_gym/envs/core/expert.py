@@ -350,7 +350,8 @@ class ScriptedExpert(ABC):
             stage != self._plan_stage and not self.keeps_plan(self._plan_stage, stage)
         ):
             self._start_stage(stage)
-        if self._should_abandon(stage):
+        # The stage being carried out: the task's, unless a kept plan runs past it.
+        if self._should_abandon(self._plan_stage):
             self._gave_up = True
             self._idle_target = {
                 a: self._commanded_pos(a) + np.array([-0.08, 0.0, 0.1]) for a in ARMS
