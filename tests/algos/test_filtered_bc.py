@@ -254,6 +254,9 @@ def test_bc_continued_control_fine_tunes_on_the_demonstrations_alone(
     result = run_filtered_bc(cfg)
     assert result.method == "bc_continued" and result.env_steps == 0 and result.demos == 4
     assert result.curve[0]["rollouts"] == 0 and result.extra["kept_successes"] == 0
+    record = result.extra["filtered_bc"]
+    assert record["warmup_steps"] == cfg.warmup_steps and record["demos"] == cfg.demos
+    assert "lookahead_horizon" not in record  # no planner in this run
     with pytest.raises(ValueError, match="rounds must be >= 1"):
         _config(tmp_path, Path("x"), reach_demos, rounds=0)
 
@@ -366,9 +369,8 @@ def test_lookahead_bc_clones_the_planner_episodes(
         lookahead_horizon=2, lookahead_candidates=2, rounds=1, rollouts_per_round=2,
     )  # fmt: skip
     result = run_filtered_bc(cfg)
-    assert result.method == "lookahead_bc" and result.extra["filtered_bc"]["collector"] == (
-        "lookahead"
-    )
+    assert result.method == "lookahead_bc"
+    assert result.extra["filtered_bc"] == asdict(cfg)  # the whole config, the planner's too
     rollouts = json.loads((Path(cfg.out) / "round1" / "rollouts.json").read_text())
     assert [s["seed"] for s in rollouts] == [1000, 1001]
     # every decision replays the episode and simulates 2 candidates ahead in the copy

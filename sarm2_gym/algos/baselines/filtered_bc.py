@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -332,22 +332,8 @@ def run_filtered_bc(config: FilteredBCRunConfig) -> RunResult:
 
 
 def _config_record(config: FilteredBCRunConfig) -> dict[str, Any]:
-    return {
-        "rounds": config.rounds,
-        "rollouts_per_round": config.rollouts_per_round,
-        "clone_rollouts": config.clone_rollouts,
-        "finetune_steps": config.finetune_steps,
-        "lr": config.lr,
-        "batch_size": config.batch_size,
-        "latent_temperature": config.latent_temperature,
-        "base_policy": config.base_policy,
-        "collector": config.collector,
-        **(
-            {
-                "lookahead_horizon": config.lookahead_horizon,
-                "lookahead_candidates": config.lookahead_candidates,
-            }
-            if config.collector == "lookahead"
-            else {}
-        ),
-    }
+    """Every field of the run's config, the planner's only for the lookahead collector."""
+    record = asdict(config)
+    if config.collector != "lookahead":
+        del record["lookahead_horizon"], record["lookahead_candidates"]
+    return record
