@@ -88,6 +88,8 @@ class SimulatedLookahead:
         )
         self.temperature = check_temperature(temperature)
         self.generator = torch.Generator().manual_seed(seed)
+        # Not make_task_env: the copy steps in state mode (replays render nothing) and renders
+        # its cameras only when the base policy plans a chunk (_observe).
         kwargs: dict[str, Any] = {"obs_mode": "state", "image_size": image_size}
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
