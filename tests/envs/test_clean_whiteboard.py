@@ -234,6 +234,9 @@ def test_full_sweep_goes_on_only_from_erase_to_place_holding_the_eraser() -> Non
     assert full.keeps_plan(1, 2)
     assert not any(full.keeps_plan(a, b) for a, b in [(1, 0), (0, 1), (2, 1), (0, 2)])
     assert not ink.keeps_plan(1, 2)
+    nearest = expert_for(ENV, "expert", {"finish": "sweep"})  # no sweep to finish
+    nearest.reset(task, seed=0)
+    assert not nearest.keeps_plan(1, 2)
     env.close()
 
 

@@ -94,8 +94,8 @@ def fresh_latent_success(result: dict[str, Any]) -> float | None:
 
     BC / RA-BC store it as ``extra["stochastic_eval"]``, SPIRAL on every curve point as
     ``success_rate_stochastic`` (the last point is the final policy; newer runs keep that final
-    evaluation as ``extra["stochastic_eval"]`` too). ``None`` where the run did
-    not measure it (PPO, or a run without the fresh-latent evaluation).
+    evaluation as ``extra["stochastic_eval"]`` too). ``None`` where the run did not measure it
+    (PPO, or a run without the fresh-latent evaluation).
     """
     if "stochastic_eval" in result.get("extra", {}):
         return float(result["extra"]["stochastic_eval"]["success_rate"])

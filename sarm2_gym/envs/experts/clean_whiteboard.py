@@ -130,12 +130,14 @@ class CleanWhiteboardExpert(ScriptedExpert):
         return float(self._commanded_pos(ARM)[2] + (z - self._felt_z()))
 
     def keeps_plan(self, planned: int, stage: int) -> bool:
-        """With ``finish="sweep"``: the sweep goes on once the board is clean (erase -> place).
+        """With a sweep and ``finish="sweep"``: the sweep goes on once the board is clean.
 
-        Only while the eraser is held: one let go falls back to pick_grab, which re-plans.
+        Only from erase to place and while the eraser is held: one let go falls back to
+        pick_grab, which re-plans.
         """
         return (
             self.options["finish"] == "sweep"
+            and self.options["wipe"] in LANES_X
             and (planned, stage) == (1, 2)
             and self.task.eraser_held()
         )
