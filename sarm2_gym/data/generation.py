@@ -44,7 +44,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # the ``_miss`` ones add missed grasps that the expert retries (the ``grasp_miss`` preset), the
 # ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``),
 # the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``), the
-# ``_full`` one every lane wiped to its end even once the board is clean (``finish=sweep``).
+# ``_full`` one every lane wiped to its end even once the board is clean (``finish=sweep``);
+# ``_full_high`` combines the last two.
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -66,6 +67,10 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "dense_sweep_high": (
             "expert",
             MappingProxyType({"wipe": "dense_sweep", "carry": "high"}),
+        ),
+        "dense_sweep_full_high": (
+            "expert",
+            MappingProxyType({"wipe": "dense_sweep", "finish": "sweep", "carry": "high"}),
         ),
     }
 )
