@@ -1517,7 +1517,7 @@ def _setup_text(args: argparse.Namespace) -> str:
             "wipe=sweep` / `wipe=dense_sweep`; `dense_sweep_high`: the dense sweep with the "
             "eraser carried back to its tray high and lowered straight onto it, `carry=high`; "
             "`dense_sweep_full`: the dense sweep wiped to its last lane's end even once the "
-            "board is clean, `finish=sweep`); "
+            "board is clean, `finish=sweep`; `dense_sweep_full_high`: both); "
             "the kind and number of demonstrations are the "
             "knobs meant to put it near the paper's 40-70 % starting point "
             "([bc_base_policy.md](bc_base_policy.md) and, for the sweeps, "
