@@ -334,7 +334,7 @@ def run_spiral(
             point["critic_heldout_spearman"] = last["critic_heldout_spearman"]
         # The latest round's episodes in full (stages included) become the result's ``eval``
         # and ``extra["stochastic_eval"]``, as BC's do; earlier rounds keep their rates only.
-        episodes: dict[str, Any] = {"round": model.round, "fixed": res.to_dict()}
+        episodes: dict[str, Any] = {"fixed": res.to_dict()}
         if config.eval_stochastic:
             with _latents_from(model.policy, fresh_latent_seed(config.seed)):
                 fresh = evaluate_on_task(
