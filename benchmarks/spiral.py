@@ -261,6 +261,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--methods", nargs="*", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--demos", type=int, default=None, help="Override every task's demos.")
     p.add_argument("--bc-steps", type=int, default=None)
+    p.add_argument(
+        "--bc-ema-decay",
+        type=float,
+        default=0.0,
+        help="Base policies (BC, RA-BC) exported as the moving average of their weights with "
+        "this decay (default 0: the last iterate).",
+    )
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--rollouts", type=int, default=None, help="Rollouts per SPIRAL round.")
     p.add_argument("--gradient-steps", type=int, default=None, help="SPIRAL updates per round.")
@@ -477,6 +484,13 @@ def reward_model_dir(args: argparse.Namespace) -> str:
     return str(args.labeler)
 
 
+def _ema_clause(args: argparse.Namespace) -> str:
+    """How the base policies' weights were exported, where it is not the last iterate."""
+    if not args.bc_ema_decay:
+        return ""
+    return f" (the moving average of the weights, decay {args.bc_ema_decay:g})"
+
+
 def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: bool) -> Any:
     from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig
 
@@ -490,6 +504,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         seed=seed,
         model=TinyVLAConfig(**{**args.model, "n_action_steps": plan.n_action_steps}),
         device=args.bc_device,
+        ema_decay=args.bc_ema_decay,
     )
 
 
@@ -1378,9 +1393,9 @@ def write_report(args: argparse.Namespace) -> str:
             f"## {task}",
             "",
             f"Base policy: {base_demos(args, task, runs)}, {plan.bc_steps} BC "
-            f"steps, {plan.n_action_steps or 'all 10'} actions executed per chunk. SPIRAL: "
-            f"{plan.rounds} rounds x {plan.rollouts} rollouts, {plan.gradient_steps} updates per "
-            "round.",
+            f"steps{_ema_clause(args)}, {plan.n_action_steps or 'all 10'} actions executed per "
+            f"chunk. SPIRAL: {plan.rounds} rounds x {plan.rollouts} rollouts, "
+            f"{plan.gradient_steps} updates per round.",
             "",
             "| method | success (mean ± std over seeds) | with fixed latents | per seed (%) | "
             "demos | rollouts used | env steps used | wall-clock per seed (min) | seeds done |",

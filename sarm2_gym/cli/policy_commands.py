@@ -36,6 +36,12 @@ def bc_command(
     flow_samples: int = typer.Option(
         1, "--flow-samples", min=1, help="Flow-matching (noise, time) pairs per sample."
     ),
+    ema_decay: float = typer.Option(
+        0.0,
+        "--ema-decay",
+        help="Export an exponential moving average of the weights with this decay, e.g. 0.999 "
+        "(default 0: the last iterate).",
+    ),
     max_episodes: int | None = typer.Option(
         None, "--max-episodes", help="First N episodes per --data dataset."
     ),
@@ -110,6 +116,7 @@ def bc_command(
             lr=lr,
             warmup_steps=warmup_steps,
             flow_samples=flow_samples,
+            ema_decay=ema_decay,
             max_episodes=max_episodes,
             extra_data=tuple(str(p) for p in extra_data),
             init=None if init is None else str(init),

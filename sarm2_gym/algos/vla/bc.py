@@ -2,16 +2,19 @@
 
 Output folder layout (``--out CKPT``)::
 
-    CKPT/config.json, CKPT/model.safetensors   the trained policy (TinyVLA.from_pretrained)
-    CKPT/train_state/step_XXXXXXXX/            resume snapshots: weights, AdamW state, RNG states
+    CKPT/config.json, CKPT/model.safetensors   the trained policy (TinyVLA.from_pretrained); with
+                                               ``ema_decay`` > 0, the EMA of its weights
+    CKPT/train_state/step_XXXXXXXX/            resume snapshots: weights (and their EMA), AdamW
+                                               state, RNG states
     CKPT/train_state/latest.json               points at the newest complete snapshot
     CKPT/tb/                                   TensorBoard events
     CKPT/bc_summary.json                       steps, final loss, wall-clock, steps/s
 
 A snapshot holds everything the next step depends on: model weights, optimizer moments, the
-numpy generator that draws sample indices and the torch generator that draws flow noise, flow
-times and image shifts. ``resume=True`` restores them, so a run killed at any point and resumed
-ends with exactly the weights of an uninterrupted run.
+numpy generator that draws sample indices, the torch generator that draws flow noise, flow
+times and image shifts, and the weights' moving average when one is kept. ``resume=True``
+restores them, so a run killed at any point and resumed ends with exactly the weights of an
+uninterrupted run.
 
 Data parallel (``torch.distributed``, DDP, gloo on CPU): launched by ``torchrun``, e.g.
 ``torchrun --nproc_per_node 2 -m sarm2_gym.cli bc --data ... --out ...``, every rank runs this
@@ -58,6 +61,7 @@ from sarm2_gym.algos.common.io import (
 from sarm2_gym.algos.vla.checkpoint import read_vla_config
 from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.data import DemoData, load_demos
+from sarm2_gym.algos.vla.ema import WeightEMA
 from sarm2_gym.algos.vla.rabc import DEFAULT_KAPPA, rabc_weights
 from sarm2_gym.algos.vla.targets import limits_to_tuple
 from sarm2_gym.algos.vla.tiny_vla import TinyVLA
@@ -111,6 +115,9 @@ class BCConfig:
         rabc: Progress source for RA-BC weights (``None``: plain BC); see
             :func:`sarm2_gym.algos.vla.progress.episode_progress`.
         rabc_kappa: RA-BC threshold kappa.
+        ema_decay: Keep an exponential moving average of the weights with this decay and export
+            it as the policy instead of the last iterate (0: off, the last iterate). See
+            :mod:`~sarm2_gym.algos.vla.ema`; 0.999 averages over about the last 1,000 steps.
         seed: Seeds model init, sampling, flow noise and augmentation.
         save_every: Steps between resume snapshots.
         log_every: Steps between TensorBoard scalars.
@@ -138,6 +145,7 @@ class BCConfig:
     init: str | None = None
     rabc: str | None = None
     rabc_kappa: float = DEFAULT_KAPPA
+    ema_decay: float = 0.0
     seed: int = 0
     save_every: int = 500
     log_every: int = 50
@@ -156,12 +164,16 @@ class BCConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
     def fingerprint(self) -> dict[str, Any]:
         """Fields a resumed run must share with the run it continues (``steps`` may grow)."""
         d = asdict(self)
         for free in ("steps", "save_every", "log_every", "out", "device"):
             d.pop(free)
+        if not self.ema_decay:  # runs without an EMA resume whether or not they predate it
+            d.pop("ema_decay")
         d["data"] = [str(Path(p).resolve()) for p in self.data]
         d["extra_data"] = [str(Path(p).resolve()) for p in self.extra_data]
         if self.init is not None:
@@ -189,6 +201,12 @@ class _Run:
     rng: np.random.Generator
     generator: torch.Generator
     step: int = 0
+    ema: WeightEMA | None = None
+
+    @property
+    def policy(self) -> TinyVLA:
+        """What the run exports: the weights' moving average if it keeps one."""
+        return self.model if self.ema is None else self.ema.model
 
 
 def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
@@ -310,6 +328,7 @@ def _new_run(config: BCConfig, demos: DemoData, text_encoder: Any, dist: DistInf
         optimizer,
         np.random.default_rng(config.seed),  # the global batch: the same on every rank
         torch.Generator().manual_seed(_rank_seed(config.seed, dist.rank)),
+        ema=WeightEMA(model, config.ema_decay) if config.ema_decay else None,
     )
 
 
@@ -320,6 +339,8 @@ def _save_snapshot(run: _Run, config: BCConfig, dist: DistInfo) -> None:
 
     def write(tmp: Path) -> None:
         atomic_save_tensors(tmp / "model.safetensors", run.model.state_dict())
+        if run.ema is not None:
+            atomic_save_tensors(tmp / "ema.safetensors", run.ema.state_dict())
         opt_tensors, opt_meta = optimizer_state_tensors(run.optimizer, "adamw")
         gens = {_generator_key(r): g for r, g in enumerate(generators)}
         atomic_save_tensors(tmp / "optimizer.safetensors", {**opt_tensors, **gens})
@@ -346,10 +367,10 @@ def _restore_run(snapshot: Path, config: BCConfig, dist: DistInfo) -> _Run:
             f"cannot resume {snapshot}: it was written by a run with {saved_world} process(es), "
             f"this one has {dist.world_size} (each rank's noise stream is part of the state)"
         )
-    if state["fingerprint"] != config.fingerprint():
-        diff = sorted(
-            k for k, v in config.fingerprint().items() if state["fingerprint"].get(k) != v
-        )
+    saved, now = state["fingerprint"], config.fingerprint()
+    if saved != now:
+        # Keys on either side: a field only one run sets (ema_decay) is a difference too.
+        diff = sorted(k for k in {*saved, *now} if saved.get(k) != now.get(k))
         raise CheckpointError(
             f"cannot resume {snapshot}: the run was started with different {diff}"
         )
@@ -363,8 +384,17 @@ def _restore_run(snapshot: Path, config: BCConfig, dist: DistInfo) -> _Run:
     load_optimizer_state(optimizer, tensors, state["optimizer"], "adamw")
     generator = torch.Generator()
     set_generator_state(generator, tensors[_generator_key(dist.rank)])
+    ema = None
+    if config.ema_decay:
+        ema = WeightEMA(model, config.ema_decay)
+        ema.load_state_dict(load_tensors(snapshot / "ema.safetensors", "BC weight average"))
     return _Run(
-        model, optimizer, numpy_rng_from_state(state["numpy_rng"]), generator, int(state["step"])
+        model,
+        optimizer,
+        numpy_rng_from_state(state["numpy_rng"]),
+        generator,
+        int(state["step"]),
+        ema,
     )
 
 
@@ -515,6 +545,8 @@ def _train(
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             run.optimizer.step()
             run.step += 1
+            if run.ema is not None:
+                run.ema.update(model, run.step)
             metrics = {"loss": float(loss.detach())}
             if w is not None:
                 metrics["rabc_weight_mean"] = float(w.mean())
@@ -542,7 +574,7 @@ def _train(
     model.eval()
     _check_ranks_agree(model, dist)  # DDP kept every rank's copy identical (no-op for one)
     if main:
-        model.save_pretrained(out)
+        run.policy.save_pretrained(out)
         atomic_write_json(
             out / "bc_summary.json",
             {
@@ -551,6 +583,7 @@ def _train(
                 "episodes": len(demos.episodes),
                 "frames": demos.num_frames,
                 "rabc": config.rabc,
+                "ema_decay": config.ema_decay,
                 "world_size": dist.world_size,
                 "wall_seconds_this_call": elapsed,
                 "steps_per_second": (run.step - start_step) / max(elapsed, 1e-9),
