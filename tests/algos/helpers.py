@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.wrappers import TimeLimit
 
-from sarm2_gym.algos.vla import TinyVLA, TinyVLAConfig
+from sarm2_gym.algos.vla import BCConfig, TinyVLA, TinyVLAConfig
 from sarm2_gym.data import Episode, LeRobotDatasetWriter
 from sarm2_gym.data.episode import CAMERA_NAMES, ENV_STATE_KEY, image_key
 from sarm2_gym.data.recording import ENV_STATE_WIDTH
@@ -189,6 +189,23 @@ def tiny_vla_config(**overrides: Any) -> TinyVLAConfig:
     }
     base.update(overrides)
     return TinyVLAConfig(**base)
+
+
+def tiny_bc_config(data: Path, out: Path, **overrides: Any) -> BCConfig:
+    """A 12-step BC run of the tiny TinyVLA on ``data``, snapshots at steps 5 and 10."""
+    base: dict[str, Any] = {
+        "data": (str(data),),
+        "out": str(out),
+        "steps": 12,
+        "batch_size": 8,
+        "warmup_steps": 3,
+        "save_every": 5,
+        "log_every": 2,
+        "random_shift": 2,
+        "model": tiny_vla_config(),
+    }
+    base.update(overrides)
+    return BCConfig(**base)
 
 
 def tiny_vla(seed: int = 0, **overrides: Any) -> TinyVLA:

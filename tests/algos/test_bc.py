@@ -12,23 +12,7 @@ from sarm2_gym.algos.common.io import CheckpointError
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.bc import learning_rate
 
-from .helpers import FakeText, tiny_vla_config
-
-
-def _config(data: Path, out: Path, **kwargs: object) -> BCConfig:
-    base: dict[str, object] = {
-        "data": (str(data),),
-        "out": str(out),
-        "steps": 12,
-        "batch_size": 8,
-        "warmup_steps": 3,
-        "save_every": 5,
-        "log_every": 2,
-        "random_shift": 2,
-        "model": tiny_vla_config(),
-    }
-    base.update(kwargs)
-    return BCConfig(**base)  # type: ignore[arg-type]
+from .helpers import FakeText, tiny_bc_config
 
 
 def _weights(out: Path) -> dict[str, torch.Tensor]:
@@ -37,7 +21,7 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 
 def test_bc_writes_a_loadable_checkpoint_and_tensorboard(tmp_path: Path, reach_demos: Path) -> None:
     out = train_bc(
-        _config(reach_demos, tmp_path / "bc"), text_encoder=FakeText(), progress_bar=False
+        tiny_bc_config(reach_demos, tmp_path / "bc"), text_encoder=FakeText(), progress_bar=False
     )
     policy = TinyVLA.from_pretrained(out)
     assert policy.instructions == ("reach the red dot",)
@@ -47,19 +31,28 @@ def test_bc_writes_a_loadable_checkpoint_and_tensorboard(tmp_path: Path, reach_d
     acc.Reload()
     assert [e.step for e in acc.Scalars("train/loss")] == [2, 4, 6, 8, 10, 12]
     with pytest.raises(CheckpointError, match="already holds a BC run"):
-        train_bc(_config(reach_demos, tmp_path / "bc"), text_encoder=FakeText(), progress_bar=False)
+        train_bc(
+            tiny_bc_config(reach_demos, tmp_path / "bc"),
+            text_encoder=FakeText(),
+            progress_bar=False,
+        )
 
 
-def test_bc_resume_equals_an_uninterrupted_run(tmp_path: Path, reach_demos: Path) -> None:
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])  # the weights' moving average resumes too
+def test_bc_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, reach_demos: Path, ema_decay: float
+) -> None:
     straight = train_bc(
-        _config(reach_demos, tmp_path / "a"), text_encoder=FakeText(), progress_bar=False
+        tiny_bc_config(reach_demos, tmp_path / "a", ema_decay=ema_decay),
+        text_encoder=FakeText(),
+        progress_bar=False,
     )
 
     def kill(step: int, metrics: dict[str, float]) -> None:
         if step == 8:  # between the snapshots at 5 and 10
             raise KeyboardInterrupt
 
-    cfg = _config(reach_demos, tmp_path / "b")
+    cfg = tiny_bc_config(reach_demos, tmp_path / "b", ema_decay=ema_decay)
     with pytest.raises(KeyboardInterrupt):
         train_bc(cfg, text_encoder=FakeText(), callback=kill, progress_bar=False)
     assert json.loads((tmp_path / "b" / "train_state" / "latest.json").read_text()) == {
@@ -79,22 +72,24 @@ def test_bc_resume_equals_an_uninterrupted_run(tmp_path: Path, reach_demos: Path
 
 def test_resume_refuses_a_different_run(tmp_path: Path, reach_demos: Path) -> None:
     train_bc(
-        _config(reach_demos, tmp_path / "bc", steps=5), text_encoder=FakeText(), progress_bar=False
+        tiny_bc_config(reach_demos, tmp_path / "bc", steps=5),
+        text_encoder=FakeText(),
+        progress_bar=False,
     )
     with pytest.raises(CheckpointError, match="batch_size"):
         train_bc(
-            _config(reach_demos, tmp_path / "bc", steps=10, batch_size=4),
+            tiny_bc_config(reach_demos, tmp_path / "bc", steps=10, batch_size=4),
             resume=True,
             progress_bar=False,
         )
     # more steps with everything else equal is a valid continuation
-    train_bc(_config(reach_demos, tmp_path / "bc", steps=7), resume=True, progress_bar=False)
+    train_bc(tiny_bc_config(reach_demos, tmp_path / "bc", steps=7), resume=True, progress_bar=False)
     assert json.loads((tmp_path / "bc" / "bc_summary.json").read_text())["steps"] == 7
 
 
 def test_rabc_training_uses_progress_weights(tmp_path: Path, reach_demos: Path) -> None:
     seen: list[float] = []
-    cfg = _config(reach_demos, tmp_path / "rabc", rabc="privileged", steps=4)
+    cfg = tiny_bc_config(reach_demos, tmp_path / "rabc", rabc="privileged", steps=4)
     train_bc(
         cfg,
         text_encoder=FakeText(),
@@ -104,7 +99,7 @@ def test_rabc_training_uses_progress_weights(tmp_path: Path, reach_demos: Path) 
     assert len(seen) == 4 and all(0.0 <= w <= 1.0 for w in seen)
     with pytest.raises(ValueError, match="--rabc must be"):
         train_bc(
-            _config(reach_demos, tmp_path / "x", rabc="nonsense"),
+            tiny_bc_config(reach_demos, tmp_path / "x", rabc="nonsense"),
             text_encoder=FakeText(),
             progress_bar=False,
         )
@@ -122,21 +117,25 @@ def test_learning_rate_schedule(tmp_path: Path) -> None:
 
 def test_bc_device_is_checked_before_any_work(tmp_path: Path, reach_demos: Path) -> None:
     with pytest.raises(ValueError, match="not a torch device"):
-        _config(reach_demos, tmp_path / "x", device="gpu-please")
+        tiny_bc_config(reach_demos, tmp_path / "x", device="gpu-please")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
-            train_bc(_config(reach_demos, tmp_path / "cuda", device="cuda"), progress_bar=False)
+            train_bc(
+                tiny_bc_config(reach_demos, tmp_path / "cuda", device="cuda"), progress_bar=False
+            )
         assert not (tmp_path / "cuda").exists(), "nothing is written for a run that cannot start"
     # The device is not part of what a resumed run must share: a run may move between devices.
-    assert "device" not in _config(reach_demos, tmp_path / "x").fingerprint()
+    assert "device" not in tiny_bc_config(reach_demos, tmp_path / "x").fingerprint()
 
 
 def test_bc_on_an_explicit_cpu_device_equals_the_default(tmp_path: Path, reach_demos: Path) -> None:
     default = train_bc(
-        _config(reach_demos, tmp_path / "a", steps=4), text_encoder=FakeText(), progress_bar=False
+        tiny_bc_config(reach_demos, tmp_path / "a", steps=4),
+        text_encoder=FakeText(),
+        progress_bar=False,
     )
     explicit = train_bc(
-        _config(reach_demos, tmp_path / "b", steps=4, device="cpu:0"),
+        tiny_bc_config(reach_demos, tmp_path / "b", steps=4, device="cpu:0"),
         text_encoder=FakeText(),
         progress_bar=False,
     )

@@ -15,24 +15,11 @@ from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.ema import WeightEMA, ema_rate
 from sarm2_gym.cli import app
 
-from .helpers import FakeText, tiny_vla, tiny_vla_config
+from .helpers import FakeText, tiny_bc_config, tiny_vla
 
 
-def _config(data: Path, out: Path, **kwargs: object) -> BCConfig:
-    base: dict[str, object] = {
-        "data": (str(data),),
-        "out": str(out),
-        "steps": 12,
-        "batch_size": 8,
-        "warmup_steps": 3,
-        "save_every": 5,
-        "log_every": 2,
-        "random_shift": 2,
-        "ema_decay": 0.9,
-        "model": tiny_vla_config(),
-    }
-    base.update(kwargs)
-    return BCConfig(**base)  # type: ignore[arg-type]
+def _config(data: Path, out: Path, **overrides: object) -> BCConfig:
+    return tiny_bc_config(data, out, **{"ema_decay": 0.9, **overrides})
 
 
 def _final_snapshot(out: Path) -> Path:
@@ -96,24 +83,6 @@ def test_bc_exports_the_weight_average(tmp_path: Path, reach_demos: Path) -> Non
     assert all(torch.equal(plain_weights[k], last_iterate[k]) for k in plain_weights)
     assert not (_final_snapshot(plain) / "ema.safetensors").exists()
     assert json.loads((out / "bc_summary.json").read_text())["ema_decay"] == 0.9
-
-
-def test_bc_with_an_average_resumes_bit_for_bit(tmp_path: Path, reach_demos: Path) -> None:
-    straight = train_bc(
-        _config(reach_demos, tmp_path / "a"), text_encoder=FakeText(), progress_bar=False
-    )
-
-    def kill(step: int, metrics: dict[str, float]) -> None:
-        if step == 8:  # between the snapshots at 5 and 10
-            raise KeyboardInterrupt
-
-    cfg = _config(reach_demos, tmp_path / "b")
-    with pytest.raises(KeyboardInterrupt):
-        train_bc(cfg, text_encoder=FakeText(), callback=kill, progress_bar=False)
-    resumed = train_bc(cfg, resume=True, progress_bar=False)
-    a = TinyVLA.from_pretrained(straight).state_dict()
-    b = TinyVLA.from_pretrained(resumed).state_dict()
-    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resume_checks_the_decay_and_accepts_runs_from_before_it(
