@@ -268,6 +268,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="Base policies (BC, RA-BC) exported as the moving average of their weights with "
         "this decay (default 0: the last iterate).",
     )
+    p.add_argument(
+        "--bc-val-episodes",
+        type=int,
+        default=0,
+        help="BC measures its policy on the last N recorded demonstrations, which it never "
+        "trains on (validation.json and TensorBoard in each BC folder; default 0: none).",
+    )
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--rollouts", type=int, default=None, help="Rollouts per SPIRAL round.")
     p.add_argument("--gradient-steps", type=int, default=None, help="SPIRAL updates per round.")
@@ -491,6 +498,16 @@ def _ema_clause(args: argparse.Namespace) -> str:
     return f" (the moving average of the weights, decay {args.bc_ema_decay:g})"
 
 
+def _held_out_clause(args: argparse.Namespace, plan: TaskPlan) -> str:
+    """Which recorded demonstrations BC measured itself on, where it did."""
+    if not args.bc_val_episodes:
+        return ""
+    return (
+        f" (the last {args.bc_val_episodes} of the {plan.collect} recorded held out: BC's "
+        "held-out flow loss and chunk error in each BC folder's validation.json)"
+    )
+
+
 def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: bool) -> Any:
     from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig
 
@@ -505,6 +522,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         model=TinyVLAConfig(**{**args.model, "n_action_steps": plan.n_action_steps}),
         device=args.bc_device,
         ema_decay=args.bc_ema_decay,
+        val_episodes=args.bc_val_episodes,
     )
 
 
@@ -1392,7 +1410,8 @@ def write_report(args: argparse.Namespace) -> str:
         parts += [
             f"## {task}",
             "",
-            f"Base policy: {base_demos(args, task, runs)}, {plan.bc_steps} BC "
+            f"Base policy: {base_demos(args, task, runs)}{_held_out_clause(args, plan)}, "
+            f"{plan.bc_steps} BC "
             f"steps{_ema_clause(args)}, {plan.n_action_steps or 'all 10'} actions executed per "
             f"chunk. SPIRAL: {plan.rounds} rounds x {plan.rollouts} rollouts, "
             f"{plan.gradient_steps} updates per round.",

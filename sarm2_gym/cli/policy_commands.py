@@ -45,6 +45,15 @@ def bc_command(
     max_episodes: int | None = typer.Option(
         None, "--max-episodes", help="First N episodes per --data dataset."
     ),
+    val_episodes: int = typer.Option(
+        0,
+        "--val-episodes",
+        min=0,
+        help="Hold out the last N episodes of each --data dataset and log the policy's flow "
+        "loss and chunk error on them (and on as many training frames) to TensorBoard and "
+        "validation.json (default 0: none).",
+    ),
+    val_every: int = typer.Option(500, "--val-every", min=1, help="Steps between them."),
     extra_data: list[Path] = typer.Option(
         [],
         "--extra-data",
@@ -118,6 +127,8 @@ def bc_command(
             flow_samples=flow_samples,
             ema_decay=ema_decay,
             max_episodes=max_episodes,
+            val_episodes=val_episodes,
+            val_every=val_every,
             extra_data=tuple(str(p) for p in extra_data),
             init=None if init is None else str(init),
             rabc=rabc,

@@ -9,6 +9,8 @@ Output folder layout (``--out CKPT``)::
     CKPT/train_state/latest.json               points at the newest complete snapshot
     CKPT/tb/                                   TensorBoard events
     CKPT/bc_summary.json                       steps, final loss, wall-clock, steps/s
+    CKPT/validation.json                       with ``val_episodes`` > 0: held-out and training
+                                               probe metrics every ``val_every`` steps
 
 A snapshot holds everything the next step depends on: model weights, optimizer moments, the
 numpy generator that draws sample indices, the torch generator that draws flow noise, flow
@@ -65,6 +67,7 @@ from sarm2_gym.algos.vla.ema import WeightEMA
 from sarm2_gym.algos.vla.rabc import DEFAULT_KAPPA, rabc_weights
 from sarm2_gym.algos.vla.targets import limits_to_tuple
 from sarm2_gym.algos.vla.tiny_vla import TinyVLA
+from sarm2_gym.algos.vla.validation import BCProbe, ValidationLog, bc_metrics, held_out_ranges
 from sarm2_gym.common.distributed import (
     DistInfo,
     all_reduce_mean,
@@ -76,6 +79,7 @@ from sarm2_gym.common.distributed import (
     shard_weight,
     wrap_ddp,
 )
+from sarm2_gym.data.reader import LeRobotDataset
 
 __all__ = ["BCConfig", "train_bc"]
 
@@ -118,6 +122,12 @@ class BCConfig:
         ema_decay: Keep an exponential moving average of the weights with this decay and export
             it as the policy instead of the last iterate (0: off, the last iterate). See
             :mod:`~sarm2_gym.algos.vla.ema`; 0.999 averages over about the last 1,000 steps.
+        val_episodes: Hold out the last N episodes of each dataset in ``data`` (never trained
+            on; ``max_episodes`` then takes the first N of the rest) and measure the policy
+            on them every ``val_every`` steps, next to a probe of training frames of the same
+            size (see :mod:`~sarm2_gym.algos.vla.validation`). 0: no held-out measurement.
+        val_every: Steps between held-out measurements.
+        val_frames: Frames per probe, spread evenly over its episodes.
         seed: Seeds model init, sampling, flow noise and augmentation.
         save_every: Steps between resume snapshots.
         log_every: Steps between TensorBoard scalars.
@@ -146,6 +156,9 @@ class BCConfig:
     rabc: str | None = None
     rabc_kappa: float = DEFAULT_KAPPA
     ema_decay: float = 0.0
+    val_episodes: int = 0
+    val_every: int = 500
+    val_frames: int = 512
     seed: int = 0
     save_every: int = 500
     log_every: int = 50
@@ -159,21 +172,42 @@ class BCConfig:
             torch.device(self.device)
         except RuntimeError as exc:
             raise ValueError(f"device {self.device!r} is not a torch device: {exc}") from exc
-        for name in ("steps", "batch_size", "save_every", "log_every", "flow_samples"):
+        for name in (
+            "steps",
+            "batch_size",
+            "save_every",
+            "log_every",
+            "flow_samples",
+            "val_every",
+            "val_frames",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.val_episodes < 0:
+            raise ValueError(f"val_episodes must be >= 0 (0: none), got {self.val_episodes}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
     def fingerprint(self) -> dict[str, Any]:
         """Fields a resumed run must share with the run it continues (``steps`` may grow)."""
         d = asdict(self)
-        for free in ("steps", "save_every", "log_every", "out", "device"):
+        # Measuring does not change training: how often and on how many frames is free.
+        for free in (
+            "steps",
+            "save_every",
+            "log_every",
+            "out",
+            "device",
+            "val_every",
+            "val_frames",
+        ):
             d.pop(free)
-        if not self.ema_decay:  # runs without an EMA resume whether or not they predate it
-            d.pop("ema_decay")
+        # Runs without these resume whether or not they predate them.
+        for optional in ("ema_decay", "val_episodes"):
+            if not d[optional]:
+                d.pop(optional)
         d["data"] = [str(Path(p).resolve()) for p in self.data]
         d["extra_data"] = [str(Path(p).resolve()) for p in self.extra_data]
         if self.init is not None:
@@ -209,24 +243,70 @@ class _Run:
         return self.model if self.ema is None else self.ema.model
 
 
+def _feature_fn(config: BCConfig) -> Any:
+    """Frozen-encoder features cached in the run folder (``None`` for an encoder trained here)."""
+    m = config.model
+    if m.image_encoder != "efficientnet_lite0":
+        return None
+    from sarm2_gym.algos.vla.progress import cached_frame_features
+
+    return cached_frame_features(Path(config.out) / "feature_cache", m.image_size, m.cameras)
+
+
+def _held_out(config: BCConfig) -> tuple[list[range], list[int]] | None:
+    """Held-out episode ranges and training episode counts per ``data`` set, if any."""
+    if not config.val_episodes:
+        return None
+    sizes = [LeRobotDataset(root).num_episodes for root in config.data]
+    return held_out_ranges(sizes, config.val_episodes)
+
+
 def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
     m = config.model
-    feature_fn = None
-    if m.image_encoder == "efficientnet_lite0":
-        from sarm2_gym.algos.vla.progress import cached_frame_features
-
-        feature_fn = cached_frame_features(
-            Path(config.out) / "feature_cache", m.image_size, m.cameras
-        )
+    limits: list[int | None] = [config.max_episodes] * len(config.data)
+    held_out = _held_out(config)
+    if held_out is not None:  # training stops where the held-out episodes begin
+        limits = [k if n is None else min(n, k) for n, k in zip(limits, held_out[1], strict=True)]
     return load_demos(
         (*config.data, *config.extra_data),
         cameras=m.cameras,
         image_size=m.image_size,
-        max_episodes=[config.max_episodes] * len(config.data) + [None] * len(config.extra_data),
-        feature_fn=feature_fn,
+        max_episodes=limits + [None] * len(config.extra_data),
+        feature_fn=_feature_fn(config),
         instructions=instructions,
         privileged_state_dim=m.privileged_state_dim,
     )
+
+
+def _probes(config: BCConfig, demos: DemoData, instructions: tuple[str, ...]) -> list[BCProbe]:
+    """The held-out probe and a training probe of the same size (none without ``val_episodes``).
+
+    Raises:
+        ValueError: If the held-out episodes hold an instruction the training episodes do not
+            (the policy has no embedding for it).
+    """
+    held_out = _held_out(config)
+    if held_out is None:
+        return []
+    m = config.model
+    val = load_demos(
+        config.data,
+        cameras=m.cameras,
+        image_size=m.image_size,
+        episode_ranges=held_out[0],
+        feature_fn=_feature_fn(config),
+        instructions=instructions,
+        privileged_state_dim=m.privileged_state_dim,
+    )
+    unknown = val.instructions[len(instructions) :]
+    if unknown:
+        raise ValueError(
+            f"the {config.val_episodes} held-out episode(s) per dataset hold instructions no "
+            f"training episode has: {list(unknown)}; hold out fewer or mix the datasets' order"
+        )
+    heldout = BCProbe.spread("heldout", val, config.val_frames, seed=config.seed)
+    train = BCProbe.spread("train_probe", demos, len(heldout.index), seed=config.seed)
+    return [heldout, train]
 
 
 def _check_device(device: str, dist: DistInfo) -> None:
@@ -502,6 +582,8 @@ def _train(
         run = _new_run(config, demos, text_encoder, dist)
     model, cfg = run.model, run.model.config
     weights = _sample_weights(config, demos, cfg.chunk_size)
+    probes = _probes(config, demos, model.instructions) if dist.is_main else []
+    val_log = ValidationLog(out / "validation.json", keep_through=run.step) if probes else None
     net = wrap_ddp(_BCLoss(model), dist)
     part = shard(config.batch_size, dist)
     # 1.0 for one process; else this rank's share, so DDP's mean is the global batch mean.
@@ -515,6 +597,7 @@ def _train(
     show = progress_bar and main
     bar = tqdm(total=config.steps, initial=run.step, disable=not show, desc="bc")
     start_step, start_time, loss_value = run.step, time.perf_counter(), float("nan")
+    postfix: dict[str, str] = {}
     model.train()
     try:
         while run.step < config.steps:
@@ -559,7 +642,18 @@ def _train(
                 for k, v in metrics.items():
                     writer.add_scalar(f"train/{k}", v, run.step)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+            postfix["loss"] = f"{loss_value:.4f}"
+            bar.set_postfix(postfix, refresh=False)
+            if val_log is not None and (
+                run.step % config.val_every == 0 or run.step == config.steps
+            ):
+                measured = {k: v for p in probes for k, v in bc_metrics(run.policy, p).items()}
+                val_log.append(run.step, measured)
+                if writer is not None:
+                    for k, v in measured.items():
+                        writer.add_scalar(k, v, run.step)
+                postfix["heldout_mse"] = f"{measured['heldout/chunk_mse']:.4f}"
+                metrics.update(measured)  # the callback sees them too
             if run.step % config.save_every == 0 or run.step == config.steps:
                 _save_snapshot(run, config, dist)
             if callback is not None and main:
@@ -584,6 +678,7 @@ def _train(
                 "frames": demos.num_frames,
                 "rabc": config.rabc,
                 "ema_decay": config.ema_decay,
+                "validation": None if val_log is None else val_log.summary(),
                 "world_size": dist.world_size,
                 "wall_seconds_this_call": elapsed,
                 "steps_per_second": (run.step - start_step) / max(elapsed, 1e-9),

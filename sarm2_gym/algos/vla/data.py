@@ -143,6 +143,7 @@ def load_demos(
     cameras: Sequence[str],
     image_size: int,
     max_episodes: int | Sequence[int | None] | None = None,
+    episode_ranges: Sequence[range | None] | None = None,
     feature_fn: Any = None,
     instructions: Sequence[str] = (),
     privileged_state_dim: int = 0,
@@ -156,6 +157,9 @@ def load_demos(
         max_episodes: Use at most this many episodes per dataset (the first ones), e.g. to limit
             the demonstrations a base policy learns from; a sequence gives one limit per root
             (``None``: all of that one).
+        episode_ranges: Instead of ``max_episodes``, the episode indices to use, one range per
+            root (``None``: all of that one), e.g. the last few episodes of each dataset as
+            held-out demonstrations.
         feature_fn: ``(root, episode index, episode) -> (T, n_cameras, D)`` frozen features;
             frames are not kept then.
         instructions: Instructions to index first (e.g. an existing policy's), others follow.
@@ -163,10 +167,18 @@ def load_demos(
             oracle policy's input; 0: not loaded).
 
     Raises:
-        ValueError: If there are no episodes, a camera is missing, ``max_episodes`` gives a
-            limit count other than the number of roots, or an episode's privileged state is
+        ValueError: If there are no episodes, a camera is missing, ``max_episodes`` or
+            ``episode_ranges`` gives a count other than the number of roots, both are given, a
+            range names an episode the dataset lacks, or an episode's privileged state is
             missing or of another width.
     """
+    if episode_ranges is not None:
+        if max_episodes is not None:
+            raise ValueError("give max_episodes or episode_ranges, not both")
+        if len(episode_ranges) != len(roots):
+            raise ValueError(
+                f"episode_ranges gives {len(episode_ranges)} ranges for {len(roots)} datasets"
+            )
     if max_episodes is None or isinstance(max_episodes, int):
         limits: list[int | None] = [max_episodes] * len(roots)
     else:
@@ -178,10 +190,15 @@ def load_demos(
     parts: list[dict[str, np.ndarray]] = []
     episodes: list[tuple[str, int, int, int, bool]] = []
     start = 0
-    for root, limit in zip(roots, limits, strict=True):
+    for r, (root, limit) in enumerate(zip(roots, limits, strict=True)):
         ds = LeRobotDataset(root)
         count = ds.num_episodes if limit is None else min(limit, ds.num_episodes)
-        for i in range(count):
+        chosen = range(count) if episode_ranges is None else episode_ranges[r]
+        if chosen is None:
+            chosen = range(ds.num_episodes)
+        if len(chosen) and (min(chosen) < 0 or max(chosen) >= ds.num_episodes):
+            raise ValueError(f"{root} holds episodes 0..{ds.num_episodes - 1}; asked for {chosen}")
+        for i in chosen:
             ep = ds.episode(i)
             if ep.task not in names:
                 names.append(ep.task)
