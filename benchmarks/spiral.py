@@ -269,6 +269,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "this decay (default 0: the last iterate).",
     )
     p.add_argument(
+        "--bc-past-end",
+        choices=("masked", "hold"),
+        default="masked",
+        help="Base policies' chunk steps past an episode's end: left out of the BC loss "
+        "(default) or trained to hold still.",
+    )
+    p.add_argument(
         "--bc-val-episodes",
         type=int,
         default=0,
@@ -498,6 +505,13 @@ def _ema_clause(args: argparse.Namespace) -> str:
     return f" (the moving average of the weights, decay {args.bc_ema_decay:g})"
 
 
+def _past_end_clause(args: argparse.Namespace) -> str:
+    """How BC trained the chunk steps past an episode's end, where it trained them."""
+    if args.bc_past_end == "masked":
+        return ""
+    return ", chunk steps past an episode's end trained to hold still (`--bc-past-end hold`)"
+
+
 def _held_out_clause(args: argparse.Namespace, plan: TaskPlan) -> str:
     """Which recorded demonstrations BC measured itself on, where it did."""
     if not args.bc_val_episodes:
@@ -523,6 +537,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         device=args.bc_device,
         ema_decay=args.bc_ema_decay,
         val_episodes=args.bc_val_episodes,
+        past_end=args.bc_past_end,
     )
 
 
@@ -1411,10 +1426,10 @@ def write_report(args: argparse.Namespace) -> str:
             f"## {task}",
             "",
             f"Base policy: {base_demos(args, task, runs)}{_held_out_clause(args, plan)}, "
-            f"{plan.bc_steps} BC "
-            f"steps{_ema_clause(args)}, {plan.n_action_steps or 'all 10'} actions executed per "
-            f"chunk. SPIRAL: {plan.rounds} rounds x {plan.rollouts} rollouts, "
-            f"{plan.gradient_steps} updates per round.",
+            f"{plan.bc_steps} BC steps{_ema_clause(args)}{_past_end_clause(args)}, "
+            f"{plan.n_action_steps or 'all 10'} actions executed per chunk. SPIRAL: "
+            f"{plan.rounds} rounds x {plan.rollouts} rollouts, {plan.gradient_steps} updates "
+            "per round.",
             "",
             "| method | success (mean ± std over seeds) | with fixed latents | per seed (%) | "
             "demos | rollouts used | env steps used | wall-clock per seed (min) | seeds done |",

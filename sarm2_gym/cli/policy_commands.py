@@ -42,6 +42,12 @@ def bc_command(
         help="Export an exponential moving average of the weights with this decay, e.g. 0.999 "
         "(default 0: the last iterate).",
     ),
+    past_end: str = typer.Option(
+        "masked",
+        "--past-end",
+        help="Chunk steps past an episode's end: 'masked' (left out of the loss) or 'hold' "
+        "(trained to hold still, as the episode's final row does).",
+    ),
     max_episodes: int | None = typer.Option(
         None, "--max-episodes", help="First N episodes per --data dataset."
     ),
@@ -126,6 +132,7 @@ def bc_command(
             warmup_steps=warmup_steps,
             flow_samples=flow_samples,
             ema_decay=ema_decay,
+            past_end=past_end,
             max_episodes=max_episodes,
             val_episodes=val_episodes,
             val_every=val_every,

@@ -81,7 +81,9 @@ from sarm2_gym.common.distributed import (
 )
 from sarm2_gym.data.reader import LeRobotDataset
 
-__all__ = ["BCConfig", "train_bc"]
+__all__ = ["PAST_END_MODES", "BCConfig", "train_bc"]
+
+PAST_END_MODES = ("masked", "hold")
 
 StepCallback = Callable[[int, dict[str, float]], None]
 
@@ -122,6 +124,11 @@ class BCConfig:
         ema_decay: Keep an exponential moving average of the weights with this decay and export
             it as the policy instead of the last iterate (0: off, the last iterate). See
             :mod:`~sarm2_gym.algos.vla.ema`; 0.999 averages over about the last 1,000 steps.
+        past_end: What BC does with the chunk steps that run past an episode's end.
+            ``"masked"``: leaves them out of the loss, so what a policy does after the last
+            recorded step (e.g. right after letting go, where a task's episode ends) is never
+            trained. ``"hold"``: trains them towards the recorded final row repeated, holding
+            still with the gripper as the episode ended.
         val_episodes: Hold out the last N episodes of each dataset in ``data`` (never trained
             on; ``max_episodes`` then takes the first N of the rest) and measure the policy
             on them every ``val_every`` steps, next to a probe of training frames of the same
@@ -156,6 +163,7 @@ class BCConfig:
     rabc: str | None = None
     rabc_kappa: float = DEFAULT_KAPPA
     ema_decay: float = 0.0
+    past_end: str = "masked"
     val_episodes: int = 0
     val_every: int = 500
     val_frames: int = 512
@@ -185,6 +193,8 @@ class BCConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.past_end not in PAST_END_MODES:
+            raise ValueError(f"past_end must be one of {PAST_END_MODES}, got {self.past_end!r}")
         if self.val_episodes < 0:
             raise ValueError(f"val_episodes must be >= 0 (0: none), got {self.val_episodes}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -205,8 +215,8 @@ class BCConfig:
         ):
             d.pop(free)
         # Runs without these resume whether or not they predate them.
-        for optional in ("ema_decay", "val_episodes"):
-            if not d[optional]:
+        for optional, default in (("ema_decay", 0.0), ("val_episodes", 0), ("past_end", "masked")):
+            if d[optional] == default:
                 d.pop(optional)
         d["data"] = [str(Path(p).resolve()) for p in self.data]
         d["extra_data"] = [str(Path(p).resolve()) for p in self.extra_data]
@@ -619,6 +629,7 @@ def _train(
                 generator=run.generator,
                 shift=config.random_shift,
                 flow_samples=config.flow_samples,
+                mask_padding=config.past_end == "masked",
                 **extra,
             )
             if dist.enabled:
@@ -678,6 +689,7 @@ def _train(
                 "frames": demos.num_frames,
                 "rabc": config.rabc,
                 "ema_decay": config.ema_decay,
+                "past_end": config.past_end,
                 "validation": None if val_log is None else val_log.summary(),
                 "world_size": dist.world_size,
                 "wall_seconds_this_call": elapsed,

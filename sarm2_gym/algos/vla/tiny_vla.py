@@ -517,8 +517,9 @@ class TinyVLA(nn.Module):
         shift: int = 0,
         flow_samples: int = 1,
         weight_total: float | None = None,
+        mask_padding: bool = True,
     ) -> torch.Tensor:
-        """Flow-matching behaviour-cloning loss (padded steps excluded).
+        """Flow-matching behaviour-cloning loss (padded steps excluded unless told otherwise).
 
         With ``weights`` (RA-BC, spec §3.6) the per-sample losses ``l_i`` are combined as
         ``sum(w_i l_i) / (sum(w_i) + 1e-6)``; otherwise they are averaged.
@@ -534,6 +535,9 @@ class TinyVLA(nn.Module):
                 gradient for little compute.
             weight_total: Denominator of the weighted mean instead of ``sum(w_i)`` (data
                 parallel: the weight sum of the *global* batch, of which ``batch`` is a shard).
+            mask_padding: Leave the chunk steps past an episode's end out of the loss (as
+                LeRobot's ACT and pi0 do). ``False`` trains them towards what the batch holds
+                there, the episode's final action repeated (LeRobot's diffusion policy default).
         """
         if flow_samples < 1:
             raise ValueError(f"flow_samples must be >= 1, got {flow_samples}")
@@ -556,7 +560,7 @@ class TinyVLA(nn.Module):
         noise = torch.randn(target.shape, generator=generator).to(self.device)
         t = sample_flow_times(target.shape[0], self.config.flow_time_alpha, generator)
         err = self.head.loss(target, feats, noise, t.to(self.device))  # (B*k, H, A)
-        valid = (~pad).to(err.dtype)[..., None]  # (B*k, H, 1)
+        valid = (~pad if mask_padding else torch.ones_like(pad)).to(err.dtype)[..., None]
         per_sample = (err * valid).sum(dim=(1, 2)) / (
             valid.sum(dim=(1, 2)) * err.shape[-1]
         ).clamp_min(1.0)
