@@ -162,7 +162,7 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
         best_flow = min(rows, key=lambda r: r["heldout/flow_loss"])
         last = rows[-1]
         done = run["summary"] is not None and run["summary"]["steps"] == last["step"]
-        steps = f"{last['step']}" + ("" if done else " (training)")
+        steps = f"{last['step']}" + ("" if done else " (unfinished)")
         result = run["result"]
         fresh = None if result is None else fresh_latent_success(result)
         fixed = None if result is None else float(result["success_rate"])
