@@ -134,18 +134,22 @@ def score_table(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     for row in rows:
-        result = row["result"]
-        fresh = None if result is None else fresh_latent_success(result)
-        fixed = None if result is None else float(result["success_rate"])
         lines.append(
             f"| {row['label']} | {row['steps']} | {row['heldout/flow_loss']:.4f} | "
-            f"{row['heldout/chunk_mse']:.4f} | {_pct(fresh)} | {_pct(fixed)} |"
+            f"{row['heldout/chunk_mse']:.4f} | {_success_cells(row['result'])} |"
         )
     return lines
 
 
 def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def _success_cells(result: dict[str, Any] | None) -> str:
+    """'fresh | fixed' success of a run's env evaluation ('–' where it has none)."""
+    fresh = None if result is None else fresh_latent_success(result)
+    fixed = None if result is None else float(result["success_rate"])
+    return f"{_pct(fresh)} | {_pct(fixed)}"
 
 
 def table(runs: list[dict[str, Any]]) -> list[str]:
@@ -163,15 +167,12 @@ def table(runs: list[dict[str, Any]]) -> list[str]:
         last = rows[-1]
         done = run["summary"] is not None and run["summary"]["steps"] == last["step"]
         steps = f"{last['step']}" + ("" if done else " (unfinished)")
-        result = run["result"]
-        fresh = None if result is None else fresh_latent_success(result)
-        fixed = None if result is None else float(result["success_rate"])
         lines.append(
             f"| {run['label']} | {steps} | {best[f'heldout/{METRIC}']:.4f} ({best['step']}) | "
             f"{last[f'heldout/{METRIC}']:.4f} | {last[f'train_probe/{METRIC}']:.4f} | "
             f"{last[f'heldout/{METRIC}'] / last[f'train_probe/{METRIC}']:.1f} | "
             f"{best_flow['heldout/flow_loss']:.4f} ({best_flow['step']}) / "
-            f"{last['heldout/flow_loss']:.4f} | {_pct(fresh)} | {_pct(fixed)} |"
+            f"{last['heldout/flow_loss']:.4f} | {_success_cells(run['result'])} |"
         )
     return lines
 
