@@ -100,14 +100,19 @@ def score_policies(args: argparse.Namespace) -> list[dict[str, Any]]:
         raise SystemExit("--score needs --score-data and --score-episodes START:END")
     torch.set_num_threads(1)
     episodes = range(int(start), int(end))
-    probe, rows = None, []
+    probe, inputs, rows = None, None, []
     for spec in args.score:
         label, sep, folder = spec.partition("=")
         if not sep:
             raise SystemExit(f"--score takes LABEL=BC_FOLDER, got {spec!r}")
         policy = TinyVLA.from_pretrained(args.root / folder)
         cfg = policy.config
-        if probe is None:  # one probe for all: the policies must read the same inputs
+        # One probe for all: every policy must read the same inputs as the first.
+        reads = {"cameras": cfg.cameras, "image_size": cfg.image_size, "encoder": cfg.image_encoder}
+        if inputs is not None and reads != inputs:
+            raise SystemExit(f"--score {label!r} reads {reads}, the first policy {inputs}")
+        inputs = reads
+        if probe is None:
             demos = load_demos(
                 [args.root / args.score_data],
                 cameras=cfg.cameras,
@@ -195,11 +200,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
     axes[0][0].set_ylabel("normalised action units (log)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-
-    def write(tmp: Path) -> None:
-        fig.savefig(tmp, dpi=110, format="png")
-
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
@@ -286,11 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     plot(runs, args.doc.with_suffix(".png"))
     scored = score_policies(args) if args.score else []
     text = render(args, runs, scored)
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text)
-
-    atomic_write(args.doc, write)
+    atomic_write(args.doc, lambda tmp: tmp.write_text(text))  # a killed run leaves the old page
     print(f"wrote {args.doc}")
 
 

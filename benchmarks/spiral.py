@@ -57,6 +57,7 @@ from sarm2_gym.algos.baselines.common import fresh_latent_success
 from sarm2_gym.algos.common.evaluation import tally_stages
 from sarm2_gym.algos.common.io import LATEST_FILE
 from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR, STATE_FILE
+from sarm2_gym.algos.vla.bc import PAST_END_MODES
 from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
@@ -270,7 +271,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--bc-past-end",
-        choices=("masked", "hold"),
+        choices=PAST_END_MODES,
         default="masked",
         help="Base policies' chunk steps past an episode's end: left out of the BC loss "
         "(default) or trained to hold still.",

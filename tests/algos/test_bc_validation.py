@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from typer.testing import CliRunner
 
 from sarm2_gym.algos.common.io import load_tensors
 from sarm2_gym.algos.vla import TinyVLA, train_bc
-from sarm2_gym.algos.vla.data import load_demos
+from sarm2_gym.algos.vla.data import DemoData, load_demos
 from sarm2_gym.algos.vla.validation import BCProbe, ValidationLog, bc_metrics, held_out_ranges
 from sarm2_gym.cli import app
 
@@ -26,15 +27,15 @@ def _rows(out: Path) -> list[dict[str, float]]:
     return rows
 
 
-def _demos(root: Path, **kwargs: object) -> object:
+def _demos(root: Path, **kwargs: Any) -> DemoData:
     return load_demos(
         [root], cameras=("top", "left_wrist", "right_wrist"), image_size=IMAGE, **kwargs
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_held_out_ranges_take_the_last_episodes_and_refuse_to_leave_nothing() -> None:
-    ranges, kept = held_out_ranges([6, 10], 2)
-    assert ranges == [range(4, 6), range(8, 10)] and kept == [4, 8]
+    ranges = held_out_ranges([6, 10], 2)
+    assert ranges == [range(4, 6), range(8, 10)] and [r.start for r in ranges] == [4, 8]
     with pytest.raises(ValueError, match=r"dataset\(s\) \[1\] hold only \[3\]"):
         held_out_ranges([6, 3], 3)
     with pytest.raises(ValueError, match=">= 1"):
@@ -45,11 +46,11 @@ def test_load_demos_reads_the_episodes_a_range_names(reach_demos: Path) -> None:
     tail = _demos(reach_demos, episode_ranges=[range(4, 6)])
     head = _demos(reach_demos, max_episodes=4)
     everything = _demos(reach_demos)
-    assert [e[1] for e in tail.episodes] == [4, 5]  # type: ignore[attr-defined]
-    assert head.num_frames + tail.num_frames == everything.num_frames  # type: ignore[attr-defined]
+    assert [e[1] for e in tail.episodes] == [4, 5]
+    assert head.num_frames + tail.num_frames == everything.num_frames
     np.testing.assert_array_equal(
-        tail.actions,  # type: ignore[attr-defined]
-        everything.actions[head.num_frames :],  # type: ignore[attr-defined]
+        tail.actions,
+        everything.actions[head.num_frames :],
     )
     with pytest.raises(ValueError, match="not both"):
         _demos(reach_demos, max_episodes=2, episode_ranges=[range(2)])
@@ -63,9 +64,9 @@ def test_load_demos_reads_the_episodes_a_range_names(reach_demos: Path) -> None:
 
 def test_bc_metrics_repeat_exactly_and_touch_no_other_random_stream(reach_demos: Path) -> None:
     demos = _demos(reach_demos)
-    probe = BCProbe.spread("p", demos, 20, seed=3)  # type: ignore[arg-type]
+    probe = BCProbe.spread("p", demos, 20, seed=3)
     assert len(probe.index) == 20 and probe.index[0] == 0
-    assert probe.index[-1] == demos.num_frames - 1  # type: ignore[attr-defined]
+    assert probe.index[-1] == demos.num_frames - 1
     policy = tiny_vla()
     policy.train()
     rng_before = torch.get_rng_state()
@@ -76,11 +77,11 @@ def test_bc_metrics_repeat_exactly_and_touch_no_other_random_stream(reach_demos:
     assert set(first) == {"p/flow_loss", "p/chunk_mse"}
     assert all(np.isfinite(v) and v > 0 for v in first.values())
     # another seed draws other noise: the numbers move, the scale does not
-    other = bc_metrics(policy, BCProbe("p", demos, probe.index, seed=4))  # type: ignore[arg-type]
+    other = bc_metrics(policy, BCProbe("p", demos, probe.index, seed=4))
     assert other != first
     assert other["p/chunk_mse"] == pytest.approx(first["p/chunk_mse"], rel=0.5)
     with pytest.raises(ValueError, match="at least one frame"):
-        BCProbe.spread("p", demos, 0)  # type: ignore[arg-type]
+        BCProbe.spread("p", demos, 0)
 
 
 def test_measuring_holds_episodes_out_without_changing_training(
@@ -102,7 +103,7 @@ def test_measuring_holds_episodes_out_without_changing_training(
     # the last row measures the exported policy
     again = bc_metrics(
         TinyVLA.from_pretrained(tmp_path / "val"),
-        BCProbe.spread("heldout", _demos(reach_demos, episode_ranges=[range(4, 6)]), 512),  # type: ignore[arg-type]
+        BCProbe.spread("heldout", _demos(reach_demos, episode_ranges=[range(4, 6)]), 512),
     )
     assert again["heldout/chunk_mse"] == pytest.approx(rows[-1]["heldout/chunk_mse"], rel=1e-5)
     summary = json.loads((tmp_path / "val" / "bc_summary.json").read_text())

@@ -215,8 +215,9 @@ class BCConfig:
         ):
             d.pop(free)
         # Runs without these resume whether or not they predate them.
-        for optional, default in (("ema_decay", 0.0), ("val_episodes", 0), ("past_end", "masked")):
-            if d[optional] == default:
+        defaults = {f.name: f.default for f in fields(self)}
+        for optional in ("ema_decay", "val_episodes", "past_end"):
+            if d[optional] == defaults[optional]:
                 d.pop(optional)
         d["data"] = [str(Path(p).resolve()) for p in self.data]
         d["extra_data"] = [str(Path(p).resolve()) for p in self.extra_data]
@@ -263,20 +264,23 @@ def _feature_fn(config: BCConfig) -> Any:
     return cached_frame_features(Path(config.out) / "feature_cache", m.image_size, m.cameras)
 
 
-def _held_out(config: BCConfig) -> tuple[list[range], list[int]] | None:
-    """Held-out episode ranges and training episode counts per ``data`` set, if any."""
+def _held_out(config: BCConfig) -> list[range] | None:
+    """The held-out episodes of every ``data`` set (``None`` without ``val_episodes``)."""
     if not config.val_episodes:
         return None
     sizes = [LeRobotDataset(root).num_episodes for root in config.data]
     return held_out_ranges(sizes, config.val_episodes)
 
 
-def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
+def _load_data(
+    config: BCConfig, instructions: tuple[str, ...], held_out: list[range] | None
+) -> DemoData:
     m = config.model
     limits: list[int | None] = [config.max_episodes] * len(config.data)
-    held_out = _held_out(config)
     if held_out is not None:  # training stops where the held-out episodes begin
-        limits = [k if n is None else min(n, k) for n, k in zip(limits, held_out[1], strict=True)]
+        limits = [
+            r.start if n is None else min(n, r.start) for n, r in zip(limits, held_out, strict=True)
+        ]
     return load_demos(
         (*config.data, *config.extra_data),
         cameras=m.cameras,
@@ -288,22 +292,21 @@ def _load_data(config: BCConfig, instructions: tuple[str, ...]) -> DemoData:
     )
 
 
-def _probes(config: BCConfig, demos: DemoData, instructions: tuple[str, ...]) -> list[BCProbe]:
-    """The held-out probe and a training probe of the same size (none without ``val_episodes``).
+def _probes(
+    config: BCConfig, held_out: list[range], demos: DemoData, instructions: tuple[str, ...]
+) -> list[BCProbe]:
+    """The held-out probe and a training probe of the same size.
 
     Raises:
         ValueError: If the held-out episodes hold an instruction the training episodes do not
             (the policy has no embedding for it).
     """
-    held_out = _held_out(config)
-    if held_out is None:
-        return []
     m = config.model
     val = load_demos(
         config.data,
         cameras=m.cameras,
         image_size=m.image_size,
-        episode_ranges=held_out[0],
+        episode_ranges=held_out,
         feature_fn=_feature_fn(config),
         instructions=instructions,
         privileged_state_dim=m.privileged_state_dim,
@@ -586,13 +589,16 @@ def _train(
     # Instructions indexed first: a resumed run's, or the init checkpoint's (a fresh model
     # takes the data's own).
     known = run.model.instructions if run else config.model.instructions if config.init else ()
+    held_out = _held_out(config)
     with main_first(dist):  # rank 0 fills a feature cache first, the other ranks then read it
-        demos = _load_data(config, known)
+        demos = _load_data(config, known, held_out)
     if run is None:
         run = _new_run(config, demos, text_encoder, dist)
     model, cfg = run.model, run.model.config
     weights = _sample_weights(config, demos, cfg.chunk_size)
-    probes = _probes(config, demos, model.instructions) if dist.is_main else []
+    probes = []
+    if held_out is not None and dist.is_main:  # rank 0 alone measures
+        probes = _probes(config, held_out, demos, model.instructions)
     val_log = ValidationLog(out / "validation.json", keep_through=run.step) if probes else None
     net = wrap_ddp(_BCLoss(model), dist)
     part = shard(config.batch_size, dist)

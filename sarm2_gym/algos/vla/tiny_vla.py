@@ -508,6 +508,16 @@ class TinyVLA(nn.Module):
         """Chunks ``(B, H, A)`` for a batched observation and latent noise ``(B, H, A)``."""
         return self.sample_actions(self.encode(observation, instruction), noise)
 
+    def chunk_targets(self, batch: ChunkBatch) -> torch.Tensor:
+        """The batch's demonstrated chunks ``(B, H, A)`` in model units (what the head learns)."""
+        return self.normalize_actions(
+            self.labels(
+                batch.inputs["state"].to(self.device, torch.float32),
+                batch.actions.to(self.device),
+                None if batch.action_states is None else batch.action_states.to(self.device),
+            )
+        )
+
     def bc_loss(
         self,
         batch: ChunkBatch,
@@ -544,13 +554,7 @@ class TinyVLA(nn.Module):
         feats = self.features_from_inputs(
             batch.inputs, batch.task_ids.to(self.device), shift, generator
         )
-        target = self.normalize_actions(
-            self.labels(
-                batch.inputs["state"].to(self.device, torch.float32),
-                batch.actions.to(self.device),
-                None if batch.action_states is None else batch.action_states.to(self.device),
-            )
-        )
+        target = self.chunk_targets(batch)
         b = target.shape[0]
         pad = batch.action_pad.to(self.device)
         if flow_samples > 1:

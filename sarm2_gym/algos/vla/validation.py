@@ -39,16 +39,12 @@ METRICS: Final[tuple[str, ...]] = ("flow_loss", "chunk_mse")
 _BATCH: Final[int] = 128
 
 
-def held_out_ranges(num_episodes: list[int], n: int) -> tuple[list[range], list[int]]:
-    """The last ``n`` episodes of each dataset, and how many episodes training keeps from each.
+def held_out_ranges(num_episodes: list[int], n: int) -> list[range]:
+    """The last ``n`` episodes of each dataset (training keeps the ``range.start`` before them).
 
     Args:
         num_episodes: Episodes each dataset holds.
         n: Episodes to hold out per dataset (>= 1).
-
-    Returns:
-        ``(held_out, kept)``: per dataset the range of held-out episode indices and the count
-        of episodes left in front of them for training.
 
     Raises:
         ValueError: If ``n`` is below 1 or a dataset holds no more than ``n`` episodes (nothing
@@ -62,7 +58,7 @@ def held_out_ranges(num_episodes: list[int], n: int) -> tuple[list[range], list[
             f"cannot hold out {n} episodes per dataset: dataset(s) {short} hold only "
             f"{[num_episodes[i] for i in short]}, which would leave nothing to train on"
         )
-    return [range(count - n, count) for count in num_episodes], [c - n for c in num_episodes]
+    return [range(count - n, count) for count in num_episodes]
 
 
 @dataclass(frozen=True)
@@ -122,13 +118,7 @@ def bc_metrics(policy: TinyVLA, probe: BCProbe) -> dict[str, float]:
             feats = policy.features_from_inputs(batch.inputs, batch.task_ids.to(policy.device))
             noise = torch.randn((b, cfg.chunk_size, cfg.action_dim), generator=generator)
             sampled = policy.sample_normalized_actions(feats, noise)
-            target = policy.normalize_actions(
-                policy.labels(
-                    batch.inputs["state"].to(policy.device, torch.float32),
-                    batch.actions.to(policy.device),
-                    None if batch.action_states is None else batch.action_states.to(policy.device),
-                )
-            )
+            target = policy.chunk_targets(batch)
             valid = (~batch.action_pad.to(policy.device)).to(sampled.dtype)[..., None]
             sums["chunk_mse"] += float((((sampled - target) ** 2) * valid).sum())
             steps_total += float(valid.sum()) * cfg.action_dim
