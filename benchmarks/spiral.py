@@ -47,7 +47,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +57,12 @@ from sarm2_gym.algos.baselines.common import fresh_latent_success
 from sarm2_gym.algos.common.evaluation import tally_stages
 from sarm2_gym.algos.common.io import LATEST_FILE
 from sarm2_gym.algos.spiral.persistence import ADAPTED_REWARD_MODEL_DIR, CHECKPOINT_DIR, STATE_FILE
-from sarm2_gym.algos.vla.bc import PAST_END_MODES
+from sarm2_gym.algos.vla.bc import PAST_END_MODES, BCConfig
 from sarm2_gym.data.generation import DEMO_KINDS
 from sarm2_gym.envs.registry import env_ids_by_name
 
 TASK_IDS = env_ids_by_name()
+DEFAULT_RANDOM_SHIFT: int = next(f.default for f in fields(BCConfig) if f.name == "random_shift")
 DEFAULT_TASKS = ("CleanWhiteboard", "FoldShorts")  # the two tasks of the paper's comparison
 METHODS = (
     "bc", "spiral", "spiral_offline", "spiral_adapted", "spiral_adapted_mixed", "rabc",
@@ -275,6 +276,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="masked",
         help="Base policies' chunk steps past an episode's end: left out of the BC loss "
         "(default) or trained to hold still.",
+    )
+    p.add_argument(
+        "--bc-random-shift",
+        type=int,
+        default=DEFAULT_RANDOM_SHIFT,
+        help="Base policies' random-shift augmentation of camera frames, in pixels (default: "
+        "BC's own; 0: none).",
     )
     p.add_argument(
         "--bc-val-episodes",
@@ -513,6 +521,18 @@ def _past_end_clause(args: argparse.Namespace) -> str:
     return ", chunk steps past an episode's end trained to hold still (`--bc-past-end hold`)"
 
 
+def _random_shift_clause(args: argparse.Namespace) -> str:
+    """The base policies' image augmentation, where it is not BC's default."""
+    if args.bc_random_shift == DEFAULT_RANDOM_SHIFT:
+        return ""
+    if args.bc_random_shift == 0:
+        return ", no random-shift augmentation of the frames (`--bc-random-shift 0`)"
+    return (
+        f", frames randomly shifted by up to {args.bc_random_shift} px "
+        f"(`--bc-random-shift {args.bc_random_shift}`)"
+    )
+
+
 def _held_out_clause(args: argparse.Namespace, plan: TaskPlan) -> str:
     """Which recorded demonstrations BC measured itself on, where it did."""
     if not args.bc_val_episodes:
@@ -524,7 +544,7 @@ def _held_out_clause(args: argparse.Namespace, plan: TaskPlan) -> str:
 
 
 def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: bool) -> Any:
-    from sarm2_gym.algos.vla import BCConfig, TinyVLAConfig
+    from sarm2_gym.algos.vla import TinyVLAConfig
 
     plan = plan_for(args, task)
     return BCConfig(
@@ -539,6 +559,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         ema_decay=args.bc_ema_decay,
         val_episodes=args.bc_val_episodes,
         past_end=args.bc_past_end,
+        random_shift=args.bc_random_shift,
     )
 
 
@@ -1427,7 +1448,8 @@ def write_report(args: argparse.Namespace) -> str:
             f"## {task}",
             "",
             f"Base policy: {base_demos(args, task, runs)}{_held_out_clause(args, plan)}, "
-            f"{plan.bc_steps} BC steps{_ema_clause(args)}{_past_end_clause(args)}, "
+            f"{plan.bc_steps} BC steps{_ema_clause(args)}{_past_end_clause(args)}"
+            f"{_random_shift_clause(args)}, "
             f"{plan.n_action_steps or 'all 10'} actions executed per chunk. SPIRAL: "
             f"{plan.rounds} rounds x {plan.rollouts} rollouts, {plan.gradient_steps} updates "
             "per round.",
@@ -1502,10 +1524,9 @@ def _labeler_section(args: argparse.Namespace, runs: dict[str, Any]) -> list[str
 def filtered_bc_defaults() -> dict[str, Any]:
     """The fine-tuning settings filtered-BC jobs leave at their defaults (for the setup text)."""
     from sarm2_gym.algos.baselines import FilteredBCRunConfig
-    from sarm2_gym.algos.vla import BCConfig
 
     run = {f.name: f.default for f in dataclasses.fields(FilteredBCRunConfig)}
-    bc = {f.name: f.default for f in dataclasses.fields(BCConfig)}
+    bc = {f.name: f.default for f in fields(BCConfig)}
     return {
         **{k: run[k] for k in ("batch_size", "lr", "warmup_steps")},
         "min_lr_ratio": bc["min_lr_ratio"],

@@ -42,6 +42,13 @@ def bc_command(
         help="Export an exponential moving average of the weights with this decay, e.g. 0.999 "
         "(default 0: the last iterate).",
     ),
+    random_shift: int = typer.Option(
+        4,
+        "--random-shift",
+        min=0,
+        help="Random-shift augmentation of the CNN's frames, in pixels (0: none). Each camera "
+        "is shifted on its own, so a fixed camera's absolute positions blur at this scale.",
+    ),
     past_end: str = typer.Option(
         "masked",
         "--past-end",
@@ -132,6 +139,7 @@ def bc_command(
             warmup_steps=warmup_steps,
             flow_samples=flow_samples,
             ema_decay=ema_decay,
+            random_shift=random_shift,
             past_end=past_end,
             max_episodes=max_episodes,
             val_episodes=val_episodes,

@@ -107,7 +107,10 @@ class BCConfig:
         warmup_steps: Warm-up length.
         min_lr_ratio: Final learning rate as a fraction of ``lr``.
         grad_clip: Global gradient-norm clip.
-        random_shift: Random-shift augmentation of frames, in pixels (CNN encoder only).
+        random_shift: Random-shift augmentation of frames, in pixels (CNN encoder only; 0:
+            none). Each camera's frame is shifted on its own, so a fixed camera's absolute
+            image positions become noise at this scale: an object whose placement varies by
+            fewer pixels than this is located only relative to what else that frame shows.
         flow_samples: Flow-matching (noise, time) pairs per sample and step (see
             :meth:`~sarm2_gym.algos.vla.tiny_vla.TinyVLA.bc_loss`).
         max_episodes: Use only the first N episodes of each dataset in ``data`` (e.g. to get a
@@ -197,6 +200,8 @@ class BCConfig:
             raise ValueError(f"past_end must be one of {PAST_END_MODES}, got {self.past_end!r}")
         if self.val_episodes < 0:
             raise ValueError(f"val_episodes must be >= 0 (0: none), got {self.val_episodes}")
+        if self.random_shift < 0:
+            raise ValueError(f"random_shift must be >= 0 (0: none), got {self.random_shift}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
 
@@ -696,6 +701,7 @@ def _train(
                 "rabc": config.rabc,
                 "ema_decay": config.ema_decay,
                 "past_end": config.past_end,
+                "random_shift": config.random_shift,
                 "validation": None if val_log is None else val_log.summary(),
                 "world_size": dist.world_size,
                 "wall_seconds_this_call": elapsed,

@@ -1,0 +1,351 @@
+r"""Where CleanWhiteboard policies grasp and let go, against where things are -> a results page.
+
+The eraser starts in its tray, and the tray is placed anew every episode (uniformly within
++-3 cm of its mean in x and y). A policy that locates it must grasp where the eraser is and let
+go where the tray is; one that does not goes to the mean place. This script rolls policies out
+on held-out seeds and records two moments per episode:
+
+- the first grasp: where the right TCP is when the policy first commands its gripper closed,
+  against where the eraser lies (its starting place, the tray's centre);
+- every release of the eraser: where the eraser is when it leaves the gripper, against the
+  tray's centre, and whether the board was clean then (the place stage).
+
+Per axis it fits ``tcp = a + slope * eraser`` over the episodes: slope 1 follows the eraser, 0
+goes to the same place whatever the episode. The scripted expert (``--expert``) is the
+reference: it reads the simulator's positions.
+
+Each policy's episodes are stored in ``--out`` (``LABEL.json``, written atomically) and reused
+when the policy, episodes and chunk execution match, so a rerun only measures what is new.
+
+Usage:
+    python benchmarks/cw_precision.py --doc docs/results/cw_precision.md --out DATA/precision \
+        --expert --policies "shift 4=RUN/CleanWhiteboard/bc/seed0" ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from sarm2_gym.common.files import atomic_write
+
+TASK = "SARM2-CleanWhiteboard-v0"
+GRIPPER = 13  # the right gripper's command in the 14-d action (> 0: close)
+ARM = "right"
+HOLD_CHECK = 5  # steps after the first close at which "holding" is read
+EXPERT_OPTIONS = {"wipe": "dense_sweep", "finish": "sweep"}  # the dense_sweep_full demos
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--policies",
+        nargs="*",
+        default=[],
+        help="LABEL=TINYVLA_FOLDER pairs, in the order the page shows them.",
+    )
+    p.add_argument(
+        "--expert",
+        action="store_true",
+        help="Also measure the scripted expert the dense_sweep_full demonstrations come from.",
+    )
+    p.add_argument("--episodes", type=int, default=50, help="Held-out seeds per policy.")
+    p.add_argument(
+        "--n-action-steps", type=int, default=None, help="Actions per chunk (default: all)."
+    )
+    p.add_argument(
+        "--root", type=Path, default=Path("."), help="Folder the TINYVLA_FOLDERs are relative to."
+    )
+    p.add_argument("--out", type=Path, required=True, help="Folder of the per-policy episodes.")
+    p.add_argument("--doc", type=Path, default=Path("docs/results/cw_precision.md"))
+    p.add_argument("--command", default="", help="Command lines quoted in the page.")
+    p.add_argument("--note", default="", help="Paragraph printed under the page's title.")
+    args = p.parse_args(argv)
+    if not args.policies and not args.expert:
+        p.error("give --policies, --expert or both")
+    return args
+
+
+# ----------------------------------------------------------------------------- measuring
+def run_episode(env: Any, act: Callable[[Any, bool], np.ndarray], seed: int) -> dict[str, Any]:
+    """One episode from ``reset(seed=seed)``; ``act(obs, first)`` returns the env action."""
+    obs, _ = env.reset(seed=seed)
+    task = env.unwrapped
+    tray = [float(v) for v in task.tray_center()[:2]]
+    start, _ = task.eraser_pose()
+    eraser0 = [float(v) for v in start[:2]]
+    grasp: dict[str, Any] | None = None
+    releases: list[dict[str, Any]] = []
+    closed_before = False
+    info: dict[str, Any] = {}
+    t = 0
+    for t in range(10_000):
+        action = act(obs, t == 0)
+        closing = bool(action[GRIPPER] > 0)
+        if grasp is None and closing and not closed_before:
+            tcp = task.robot.tcp_pos(task.data, ARM)
+            grasp = {"t": t, "tcp": [float(v) for v in tcp]}
+        closed_before = closing
+        held = task.eraser_held()
+        obs, _, terminated, truncated, info = env.step(action)
+        if grasp is not None and "held" not in grasp and t >= grasp["t"] + HOLD_CHECK:
+            grasp["held"] = bool(task.eraser_held())
+        if held and not task.eraser_held():
+            pos, _ = task.eraser_pose()
+            clean = len(task.remaining_ink()) == 0
+            releases.append({"t": t, "eraser": [float(v) for v in pos], "clean": clean})
+        if terminated or truncated:
+            break
+    return {
+        "seed": seed,
+        "tray": tray,
+        "eraser_start": eraser0,
+        "grasp": grasp,
+        "releases": releases,
+        "success": bool(info.get("is_success", False)),
+        "steps": t + 1,
+    }
+
+
+def measure_policy(folder: Path, seeds: list[int], n_action_steps: int | None) -> list[Any]:
+    """Episodes of the TinyVLA in ``folder``, fresh latents per chunk as BC is evaluated."""
+    import torch
+
+    from sarm2_gym.algos.baselines.common import fresh_latent_seed, make_task_env, task_instruction
+    from sarm2_gym.algos.vla import TinyVLA, VLAController
+
+    torch.set_num_threads(1)
+    policy = TinyVLA.from_pretrained(folder)
+    control = VLAController(
+        policy,
+        task_instruction(TASK, policy),
+        n_action_steps=n_action_steps,
+        seed=fresh_latent_seed(0),
+    )
+    env = make_task_env(TASK, policy, image_size=policy.config.image_size)
+    state: Any = None
+
+    def act(obs: Any, first: bool) -> np.ndarray:
+        nonlocal state
+        batch = {k: np.asarray(v)[None] for k, v in obs.items()}
+        action, state = control.predict(batch, state, np.array([first]), deterministic=False)
+        return np.asarray(action[0])
+
+    try:
+        return [run_episode(env, act, seed) for seed in seeds]
+    finally:
+        env.close()
+
+
+def measure_expert(seeds: list[int]) -> list[Any]:
+    """Episodes of the scripted expert (it reads the simulator, not images)."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs.registry import expert_for
+
+    env = gym.make(TASK, obs_mode="state")
+    expert = expert_for(TASK, "expert", EXPERT_OPTIONS)
+    episodes = []
+    for seed in seeds:
+
+        def act(obs: Any, first: bool, seed: int = seed) -> np.ndarray:
+            if first:
+                expert.reset(env.unwrapped, seed=seed)
+            return np.asarray(expert.act().env_action)
+
+        episodes.append(run_episode(env, act, seed))
+    env.close()
+    return episodes
+
+
+def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[Any]:
+    """The stored episodes of ``label`` if they were measured the same way, else new ones."""
+    from sarm2_gym.algos.baselines.common import eval_seeds
+
+    seeds = eval_seeds(args.episodes)
+    key = {"source": source, "seeds": seeds, "n_action_steps": args.n_action_steps}
+    path = args.out / f"{label.replace(' ', '_').replace('/', '_')}.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return list(stored["episodes"])
+    t0 = time.time()
+    if source == "expert":
+        episodes = measure_expert(seeds)
+    else:
+        episodes = measure_policy(Path(source), seeds, args.n_action_steps)
+    print(f"{label}: {len(episodes)} episodes in {time.time() - t0:.0f} s", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"key": key, "episodes": episodes}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
+    return episodes
+
+
+# ----------------------------------------------------------------------------- summarising
+def tray_tolerance() -> np.ndarray:
+    """How far (x, y) the eraser's centre may lie from the tray's and count as in it."""
+    from sarm2_gym.envs.tasks.clean_whiteboard import ERASER_HALF, IN_TRAY_MARGIN, TRAY_INNER_HALF
+
+    return np.asarray(TRAY_INNER_HALF - ERASER_HALF[:2] + IN_TRAY_MARGIN)
+
+
+def _fit(target: np.ndarray, reached: np.ndarray) -> tuple[float, float]:
+    """Slope of ``reached`` on ``target`` and the mean absolute miss (NaN below 3 points)."""
+    if len(target) < 3 or float(np.std(target)) == 0.0:
+        return float("nan"), float("nan")
+    return float(np.polyfit(target, reached, 1)[0]), float(np.abs(reached - target).mean())
+
+
+def summarise(label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The page's numbers for one policy."""
+    grasps = [e for e in episodes if e["grasp"] is not None]
+    start = np.array([e["eraser_start"] for e in grasps]).reshape(-1, 2)
+    tcp = np.array([e["grasp"]["tcp"][:2] for e in grasps]).reshape(-1, 2)
+    placing = [(e["tray"], r["eraser"][:2]) for e in episodes for r in e["releases"] if r["clean"]]
+    tray = np.array([p[0] for p in placing]).reshape(-1, 2)
+    let_go = np.array([p[1] for p in placing]).reshape(-1, 2)
+    inside = np.all(np.abs(let_go - tray) <= tray_tolerance(), axis=1)
+    return {
+        "label": label,
+        "episodes": len(episodes),
+        "success": float(np.mean([e["success"] for e in episodes])),
+        "grasps": len(grasps),
+        "held": float(np.mean([bool(e["grasp"].get("held")) for e in grasps])) if grasps else 0.0,
+        "grasp_fit": [_fit(start[:, k], tcp[:, k]) for k in range(2)],
+        "grasp_points": (start, tcp),
+        "releases": len(placing),
+        "release_fit": [_fit(tray[:, k], let_go[:, k]) for k in range(2)],
+        "release_inside": float(inside.mean()) if len(placing) else float("nan"),
+        "release_points": (tray, let_go),
+    }
+
+
+def _cm(x: float) -> str:
+    return "–" if np.isnan(x) else f"{100 * x:.1f}"
+
+
+def _slope(x: float) -> str:
+    return "–" if np.isnan(x) else f"{x:.2f}"
+
+
+def table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| policy | success | first closes: holding 5 steps later | grasp slope x / y | "
+        "grasp miss x / y (cm) | releases on a clean board | release slope x / y | "
+        "release miss x / y (cm) | releases inside the tray |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        (gsx, gmx), (gsy, gmy) = r["grasp_fit"]
+        (rsx, rmx), (rsy, rmy) = r["release_fit"]
+        inside = "–" if np.isnan(r["release_inside"]) else f"{100 * r['release_inside']:.0f} %"
+        lines.append(
+            f"| {r['label']} | {100 * r['success']:.0f} % ({r['episodes']}) | "
+            f"{100 * r['held']:.0f} % of {r['grasps']} | {_slope(gsx)} / {_slope(gsy)} | "
+            f"{_cm(gmx)} / {_cm(gmy)} | {r['releases']} | {_slope(rsx)} / {_slope(rsy)} | "
+            f"{_cm(rmx)} / {_cm(rmy)} | {inside} |"
+        )
+    return lines
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Grasp and release positions against the targets, y axis (the one the policies miss)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for r in rows:
+        pairs = (r["grasp_points"], r["release_points"])
+        for ax, (target, reached) in zip(axes, pairs, strict=True):
+            if len(target):
+                ax.scatter(100 * target[:, 1], 100 * reached[:, 1], s=12, label=r["label"])
+    titles = ("first grasp: TCP y", "release on a clean board: eraser y")
+    for ax, title in zip(axes, titles, strict=True):
+        lo, hi = ax.get_xlim()
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--", label="follows it")
+        ax.set_xlabel("eraser's start = tray centre, y (cm)")
+        ax.set_ylabel(f"{title.split(': ')[1]} (cm)")
+        ax.set_title(title)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+
+
+def render(args: argparse.Namespace, rows: list[dict[str, Any]], png: Path) -> str:
+    tol = tray_tolerance()
+    parts = ["# CleanWhiteboard: where policies grasp and let go", ""]
+    if args.note:
+        parts += [args.note, ""]
+    parts += [
+        f"![grasp and release positions]({png.parent.name}/{png.name})",
+        "",
+        "## Setup",
+        "",
+        f"- Machine: {platform.machine()}, CPU. {args.episodes} held-out reset seeds "
+        "(1,000,000 onwards, those `benchmarks/spiral.py` evaluates on), one env, fresh latent "
+        "noise for every chunk (as BC is evaluated there), "
+        f"{args.n_action_steps or 'all 10'} actions executed per chunk.",
+        "- The tray, and the eraser lying in it, are placed anew every episode within +-3 cm "
+        "of their mean in x and y. First grasp: the right TCP when the policy first commands "
+        "its gripper closed, against the eraser's starting place; 'holding 5 steps later' "
+        "says whether that close got it. Release: the eraser's centre when it leaves the "
+        "gripper with the board clean, against the tray's centre. Slope: least squares of "
+        "the reached position on the target over the episodes, per axis (1 follows the "
+        "target, 0 goes to the same place every episode). Miss: mean absolute difference.",
+        f"- Inside the tray: within {100 * tol[0]:.1f} cm in x and {100 * tol[1]:.1f} cm in y "
+        "of its centre, the env's own tolerance (it also wants the eraser at rest on the "
+        "tray's base).",
+        "",
+        "## Results",
+        "",
+        *table(rows),
+        "",
+        "## Command",
+        "",
+        "```bash",
+        *(args.command.splitlines() or ["(not given)"]),
+        "python benchmarks/cw_precision.py --root DATA --out DATA/precision --doc "
+        + str(args.doc)
+        + (" --expert" if args.expert else "")
+        + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
+        + f" --episodes {args.episodes}"
+        + (" --policies " + " ".join(f'"{s}"' for s in args.policies) if args.policies else "")
+        + "  # this page",
+        "```",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    sources = [("scripted expert", "expert")] if args.expert else []
+    for spec in args.policies:
+        label, sep, folder = spec.partition("=")
+        if not sep or not label or not folder:
+            raise SystemExit(f"--policies takes LABEL=TINYVLA_FOLDER, got {spec!r}")
+        path = args.root / folder
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"{path} holds no TinyVLA (config.json)")
+        sources.append((label, str(path)))
+    rows = [summarise(label, cached_episodes(args, label, src)) for label, src in sources]
+    args.doc.parent.mkdir(parents=True, exist_ok=True)
+    png = args.doc.parent / args.doc.stem / "positions.png"
+    png.parent.mkdir(parents=True, exist_ok=True)
+    plot(rows, png)
+    text = render(args, rows, png)
+    atomic_write(args.doc, lambda tmp: tmp.write_text(text))  # a killed run leaves the old page
+    print(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
