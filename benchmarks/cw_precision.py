@@ -45,6 +45,10 @@ GRIPPER = 13  # the right gripper's command in the 14-d action (> 0: close)
 ARM = "right"
 HOLD_CHECK = 5  # steps after the first close at which "holding" is read
 EXPERT_OPTIONS = {"wipe": "dense_sweep", "finish": "sweep"}  # the dense_sweep_full demos
+AXES = [7, 8]  # the right arm's x and y motion in the 14-d action
+PROBE_STEPS = 5  # the approach: the expert is above the eraser after about five steps
+PROBE_LATENTS = 8
+PROBE_SEED_START = 2_000_000  # resets the probe reads (neither demonstrations nor evaluations)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -63,6 +67,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=50, help="Held-out seeds per policy.")
     p.add_argument(
         "--n-action-steps", type=int, default=None, help="Actions per chunk (default: all)."
+    )
+    p.add_argument(
+        "--probe-resets",
+        type=int,
+        default=0,
+        help="Also read each policy at this many resets: its first chunk against the expert's "
+        "first actions, and how well its image and trunk features locate the eraser (0: no).",
     )
     p.add_argument(
         "--root", type=Path, default=Path("."), help="Folder the TINYVLA_FOLDERs are relative to."
@@ -169,13 +180,17 @@ def measure_expert(seeds: list[int]) -> list[Any]:
     return episodes
 
 
+def _file_stem(label: str) -> str:
+    return label.replace(" ", "_").replace("/", "_")
+
+
 def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[Any]:
     """The stored episodes of ``label`` if they were measured the same way, else new ones."""
     from sarm2_gym.algos.baselines.common import eval_seeds
 
     seeds = eval_seeds(args.episodes)
     key = {"source": source, "seeds": seeds, "n_action_steps": args.n_action_steps}
-    path = args.out / f"{label.replace(' ', '_').replace('/', '_')}.json"
+    path = args.out / f"{_file_stem(label)}.json"
     if path.is_file():
         stored = json.loads(path.read_text())
         if stored.get("key") == key:
@@ -190,6 +205,127 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
     record = {"key": key, "episodes": episodes}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
     return episodes
+
+
+def expert_first_actions(seed: int, steps: int) -> np.ndarray:
+    """The expert's first ``steps`` actions ``(steps, 14)`` from ``reset(seed=seed)``."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs.registry import expert_for
+
+    env = gym.make(TASK, obs_mode="state")
+    expert = expert_for(TASK, "expert", EXPERT_OPTIONS)
+    env.reset(seed=seed)
+    expert.reset(env.unwrapped, seed=seed)
+    actions = []
+    for _ in range(steps):
+        step = expert.act()
+        actions.append(np.asarray(step.action))
+        env.step(step.env_action)
+    env.close()
+    return np.array(actions)
+
+
+def ridge_r2(features: np.ndarray, target: np.ndarray, folds: int = 5) -> list[float]:
+    """Cross-validated R^2 of a ridge regression of ``target`` (N, k) on ``features`` (N, d)."""
+    std = features.std(0)
+    # Features that hardly vary over the resets carry nothing; scaled up, they carry noise.
+    x = np.where(std > 1e-4, (features - features.mean(0)) / np.maximum(std, 1e-4), 0.0)
+    pred = np.zeros_like(target)
+    fold = np.arange(len(target)) % folds
+    for f in range(folds):
+        train = fold != f
+        a, mean = x[train], target[train].mean(0)  # the mean is the intercept
+        w = np.linalg.solve(
+            a.T @ a + 0.01 * len(a) * np.eye(a.shape[1]), a.T @ (target[train] - mean)
+        )
+        pred[~train] = x[~train] @ w + mean
+    resid = ((pred - target) ** 2).sum(0)
+    return [float(v) for v in 1 - resid / ((target - target.mean(0)) ** 2).sum(0)]
+
+
+def probe_policy(folder: Path, n: int) -> dict[str, Any]:
+    """A policy read at ``n`` resets: first chunk vs the expert's, and what its features hold.
+
+    The chunk is the mean over :data:`PROBE_LATENTS` latents, so the latent's own spread does not
+    blur the slope; the first :data:`PROBE_STEPS` actions are summed per axis (the approach to
+    the eraser). Features: each camera's CNN output and the policy's features (trunk readout and
+    state), regressed linearly on the eraser's place.
+    """
+    import torch
+
+    from sarm2_gym.algos.baselines.common import make_task_env
+    from sarm2_gym.algos.vla import TinyVLA
+    from sarm2_gym.algos.vla.vision import resize_frames
+
+    torch.set_num_threads(1)
+    policy = TinyVLA.from_pretrained(folder)
+    policy.eval()
+    if policy.cnn is None:
+        raise SystemExit(f"{folder}: --probe-resets reads the CNN encoder's features")
+    env = make_task_env(TASK, policy, image_size=policy.config.image_size)
+    places, expert_sums, policy_sums, cams, feats = [], [], [], [], []
+    instruction = policy.instructions[0]
+    for i in range(n):
+        seed = PROBE_SEED_START + i
+        obs, _ = env.reset(seed=seed)
+        places.append(env.unwrapped.eraser_pose()[0][:2].copy())
+        expert_sums.append(expert_first_actions(seed, PROBE_STEPS)[:, AXES].sum(0))
+        batch = {k: np.repeat(np.asarray(v)[None], PROBE_LATENTS, axis=0) for k, v in obs.items()}
+        gen = torch.Generator().manual_seed(seed)
+        noise = torch.randn((PROBE_LATENTS, policy.chunk_size, policy.action_dim), generator=gen)
+        with torch.no_grad():
+            chunk = policy.sample_chunk(batch, instruction, noise).cpu().numpy().mean(0)
+            single = {k: v[:1] for k, v in batch.items()}
+            feats.append(policy.encode(single, instruction)[0].cpu().numpy())
+            frames = torch.as_tensor(np.stack([obs[c] for c in policy.config.cameras]))
+            size = policy.config.image_size
+            cams.append(policy.cnn(resize_frames(frames, size)).cpu().numpy())
+        policy_sums.append(chunk[:PROBE_STEPS, AXES].sum(0))
+    env.close()
+    place = np.array(places)
+    e, p = np.array(expert_sums), np.array(policy_sums)
+    cam = np.array(cams)  # (n, n_cameras, d)
+    return {
+        "resets": n,
+        "chunk_slope": [float(np.polyfit(e[:, k], p[:, k], 1)[0]) for k in range(2)],
+        "expert_std": [float(v) for v in e.std(0)],
+        "camera_r2": {c: ridge_r2(cam[:, j], place) for j, c in enumerate(policy.config.cameras)},
+        "feature_r2": ridge_r2(np.array(feats), place),
+    }
+
+
+def cached_probe(args: argparse.Namespace, label: str, source: str) -> dict[str, Any]:
+    """The stored probe of ``label`` if it read the same policy as often, else a new one."""
+    key = {"source": source, "resets": args.probe_resets}
+    path = args.out / f"{_file_stem(label)}.probe.json"
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key:
+            return dict(stored["probe"])
+    probe = probe_policy(Path(source), args.probe_resets)
+    args.out.mkdir(parents=True, exist_ok=True)
+    record = {"key": key, "probe": probe}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
+    return probe
+
+
+def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    cams = list(rows[0][1]["camera_r2"])
+    lines = [
+        "| policy | first chunk: slope on the expert's, x / y | "
+        + " | ".join(f"{c} CNN R² x / y" for c in cams)
+        + " | policy features R² x / y |",
+        "|---|---|" + "---|" * len(cams) + "---|",
+    ]
+    for label, probe in rows:
+        pair = lambda v: f"{v[0]:.2f} / {v[1]:.2f}"  # noqa: E731
+        lines.append(
+            f"| {label} | {pair(probe['chunk_slope'])} | "
+            + " | ".join(pair(probe["camera_r2"][c]) for c in cams)
+            + f" | {pair(probe['feature_r2'])} |"
+        )
+    return lines
 
 
 # ----------------------------------------------------------------------------- summarising
@@ -280,7 +416,12 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def render(args: argparse.Namespace, rows: list[dict[str, Any]], png: Path) -> str:
+def render(
+    args: argparse.Namespace,
+    rows: list[dict[str, Any]],
+    probes: list[tuple[str, dict[str, Any]]],
+    png: Path,
+) -> str:
     tol = tray_tolerance()
     parts = ["# CleanWhiteboard: where policies grasp and let go", ""]
     if args.note:
@@ -309,6 +450,24 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], png: Path) -> s
         "",
         *table(rows),
         "",
+    ]
+    if probes:
+        parts += [
+            "### What the policies read at reset",
+            "",
+            f"Each policy at {args.probe_resets} further resets (seeds "
+            f"{PROBE_SEED_START:,} onwards), before any step. First chunk: the sum of its first "
+            f"{PROBE_STEPS} x and y actions (the mean chunk over {PROBE_LATENTS} latents), "
+            "regressed on the scripted expert's first actions from the same reset (1: it moves "
+            "as the expert would towards this episode's eraser, 0: the same way every episode). "
+            "R²: cross-validated ridge regression (5 folds) of the eraser's x and y on each "
+            "camera's CNN output, and on the features the action head reads (trunk readout "
+            "and state).",
+            "",
+            *probe_table(probes),
+            "",
+        ]
+    parts += [
         "## Command",
         "",
         "```bash",
@@ -318,6 +477,7 @@ def render(args: argparse.Namespace, rows: list[dict[str, Any]], png: Path) -> s
         + (" --expert" if args.expert else "")
         + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
         + f" --episodes {args.episodes}"
+        + (f" --probe-resets {args.probe_resets}" if args.probe_resets else "")
         + (" --policies " + " ".join(f'"{s}"' for s in args.policies) if args.policies else "")
         + "  # this page",
         "```",
@@ -338,11 +498,14 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"{path} holds no TinyVLA (config.json)")
         sources.append((label, str(path)))
     rows = [summarise(label, cached_episodes(args, label, src)) for label, src in sources]
+    probes = []
+    if args.probe_resets:
+        probes = [(lb, cached_probe(args, lb, src)) for lb, src in sources if src != "expert"]
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     png = args.doc.parent / args.doc.stem / "positions.png"
     png.parent.mkdir(parents=True, exist_ok=True)
     plot(rows, png)
-    text = render(args, rows, png)
+    text = render(args, rows, probes, png)
     atomic_write(args.doc, lambda tmp: tmp.write_text(text))  # a killed run leaves the old page
     print(f"wrote {args.doc}")
 

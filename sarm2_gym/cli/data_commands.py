@@ -40,7 +40,8 @@ def collect_command(
         "wipe=sweep: the whole board in lanes instead of chasing the nearest ink; lanes=lifted: "
         "some of those lanes executed off the board, leaving ink the expert then chases; "
         "finish=sweep: every lane wiped to its end even once the board is clean; "
-        "carry=high: the eraser carried back to its tray high and lowered straight onto it).",
+        "carry=high: the eraser carried back to its tray high and lowered straight onto it; "
+        "approach=survey: the first grasp started from above the tray's mean place).",
     ),
 ) -> None:
     """Record scripted-expert episodes into a LeRobot v3.0 dataset (resumable)."""

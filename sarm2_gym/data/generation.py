@@ -45,7 +45,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # ``_lifted`` one lanes executed off the board so that ink is left and chased (``lanes=lifted``),
 # the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``), the
 # ``_full`` one every lane wiped to its end even once the board is clean (``finish=sweep``);
-# ``_full_high`` combines the last two.
+# ``_full_high`` combines the last two; ``_full_survey`` is ``_full`` with the first grasp
+# approached from above the tray's mean place (``approach=survey``).
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -71,6 +72,10 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "dense_sweep_full_high": (
             "expert",
             MappingProxyType({"wipe": "dense_sweep", "finish": "sweep", "carry": "high"}),
+        ),
+        "dense_sweep_full_survey": (
+            "expert",
+            MappingProxyType({"wipe": "dense_sweep", "finish": "sweep", "approach": "survey"}),
         ),
     }
 )

@@ -130,7 +130,8 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     assert result.exit_code == 0, result.output
     stored = LeRobotDataset(out).episode(0)
     assert stored.meta["expert_options"] == {
-        "wipe": "sweep", "lanes": "exact", "finish": "ink", "carry": "direct"
+        "wipe": "sweep", "lanes": "exact", "finish": "ink", "carry": "direct",
+        "approach": "direct",
     }  # fmt: skip
     env = gym.make(ENV, obs_mode="rgb", image_size=32)
     direct = record_episode(env, expert_for(ENV, "expert", {"wipe": "sweep"}), seed=0, env_id=ENV)
@@ -142,7 +143,7 @@ def test_collect_records_expert_options_and_keeps_a_dataset_to_one_set(tmp_path:
     with pytest.raises(
         ValueError,
         match=r"expert options \{'wipe': 'sweep', 'lanes': 'exact', 'finish': 'ink', "
-        r"'carry': 'direct'\}.*"
+        r"'carry': 'direct', 'approach': 'direct'\}.*"
         r"--expert-option",
     ):
         collect([ENV], 2, out, quality="expert", image_size=32, progress=False)
@@ -218,7 +219,10 @@ def test_demo_kinds_name_valid_presets_and_options() -> None:
 
     for name, (preset, options) in DEMO_KINDS.items():
         expert = expert_for(ENV, preset, options)  # CleanWhiteboard has every option named
-        defaults = {"wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct"}
+        defaults = {
+            "wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct",
+            "approach": "direct",
+        }  # fmt: skip
         assert expert.options == {**defaults, **options}, name
     assert DEMO_KINDS["sweep"] == ("expert", {"wipe": "sweep"})
     with pytest.raises(TypeError):  # a shared constant: nobody's edit leaks into other runs

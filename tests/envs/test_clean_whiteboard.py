@@ -244,7 +244,8 @@ def test_expert_options_are_checked() -> None:
     from sarm2_gym.envs import expert_for
 
     assert expert_for(ENV).options == {
-        "wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct"
+        "wipe": "nearest", "lanes": "exact", "finish": "ink", "carry": "direct",
+        "approach": "direct",
     }  # fmt: skip
     with pytest.raises(ValueError, match="has no option 'speed'"):
         expert_for(ENV, "expert", {"speed": "fast"})
@@ -332,4 +333,61 @@ def test_erasing_needs_contact() -> None:
     for _ in range(15):
         env.step(a)
     assert len(task.remaining_ink()) == ink0
+    env.close()
+
+
+def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> None:
+    """``approach="survey"``: the first grasp starts from the same point above the tray's mean
+    place, held long enough that the move on to the eraser falls in a policy's second chunk;
+    a re-grasp away from the tray goes straight to the eraser."""
+    import gymnasium as gym
+    import mujoco
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+    from sarm2_gym.envs.tasks.clean_whiteboard import TRAY_MEAN_XY
+
+    survey = np.array([*TRAY_MEAN_XY, cw.SURVEY_HEIGHT])
+    options = {"wipe": "dense_sweep", "finish": "sweep", "approach": "survey"}
+    for seed in range(2):
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        eraser = task.eraser_pose()[0][:2].copy()
+        expert = expert_for(ENV, "expert", options)
+        expert.reset(task, seed=seed)
+        at_survey, close_at = [], None
+        for t in range(400):
+            step = expert.act()
+            if close_at is None and step.action[13] > 0:
+                close_at = t
+                tcp = task.robot.tcp_pos(task.data, "right")
+                assert np.linalg.norm(tcp[:2] - eraser) < 0.005, "closes over the eraser"
+            _, _, terminated, truncated, info = env.step(step.env_action)
+            if np.linalg.norm(task.robot.tcp_pos(task.data, "right") - survey) < 0.012:
+                at_survey.append(t)
+            if terminated or truncated:
+                break
+        env.close()
+        assert info["is_success"]
+        assert at_survey and close_at is not None and max(at_survey) < close_at
+        assert len(at_survey) >= cw.SURVEY_HOLD and max(at_survey) >= 9, "leaves after step 9"
+
+    env = gym.make(ENV, obs_mode="state")
+    env.reset(seed=0)
+    task = env.unwrapped
+    expert = expert_for(ENV, "expert", options)
+    expert.reset(task, seed=0)
+
+    def targets(plan: list) -> list[np.ndarray]:
+        pos = [w.targets["right"].pos for w in plan if w.targets["right"].pos is not None]
+        return [np.asarray(p() if callable(p) else p) for p in pos]
+
+    assert np.allclose(targets(expert.plan_stage(0))[0], survey)
+    on_board = np.array([*task.board_center()[:2], 0.05])
+    task.set_free_body_pose(task.body_id("eraser"), on_board, np.array([1.0, 0.0, 0.0, 0.0]))
+    mujoco.mj_forward(task.model, task.data)  # positions as the next step reads them
+    assert not any(np.allclose(p, survey) for p in targets(expert.plan_stage(0))), (
+        "a re-grasp on the board goes straight to the eraser"
+    )
     env.close()

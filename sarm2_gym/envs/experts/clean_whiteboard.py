@@ -17,6 +17,8 @@ from sarm2_gym.envs.tasks.clean_whiteboard import (
     INK_CELL,
     INK_GRID,
     TRAY_BASE,
+    TRAY_MEAN_XY,
+    TRAY_RANGE,
     CleanWhiteboardEnv,
 )
 
@@ -53,6 +55,13 @@ SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given 
 # down, so the arm's height over the tray tells the way back from the way out.
 PLACE_LIFT = 0.13
 CARRY_HEIGHT = 0.24
+# ``approach="survey"``: the first grasp starts from above the tray's mean place, at this TCP
+# height. From the arm's start, both cameras see the eraser's y nearly end-on (about 0.2 px per
+# cm at 64 px); looking down from here, the right wrist camera sees it move about 1.8 px per cm.
+SURVEY_HEIGHT = 0.14
+# Steps held there: the arm gets there in about four, so the move on to the eraser starts in
+# a policy's second chunk of ten, planned from that view (a chunk is executed without looking).
+SURVEY_HOLD = 6
 
 
 class CleanWhiteboardExpert(ScriptedExpert):
@@ -86,6 +95,12 @@ class CleanWhiteboardExpert(ScriptedExpert):
     position tells that it is done. Its frames wiping a clean board are labelled ``erase`` (what
     the arm does) while the task is already at place.
 
+    Option ``approach`` sets the way to the first grasp. ``"direct"`` (default): straight from
+    the arm's start to above the eraser, a move planned from images in which the eraser's place
+    across the robot (y) shows by under a pixel. ``"survey"``: first to
+    :data:`SURVEY_HEIGHT` above the tray's mean place (the same point every episode), then to the
+    eraser, so the move that depends on where the eraser lies starts from a top-down wrist view.
+
     Option ``carry`` sets the way back to the tray. ``"direct"`` (default): at about the height of
     the way out, so the arm near the tray holding the eraser looks about the same whether it has
     just picked it up or is about to put it down; only the board in the images tells the two
@@ -95,7 +110,8 @@ class CleanWhiteboardExpert(ScriptedExpert):
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
         **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``; ``lanes="exact"`` or
-            ``"lifted"``; ``finish="ink"`` or ``"sweep"``; ``carry="direct"`` or ``"high"``.
+            ``"lifted"``; ``finish="ink"`` or ``"sweep"``; ``carry="direct"`` or ``"high"``;
+            ``approach="direct"`` or ``"survey"``.
     """
 
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -103,6 +119,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
         "lanes": ("exact", "lifted"),
         "finish": ("ink", "sweep"),
         "carry": ("direct", "high"),
+        "approach": ("direct", "survey"),
     }
 
     @property
@@ -151,6 +168,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
             yaw = self._grasp_yaw()
             rpy = np.array([0.0, 0.0, yaw])
             return [
+                *self._survey(rpy),
                 Waypoint(
                     "pick_grab",
                     {
@@ -233,6 +251,21 @@ class CleanWhiteboardExpert(ScriptedExpert):
                 tol=0.01,
             ),
         ]
+
+    def _survey(self, rpy: np.ndarray) -> list[Waypoint]:
+        """With ``approach="survey"``, the look from above the tray before the first grasp.
+
+        Only while the eraser still lies where trays are placed: a re-grasp elsewhere (dropped on
+        the board) goes straight to it.
+        """
+        if self.options["approach"] != "survey":
+            return []
+        pos, _ = self.task.eraser_pose()
+        if np.any(np.abs(pos[:2] - TRAY_MEAN_XY) > TRAY_RANGE + 0.01):
+            return []
+        survey = np.array([*TRAY_MEAN_XY, SURVEY_HEIGHT])
+        target = {ARM: ArmTarget(pos=survey, rpy=rpy, gripper=-1.0)}
+        return [Waypoint("pick_grab", target, tol=0.01, hold=SURVEY_HOLD)]
 
     def _lift(self, height: float, primitive: str) -> Waypoint:
         """Straight up to ``height`` (TCP z) from wherever the arm is."""

@@ -31,6 +31,8 @@ TRAY_INNER_HALF: Final = np.array([0.072, 0.042])
 TRAY_WALL: Final[float] = 0.006
 TRAY_HEIGHT: Final[float] = 0.022
 TRAY_BASE: Final[float] = 0.004
+TRAY_MEAN_XY: Final = np.array([-0.06, -0.31])  # the tray is placed anew within TRAY_RANGE
+TRAY_RANGE: Final[float] = 0.03  # of this, in x and in y, every episode
 # Named success / stage thresholds.
 LIFT_HEIGHT: Final[float] = 0.03  # eraser raised this far above its tray rest = picked
 ERASER_FLAT_COS: Final[float] = 0.9  # felt face within ~25 deg of the board to erase
@@ -145,7 +147,7 @@ class CleanWhiteboardEnv(TaskEnv):
     def _initialize_episode(self, rng: np.random.Generator, options: dict[str, Any]) -> None:
         board_xy = np.array([0.12, 0.0]) + rng.uniform(-0.03, 0.03, 2)
         self.model.body_pos[self._board, :2] = board_xy
-        tray_xy = np.array([-0.06, -0.31]) + rng.uniform(-0.03, 0.03, 2)
+        tray_xy = TRAY_MEAN_XY + rng.uniform(-TRAY_RANGE, TRAY_RANGE, 2)
         self.model.body_pos[self._tray, :2] = tray_xy
         yaw = rng.uniform(-0.15, 0.15)
         self.set_free_body_pose(
