@@ -207,14 +207,27 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
     return episodes
 
 
-def expert_first_actions(seed: int, steps: int) -> np.ndarray:
+def demo_options(folder: Path) -> dict[str, str]:
+    """The expert options of the demonstrations a benchmark BC run cloned (its result.json)."""
+    from sarm2_gym.data.generation import DEMO_KINDS
+
+    result = folder / "result.json"
+    kind = (
+        json.loads(result.read_text()).get("extra", {}).get("demo_kind")
+        if result.is_file()
+        else None
+    )
+    return dict(DEMO_KINDS[kind][1]) if kind in DEMO_KINDS else dict(EXPERT_OPTIONS)
+
+
+def expert_first_actions(seed: int, steps: int, options: dict[str, str]) -> np.ndarray:
     """The expert's first ``steps`` actions ``(steps, 14)`` from ``reset(seed=seed)``."""
     import gymnasium as gym
 
     from sarm2_gym.envs.registry import expert_for
 
     env = gym.make(TASK, obs_mode="state")
-    expert = expert_for(TASK, "expert", EXPERT_OPTIONS)
+    expert = expert_for(TASK, "expert", options)
     env.reset(seed=seed)
     expert.reset(env.unwrapped, seed=seed)
     actions = []
@@ -259,6 +272,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
     from sarm2_gym.algos.vla.vision import resize_frames
 
     torch.set_num_threads(1)
+    options = demo_options(folder)
     policy = TinyVLA.from_pretrained(folder)
     policy.eval()
     if policy.cnn is None:
@@ -270,7 +284,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
         seed = PROBE_SEED_START + i
         obs, _ = env.reset(seed=seed)
         places.append(env.unwrapped.eraser_pose()[0][:2].copy())
-        expert_sums.append(expert_first_actions(seed, PROBE_STEPS)[:, AXES].sum(0))
+        expert_sums.append(expert_first_actions(seed, PROBE_STEPS, options)[:, AXES].sum(0))
         batch = {k: np.repeat(np.asarray(v)[None], PROBE_LATENTS, axis=0) for k, v in obs.items()}
         gen = torch.Generator().manual_seed(seed)
         noise = torch.randn((PROBE_LATENTS, policy.chunk_size, policy.action_dim), generator=gen)
@@ -288,7 +302,11 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
     cam = np.array(cams)  # (n, n_cameras, d)
     return {
         "resets": n,
-        "chunk_slope": [float(np.polyfit(e[:, k], p[:, k], 1)[0]) for k in range(2)],
+        # An expert whose first actions do not depend on the eraser (approach=survey) gives none.
+        "chunk_slope": [
+            float(np.polyfit(e[:, k], p[:, k], 1)[0]) if e[:, k].std() > 1e-3 else float("nan")
+            for k in range(2)
+        ],
         "expert_std": [float(v) for v in e.std(0)],
         "camera_r2": {c: ridge_r2(cam[:, j], place) for j, c in enumerate(policy.config.cameras)},
         "feature_r2": ridge_r2(np.array(feats), place),
@@ -319,7 +337,7 @@ def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
         "|---|---|" + "---|" * len(cams) + "---|",
     ]
     for label, probe in rows:
-        pair = lambda v: f"{v[0]:.2f} / {v[1]:.2f}"  # noqa: E731
+        pair = lambda v: f"{_slope(v[0])} / {_slope(v[1])}"  # noqa: E731
         lines.append(
             f"| {label} | {pair(probe['chunk_slope'])} | "
             + " | ".join(pair(probe["camera_r2"][c]) for c in cams)
@@ -458,8 +476,10 @@ def render(
             f"Each policy at {args.probe_resets} further resets (seeds "
             f"{PROBE_SEED_START:,} onwards), before any step. First chunk: the sum of its first "
             f"{PROBE_STEPS} x and y actions (the mean chunk over {PROBE_LATENTS} latents), "
-            "regressed on the scripted expert's first actions from the same reset (1: it moves "
-            "as the expert would towards this episode's eraser, 0: the same way every episode). "
+            "regressed on the first actions of the expert its demonstrations came from, from the "
+            "same reset (1: it moves as that expert would towards this episode's eraser, 0: the "
+            "same way every episode; '–' where that expert's first actions are the same every "
+            "episode, as with `approach=survey`). "
             "R²: cross-validated ridge regression (5 folds) of the eraser's x and y on each "
             "camera's CNN output, and on the features the action head reads (trunk readout "
             "and state).",

@@ -56,8 +56,9 @@ SWEEP_LEG_STEPS = 40  # a leg that cannot reach its end (eraser stuck) is given 
 PLACE_LIFT = 0.13
 CARRY_HEIGHT = 0.24
 # ``approach="survey"``: the first grasp starts from above the tray's mean place, at this TCP
-# height. From the arm's start, both cameras see the eraser's y nearly end-on (about 0.2 px per
-# cm at 64 px); looking down from here, the right wrist camera sees it move about 1.8 px per cm.
+# height. From the arm's start both cameras see the eraser's y nearly end-on (its whole range
+# moves it by under a pixel either way at 64 px); looking down from here, the right wrist camera
+# sees it move by several pixels.
 SURVEY_HEIGHT = 0.14
 # Steps held there: the arm gets there in about four, so the move on to the eraser starts in
 # a policy's second chunk of ten, planned from that view (a chunk is executed without looking).
