@@ -414,13 +414,29 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Grasp and release positions against the targets, y axis (the one the policies miss)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    """Grasp and release positions against the targets, y axis (the one the policies miss).
+
+    Policies whose labels differ only by ``, seed N`` share a colour, so the page's variants stay
+    apart however many seeds each has.
+    """
+    groups = list(dict.fromkeys(r["label"].split(", seed")[0] for r in rows))
+    colours = {g: plt.get_cmap("tab10")(i % 10) for i, g in enumerate(groups)}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    labelled: set[str] = set()
     for r in rows:
+        group = r["label"].split(", seed")[0]
         pairs = (r["grasp_points"], r["release_points"])
         for ax, (target, reached) in zip(axes, pairs, strict=True):
             if len(target):
-                ax.scatter(100 * target[:, 1], 100 * reached[:, 1], s=12, label=r["label"])
+                ax.scatter(
+                    100 * target[:, 1],
+                    100 * reached[:, 1],
+                    s=10,
+                    alpha=0.6,
+                    color=colours[group],
+                    label=None if group in labelled else group,
+                )
+                labelled.add(group)
     titles = ("first grasp: TCP y", "release on a clean board: eraser y")
     for ax, title in zip(axes, titles, strict=True):
         lo, hi = ax.get_xlim()
@@ -428,8 +444,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_xlabel("eraser's start = tray centre, y (cm)")
         ax.set_ylabel(f"{title.split(': ')[1]} (cm)")
         ax.set_title(title)
-    axes[0].legend(fontsize=7)
-    fig.tight_layout()
+    # A few releases land far off (on the board); the tray's neighbourhood is what is read.
+    axes[1].set_ylim(axes[1].get_xlim()[0] - 6, axes[1].get_xlim()[1] + 6)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=4, fontsize=8)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
