@@ -41,6 +41,7 @@ def collect_command(
         "some of those lanes executed off the board, leaving ink the expert then chases; "
         "finish=sweep: every lane wiped to its end even once the board is clean; "
         "carry=high: the eraser carried back to its tray high and lowered straight onto it; "
+        "carry=survey: a stop above the tray's mean place on the way back; "
         "approach=survey: the first grasp started from above the tray's mean place).",
     ),
 ) -> None:

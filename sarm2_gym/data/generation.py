@@ -46,7 +46,8 @@ SPLIT_SEED_BASE: Final[dict[str, int]] = {
 # the ``_high`` one the eraser carried back high and lowered onto its tray (``carry=high``), the
 # ``_full`` one every lane wiped to its end even once the board is clean (``finish=sweep``);
 # ``_full_high`` combines the last two; ``_full_survey`` is ``_full`` with the first grasp
-# approached from above the tray's mean place (``approach=survey``).
+# approached from above the tray's mean place (``approach=survey``), and ``_full_survey_carry``
+# stops there on the way back as well (``carry=survey``).
 DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyType(
     {
         "expert": ("expert", MappingProxyType({})),
@@ -76,6 +77,12 @@ DEMO_KINDS: Final[Mapping[str, tuple[str, Mapping[str, str]]]] = MappingProxyTyp
         "dense_sweep_full_survey": (
             "expert",
             MappingProxyType({"wipe": "dense_sweep", "finish": "sweep", "approach": "survey"}),
+        ),
+        "dense_sweep_full_survey_carry": (
+            "expert",
+            MappingProxyType(
+                {"wipe": "dense_sweep", "finish": "sweep", "approach": "survey", "carry": "survey"}
+            ),
         ),
     }
 )

@@ -345,9 +345,8 @@ def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> 
 
     from sarm2_gym.envs import expert_for
     from sarm2_gym.envs.experts import clean_whiteboard as cw
-    from sarm2_gym.envs.tasks.clean_whiteboard import TRAY_MEAN_XY
 
-    survey = np.array([*TRAY_MEAN_XY, cw.SURVEY_HEIGHT])
+    survey = np.array(cw.SURVEY_POINT)
     options = {"wipe": "dense_sweep", "finish": "sweep", "approach": "survey"}
     for seed in range(2):
         env = gym.make(ENV, obs_mode="state")
@@ -391,3 +390,36 @@ def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> 
         "a re-grasp on the board goes straight to the eraser"
     )
     env.close()
+
+
+def test_survey_carry_stops_above_the_trays_mean_place_for_a_chunk_before_placing() -> None:
+    """``carry="survey"``: holding the eraser over a clean board, the arm stops at the survey
+    point for at least a chunk of ten steps, then puts the eraser in the tray."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+    from sarm2_gym.envs.experts import clean_whiteboard as cw
+
+    survey = np.array(cw.SURVEY_POINT)
+    options = {"wipe": "dense_sweep", "finish": "sweep", "carry": "survey"}
+    for seed in range(2):
+        env = gym.make(ENV, obs_mode="state")
+        env.reset(seed=seed)
+        task = env.unwrapped
+        expert = expert_for(ENV, "expert", options)
+        expert.reset(task, seed=seed)
+        stopped, released_at = [], None
+        for t in range(400):
+            _, _, terminated, truncated, info = env.step(expert.act().env_action)
+            tcp = task.robot.tcp_pos(task.data, "right")
+            clean = len(task.remaining_ink()) == 0
+            if clean and task.eraser_held() and np.linalg.norm(tcp - survey) < 0.012:
+                stopped.append(t)
+            if clean and released_at is None and not task.eraser_held():
+                released_at = t
+            if terminated or truncated:
+                break
+        env.close()
+        assert info["is_success"]
+        assert len(stopped) >= cw.PLACE_SURVEY_HOLD >= 10, "a whole chunk at the survey point"
+        assert released_at is not None and max(stopped) < released_at

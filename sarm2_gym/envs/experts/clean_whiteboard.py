@@ -60,9 +60,14 @@ CARRY_HEIGHT = 0.24
 # moves it by under a pixel either way at 64 px); looking down from here, the right wrist camera
 # sees it move by several pixels.
 SURVEY_HEIGHT = 0.14
+SURVEY_POINT = (float(TRAY_MEAN_XY[0]), float(TRAY_MEAN_XY[1]), SURVEY_HEIGHT)  # TCP (m)
 # Steps held there: the arm gets there in about four, so the move on to the eraser starts in
 # a policy's second chunk of ten, planned from that view (a chunk is executed without looking).
 SURVEY_HOLD = 6
+# ``carry="survey"``: on the way back the arm also stops at the survey point, holding the eraser
+# (the tray shows around it in the right wrist camera), for a whole chunk: wherever in a chunk
+# it arrives, the policy's next chunk, the one that puts the eraser down, is planned from there.
+PLACE_SURVEY_HOLD = 10
 
 
 class CleanWhiteboardExpert(ScriptedExpert):
@@ -106,20 +111,22 @@ class CleanWhiteboardExpert(ScriptedExpert):
     the way out, so the arm near the tray holding the eraser looks about the same whether it has
     just picked it up or is about to put it down; only the board in the images tells the two
     apart. ``"high"``: at :data:`CARRY_HEIGHT`, then straight down onto the tray, so the arm's
-    height tells them apart too.
+    height tells them apart too. ``"survey"``: as ``"direct"``, with a stop of
+    :data:`PLACE_SURVEY_HOLD` steps at the survey point above the tray's mean place before going
+    over the tray's centre and down.
 
     Args:
         quality: Quality preset or knobs (see :class:`~sarm2_gym.envs.core.expert.ExpertQuality`).
         **options: ``wipe="nearest"``, ``"sweep"`` or ``"dense_sweep"``; ``lanes="exact"`` or
-            ``"lifted"``; ``finish="ink"`` or ``"sweep"``; ``carry="direct"`` or ``"high"``;
-            ``approach="direct"`` or ``"survey"``.
+            ``"lifted"``; ``finish="ink"`` or ``"sweep"``; ``carry="direct"``, ``"high"`` or
+            ``"survey"``; ``approach="direct"`` or ``"survey"``.
     """
 
     OPTIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         "wipe": ("nearest", "sweep", "dense_sweep"),
         "lanes": ("exact", "lifted"),
         "finish": ("ink", "sweep"),
-        "carry": ("direct", "high"),
+        "carry": ("direct", "high", "survey"),
         "approach": ("direct", "survey"),
     }
 
@@ -231,8 +238,13 @@ class CleanWhiteboardExpert(ScriptedExpert):
                 CARRY_HEIGHT if high else self._tcp_for_felt_at(TRAY_BASE + 0.08),
             ]
         )
+        look: list[Waypoint] = []
+        if self.options["carry"] == "survey":
+            target = {ARM: ArmTarget(pos=np.array(SURVEY_POINT), rpy=np.zeros(3))}
+            look = [Waypoint("place", target, tol=0.01, hold=PLACE_SURVEY_HOLD)]
         return [
             self._lift(CARRY_HEIGHT if high else PLACE_LIFT, "place"),
+            *look,
             Waypoint("place", {ARM: ArmTarget(pos=above_tray, rpy=np.zeros(3))}, tol=0.01),
             Waypoint(
                 "place",
@@ -264,8 +276,7 @@ class CleanWhiteboardExpert(ScriptedExpert):
         pos, _ = self.task.eraser_pose()
         if np.any(np.abs(pos[:2] - TRAY_MEAN_XY) > TRAY_RANGE + 0.01):
             return []
-        survey = np.array([*TRAY_MEAN_XY, SURVEY_HEIGHT])
-        target = {ARM: ArmTarget(pos=survey, rpy=rpy, gripper=-1.0)}
+        target = {ARM: ArmTarget(pos=np.array(SURVEY_POINT), rpy=rpy, gripper=-1.0)}
         return [Waypoint("pick_grab", target, tol=0.01, hold=SURVEY_HOLD)]
 
     def _lift(self, height: float, primitive: str) -> Waypoint:
