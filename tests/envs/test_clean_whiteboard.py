@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -336,25 +338,32 @@ def test_erasing_needs_contact() -> None:
     env.close()
 
 
+def _expert_in_env(seed: int, options: dict[str, str]) -> tuple[Any, Any, Any]:
+    """A state-mode env reset to ``seed``, its task, and the expert with ``options`` on it."""
+    import gymnasium as gym
+
+    from sarm2_gym.envs import expert_for
+
+    env = gym.make(ENV, obs_mode="state")
+    env.reset(seed=seed)
+    expert = expert_for(ENV, "expert", options)
+    expert.reset(env.unwrapped, seed=seed)
+    return env, env.unwrapped, expert
+
+
 def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> None:
     """``approach="survey"``: the first grasp starts from the same point above the tray's mean
     place, held long enough that the move on to the eraser falls in a policy's second chunk;
     a re-grasp away from the tray goes straight to the eraser."""
-    import gymnasium as gym
     import mujoco
 
-    from sarm2_gym.envs import expert_for
     from sarm2_gym.envs.experts import clean_whiteboard as cw
 
     survey = np.array(cw.SURVEY_POINT)
     options = {"wipe": "dense_sweep", "finish": "sweep", "approach": "survey"}
     for seed in range(2):
-        env = gym.make(ENV, obs_mode="state")
-        env.reset(seed=seed)
-        task = env.unwrapped
+        env, task, expert = _expert_in_env(seed, options)
         eraser = task.eraser_pose()[0][:2].copy()
-        expert = expert_for(ENV, "expert", options)
-        expert.reset(task, seed=seed)
         at_survey, close_at = [], None
         for t in range(400):
             step = expert.act()
@@ -372,11 +381,7 @@ def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> 
         assert at_survey and close_at is not None and max(at_survey) < close_at
         assert len(at_survey) >= cw.SURVEY_HOLD and max(at_survey) >= 9, "leaves after step 9"
 
-    env = gym.make(ENV, obs_mode="state")
-    env.reset(seed=0)
-    task = env.unwrapped
-    expert = expert_for(ENV, "expert", options)
-    expert.reset(task, seed=0)
+    env, task, expert = _expert_in_env(0, options)
 
     def targets(plan: list) -> list[np.ndarray]:
         pos = [w.targets["right"].pos for w in plan if w.targets["right"].pos is not None]
@@ -395,19 +400,12 @@ def test_survey_approach_looks_from_above_the_trays_mean_place_then_grasps() -> 
 def test_survey_carry_stops_above_the_trays_mean_place_for_a_chunk_before_placing() -> None:
     """``carry="survey"``: holding the eraser over a clean board, the arm stops at the survey
     point for at least a chunk of ten steps, then puts the eraser in the tray."""
-    import gymnasium as gym
-
-    from sarm2_gym.envs import expert_for
     from sarm2_gym.envs.experts import clean_whiteboard as cw
 
     survey = np.array(cw.SURVEY_POINT)
     options = {"wipe": "dense_sweep", "finish": "sweep", "carry": "survey"}
     for seed in range(2):
-        env = gym.make(ENV, obs_mode="state")
-        env.reset(seed=seed)
-        task = env.unwrapped
-        expert = expert_for(ENV, "expert", options)
-        expert.reset(task, seed=seed)
+        env, task, expert = _expert_in_env(seed, options)
         stopped, released_at = [], None
         for t in range(400):
             _, _, terminated, truncated, info = env.step(expert.act().env_action)
