@@ -184,27 +184,36 @@ def _file_stem(label: str) -> str:
     return label.replace(" ", "_").replace("/", "_")
 
 
+def _cached(path: Path, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    """The value stored at ``path`` under ``key``, else ``compute()``, stored there atomically."""
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("key") == key and "value" in stored:
+            return stored["value"]
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"key": key, "value": value}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
+    return value
+
+
 def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[Any]:
     """The stored episodes of ``label`` if they were measured the same way, else new ones."""
     from sarm2_gym.algos.baselines.common import eval_seeds
 
     seeds = eval_seeds(args.episodes)
+
+    def measure() -> list[Any]:
+        t0 = time.time()
+        if source == "expert":
+            episodes = measure_expert(seeds)
+        else:
+            episodes = measure_policy(Path(source), seeds, args.n_action_steps)
+        print(f"{label}: {len(episodes)} episodes in {time.time() - t0:.0f} s", flush=True)
+        return episodes
+
     key = {"source": source, "seeds": seeds, "n_action_steps": args.n_action_steps}
-    path = args.out / f"{_file_stem(label)}.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return list(stored["episodes"])
-    t0 = time.time()
-    if source == "expert":
-        episodes = measure_expert(seeds)
-    else:
-        episodes = measure_policy(Path(source), seeds, args.n_action_steps)
-    print(f"{label}: {len(episodes)} episodes in {time.time() - t0:.0f} s", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    record = {"key": key, "episodes": episodes}
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
-    return episodes
+    return list(_cached(args.out / f"{_file_stem(label)}.json", key, measure))
 
 
 def demo_options(folder: Path) -> dict[str, str]:
@@ -220,14 +229,8 @@ def demo_options(folder: Path) -> dict[str, str]:
     return dict(DEMO_KINDS[kind][1]) if kind in DEMO_KINDS else dict(EXPERT_OPTIONS)
 
 
-def expert_first_actions(seed: int, steps: int, options: dict[str, str]) -> np.ndarray:
-    """The expert's first ``steps`` actions ``(steps, 14)`` from ``reset(seed=seed)``."""
-    import gymnasium as gym
-
-    from sarm2_gym.envs.registry import expert_for
-
-    env = gym.make(TASK, obs_mode="state")
-    expert = expert_for(TASK, "expert", options)
+def expert_first_actions(env: Any, expert: Any, seed: int, steps: int) -> np.ndarray:
+    """The expert's first ``steps`` actions ``(steps, 14)`` from ``env.reset(seed=seed)``."""
     env.reset(seed=seed)
     expert.reset(env.unwrapped, seed=seed)
     actions = []
@@ -235,7 +238,6 @@ def expert_first_actions(seed: int, steps: int, options: dict[str, str]) -> np.n
         step = expert.act()
         actions.append(np.asarray(step.action))
         env.step(step.env_action)
-    env.close()
     return np.array(actions)
 
 
@@ -265,14 +267,17 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
     the eraser). Features: each camera's CNN output and the policy's features (trunk readout and
     state), regressed linearly on the eraser's place.
     """
+    import gymnasium as gym
     import torch
 
     from sarm2_gym.algos.baselines.common import make_task_env
     from sarm2_gym.algos.vla import TinyVLA
     from sarm2_gym.algos.vla.vision import resize_frames
+    from sarm2_gym.envs.registry import expert_for
 
     torch.set_num_threads(1)
-    options = demo_options(folder)
+    expert_env = gym.make(TASK, obs_mode="state")  # the expert's moves, from the same resets
+    expert = expert_for(TASK, "expert", demo_options(folder))
     policy = TinyVLA.from_pretrained(folder)
     policy.eval()
     if policy.cnn is None:
@@ -284,7 +289,8 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
         seed = PROBE_SEED_START + i
         obs, _ = env.reset(seed=seed)
         places.append(env.unwrapped.eraser_pose()[0][:2].copy())
-        expert_sums.append(expert_first_actions(seed, PROBE_STEPS, options)[:, AXES].sum(0))
+        first = expert_first_actions(expert_env, expert, seed, PROBE_STEPS)
+        expert_sums.append(first[:, AXES].sum(0))
         batch = {k: np.repeat(np.asarray(v)[None], PROBE_LATENTS, axis=0) for k, v in obs.items()}
         gen = torch.Generator().manual_seed(seed)
         noise = torch.randn((PROBE_LATENTS, policy.chunk_size, policy.action_dim), generator=gen)
@@ -297,6 +303,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
             cams.append(policy.cnn(resize_frames(frames, size)).cpu().numpy())
         policy_sums.append(chunk[:PROBE_STEPS, AXES].sum(0))
     env.close()
+    expert_env.close()
     place = np.array(places)
     e, p = np.array(expert_sums), np.array(policy_sums)
     cam = np.array(cams)  # (n, n_cameras, d)
@@ -317,15 +324,7 @@ def cached_probe(args: argparse.Namespace, label: str, source: str) -> dict[str,
     """The stored probe of ``label`` if it read the same policy as often, else a new one."""
     key = {"source": source, "resets": args.probe_resets}
     path = args.out / f"{_file_stem(label)}.probe.json"
-    if path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("key") == key:
-            return dict(stored["probe"])
-    probe = probe_policy(Path(source), args.probe_resets)
-    args.out.mkdir(parents=True, exist_ok=True)
-    record = {"key": key, "probe": probe}
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(record)))
-    return probe
+    return dict(_cached(path, key, lambda: probe_policy(Path(source), args.probe_resets)))
 
 
 def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -349,9 +348,9 @@ def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 # ----------------------------------------------------------------------------- summarising
 def tray_tolerance() -> np.ndarray:
     """How far (x, y) the eraser's centre may lie from the tray's and count as in it."""
-    from sarm2_gym.envs.tasks.clean_whiteboard import ERASER_HALF, IN_TRAY_MARGIN, TRAY_INNER_HALF
+    from sarm2_gym.envs.tasks.clean_whiteboard import IN_TRAY_SLACK_XY
 
-    return np.asarray(TRAY_INNER_HALF - ERASER_HALF[:2] + IN_TRAY_MARGIN)
+    return np.asarray(IN_TRAY_SLACK_XY)
 
 
 def _fit(target: np.ndarray, reached: np.ndarray) -> tuple[float, float]:

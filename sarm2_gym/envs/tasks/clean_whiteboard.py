@@ -37,6 +37,8 @@ TRAY_RANGE: Final[float] = 0.03  # of this, in x and in y, every episode
 LIFT_HEIGHT: Final[float] = 0.03  # eraser raised this far above its tray rest = picked
 ERASER_FLAT_COS: Final[float] = 0.9  # felt face within ~25 deg of the board to erase
 IN_TRAY_MARGIN: Final[float] = 0.008  # slack (m) on "eraser lies inside the tray, on its base"
+# How far the eraser's centre may lie from the tray's centre (x, y) and count as inside it.
+IN_TRAY_SLACK_XY: Final = TRAY_INNER_HALF - ERASER_HALF[:2] + IN_TRAY_MARGIN
 SETTLED_SPEED: Final[float] = 0.05  # m/s: an eraser moving slower than this is at rest
 ERASE_APPROACH_SHARE: Final[float] = 0.15  # share of the erase stage spent bringing the felt to ink
 APPROACH_SCALE: Final[float] = 0.3  # metres from the ink at which the approach share starts
@@ -228,7 +230,7 @@ class CleanWhiteboardEnv(TaskEnv):
     def _eraser_in_tray(self) -> bool:
         pos, _ = self.eraser_pose()
         rel = np.abs(pos[:2] - self.data.xpos[self._tray, :2])
-        inside = bool(np.all(rel <= TRAY_INNER_HALF - ERASER_HALF[:2] + IN_TRAY_MARGIN))
+        inside = bool(np.all(rel <= IN_TRAY_SLACK_XY))
         low = pos[2] <= self._eraser_rest_z + IN_TRAY_MARGIN
         speed = float(np.linalg.norm(self.data.cvel[self._eraser, 3:]))
         return inside and low and speed < SETTLED_SPEED
