@@ -261,20 +261,13 @@ def test_expert_options_are_checked() -> None:
 def test_high_carry_keeps_the_way_to_the_board_and_the_way_back_apart(wipe: str) -> None:
     """``carry="high"``: held near its tray, the eraser is low when just picked up and high on the
     way back, from where it goes straight down; ``"direct"`` comes back low as well."""
-    import gymnasium as gym
-
-    from sarm2_gym.envs import expert_for
     from sarm2_gym.envs.experts import clean_whiteboard as cw
 
     def run(carry: str, seed: int) -> tuple[bool, list[float], list[float]]:
         """Success, and the TCP heights held within 2 cm (xy) of the tray before any ink was
         wiped (out) and once the board is clean (back)."""
-        env = gym.make(ENV, obs_mode="state")
-        env.reset(seed=seed)
-        task = env.unwrapped
+        env, task, expert = _expert_in_env(seed, {"wipe": wipe, "carry": carry})
         ink = len(task.remaining_ink())
-        expert = expert_for(ENV, "expert", {"wipe": wipe, "carry": carry})
-        expert.reset(task, seed=seed)
         out: list[float] = []
         back: list[float] = []
         for _ in range(400):
