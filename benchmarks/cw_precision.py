@@ -8,14 +8,18 @@ on held-out seeds and records two moments per episode:
 - the first grasp: where the right TCP is when the policy first commands its gripper closed,
   against where the eraser lies (its starting place, the tray's centre);
 - every release of the eraser: where the eraser is when it leaves the gripper, against the
-  tray's centre, and whether the board was clean then (the place stage).
+  tray's centre, and whether the board was clean then (the place stage); and where it comes to
+  rest, and whether the env's own place check (inside the tray, on its base, at rest) holds
+  there.
 
 Per axis it fits ``tcp = a + slope * eraser`` over the episodes: slope 1 follows the eraser, 0
-goes to the same place whatever the episode. The scripted expert (``--expert``) is the
-reference: it reads the simulator's positions.
+goes to the same place whatever the episode. The scripted expert (``--expert [KIND ...]``,
+the demonstration kinds of ``sarm2_gym.data.generation.DEMO_KINDS``) is the reference: it reads
+the simulator's positions.
 
 Each policy's episodes are stored in ``--out`` (``LABEL.json``, written atomically) and reused
-when the policy, episodes and chunk execution match, so a rerun only measures what is new.
+when the policy, episodes, chunk execution and :data:`MEASURE_VERSION` match, so a rerun only
+measures what is new.
 
 Usage:
     python benchmarks/cw_precision.py --doc docs/results/cw_precision.md --out DATA/precision \
@@ -39,16 +43,24 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sarm2_gym.common.files import atomic_write
+from sarm2_gym.envs.tasks.clean_whiteboard import SETTLED_SPEED
 
 TASK = "SARM2-CleanWhiteboard-v0"
 GRIPPER = 13  # the right gripper's command in the 14-d action (> 0: close)
 ARM = "right"
 HOLD_CHECK = 5  # steps after the first close at which "holding" is read
-EXPERT_OPTIONS = {"wipe": "dense_sweep", "finish": "sweep"}  # the dense_sweep_full demos
+DEFAULT_EXPERT_KIND = "dense_sweep_full"  # the demonstrations of most policies measured here
 AXES = [7, 8]  # the right arm's x and y motion in the 14-d action
 PROBE_STEPS = 5  # the approach: the expert is above the eraser after about five steps
 PROBE_LATENTS = 8
 PROBE_SEED_START = 2_000_000  # resets the probe reads (neither demonstrations nor evaluations)
+# At most this many steps after a release the eraser's place is read as where it came to rest
+# (earlier once it moves slower than the env's settled speed, from the step after on).
+REST_STEPS = 10
+# Part of every cache key: raise it when what an episode or a probe records changes, so stored
+# measurements of an older version are measured again instead of read back incomplete.
+MEASURE_VERSION = 2
+EXPERT_SOURCE = "expert:"  # a source naming the scripted expert of a demonstration kind
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,8 +73,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--expert",
-        action="store_true",
-        help="Also measure the scripted expert the dense_sweep_full demonstrations come from.",
+        nargs="*",
+        default=None,
+        metavar="KIND",
+        help="Also measure the scripted expert of these demonstration kinds (none given: "
+        f"{DEFAULT_EXPERT_KIND}).",
     )
     p.add_argument("--episodes", type=int, default=50, help="Held-out seeds per policy.")
     p.add_argument(
@@ -83,8 +98,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--command", default="", help="Command lines quoted in the page.")
     p.add_argument("--note", default="", help="Paragraph printed under the page's title.")
     args = p.parse_args(argv)
+    if args.expert == []:
+        args.expert = [DEFAULT_EXPERT_KIND]
     if not args.policies and not args.expert:
         p.error("give --policies, --expert or both")
+    from sarm2_gym.data.generation import DEMO_KINDS
+
+    for kind in args.expert or []:
+        if kind not in DEMO_KINDS:
+            p.error(f"--expert: unknown demonstration kind {kind!r} (known: {sorted(DEMO_KINDS)})")
     return args
 
 
@@ -116,6 +138,9 @@ def run_episode(env: Any, act: Callable[[Any, bool], np.ndarray], seed: int) -> 
             pos, _ = task.eraser_pose()
             clean = len(task.remaining_ink()) == 0
             releases.append({"t": t, "eraser": [float(v) for v in pos], "clean": clean})
+        for release in releases:
+            if "rest" not in release:
+                _read_rest(task, release, t, last=terminated or truncated)
         if terminated or truncated:
             break
     return {
@@ -127,6 +152,18 @@ def run_episode(env: Any, act: Callable[[Any, bool], np.ndarray], seed: int) -> 
         "success": bool(info.get("is_success", False)),
         "steps": t + 1,
     }
+
+
+def _read_rest(task: Any, release: dict[str, Any], t: int, last: bool) -> None:
+    """Record where a released eraser came to rest once it has (``rest`` None: grasped first)."""
+    if task.eraser_held():
+        release["rest"], release["in_tray"] = None, False
+        return
+    since = t - release["t"]
+    if last or since >= REST_STEPS or (since >= 1 and task.eraser_speed() < SETTLED_SPEED):
+        pos, _ = task.eraser_pose()
+        release["rest"] = [float(v) for v in pos]
+        release["in_tray"] = bool(task.eraser_in_tray())
 
 
 def measure_policy(folder: Path, seeds: list[int], n_action_steps: int | None) -> list[Any]:
@@ -159,14 +196,15 @@ def measure_policy(folder: Path, seeds: list[int], n_action_steps: int | None) -
         env.close()
 
 
-def measure_expert(seeds: list[int]) -> list[Any]:
-    """Episodes of the scripted expert (it reads the simulator, not images)."""
+def measure_expert(seeds: list[int], kind: str) -> list[Any]:
+    """Episodes of the scripted expert of demonstration ``kind`` (it reads the simulator)."""
     import gymnasium as gym
 
+    from sarm2_gym.data.generation import DEMO_KINDS
     from sarm2_gym.envs.registry import expert_for
 
     env = gym.make(TASK, obs_mode="state")
-    expert = expert_for(TASK, "expert", EXPERT_OPTIONS)
+    expert = expert_for(TASK, "expert", dict(DEMO_KINDS[kind][1]))
     episodes = []
     for seed in seeds:
 
@@ -178,6 +216,11 @@ def measure_expert(seeds: list[int]) -> list[Any]:
         episodes.append(run_episode(env, act, seed))
     env.close()
     return episodes
+
+
+def expert_label(kind: str) -> str:
+    """The page's name for the scripted expert of demonstration ``kind``."""
+    return "scripted expert" if kind == DEFAULT_EXPERT_KIND else f"scripted expert ({kind})"
 
 
 def _file_stem(label: str) -> str:
@@ -205,28 +248,38 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
 
     def measure() -> list[Any]:
         t0 = time.time()
-        if source == "expert":
-            episodes = measure_expert(seeds)
+        if source.startswith(EXPERT_SOURCE):
+            episodes = measure_expert(seeds, source.removeprefix(EXPERT_SOURCE))
         else:
             episodes = measure_policy(Path(source), seeds, args.n_action_steps)
         print(f"{label}: {len(episodes)} episodes in {time.time() - t0:.0f} s", flush=True)
         return episodes
 
-    key = {"source": source, "seeds": seeds, "n_action_steps": args.n_action_steps}
+    key = {
+        "source": source,
+        "seeds": seeds,
+        "n_action_steps": args.n_action_steps,
+        "version": MEASURE_VERSION,
+    }
     return list(_cached(args.out / f"{_file_stem(label)}.json", key, measure))
 
 
 def demo_options(folder: Path) -> dict[str, str]:
-    """The expert options of the demonstrations a benchmark BC run cloned (its result.json)."""
+    """The expert options of the demonstrations a benchmark BC run cloned (its result.json).
+
+    A policy trained outside ``benchmarks/spiral.py`` has no result.json; it is read against
+    the :data:`DEFAULT_EXPERT_KIND` expert, and says so.
+    """
     from sarm2_gym.data.generation import DEMO_KINDS
 
     result = folder / "result.json"
-    kind = (
-        json.loads(result.read_text()).get("extra", {}).get("demo_kind")
-        if result.is_file()
-        else None
-    )
-    return dict(DEMO_KINDS[kind][1]) if kind in DEMO_KINDS else dict(EXPERT_OPTIONS)
+    if not result.is_file():
+        print(f"{folder}: no result.json, probed against the {DEFAULT_EXPERT_KIND} expert")
+        return dict(DEMO_KINDS[DEFAULT_EXPERT_KIND][1])
+    kind = json.loads(result.read_text()).get("extra", {}).get("demo_kind")
+    if kind not in DEMO_KINDS:
+        raise SystemExit(f"{result}: demonstration kind {kind!r} is not one of DEMO_KINDS")
+    return dict(DEMO_KINDS[kind][1])
 
 
 def expert_first_actions(env: Any, expert: Any, seed: int, steps: int) -> np.ndarray:
@@ -264,15 +317,14 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
 
     The chunk is the mean over :data:`PROBE_LATENTS` latents, so the latent's own spread does not
     blur the slope; the first :data:`PROBE_STEPS` actions are summed per axis (the approach to
-    the eraser). Features: each camera's CNN output and the policy's features (trunk readout and
-    state), regressed linearly on the eraser's place.
+    the eraser). Features: each camera's image features (its CNN output) and the policy's
+    features (trunk readout and state), regressed linearly on the eraser's place.
     """
     import gymnasium as gym
     import torch
 
     from sarm2_gym.algos.baselines.common import make_task_env
     from sarm2_gym.algos.vla import TinyVLA
-    from sarm2_gym.algos.vla.vision import resize_frames
     from sarm2_gym.envs.registry import expert_for
 
     torch.set_num_threads(1)
@@ -280,8 +332,6 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
     expert = expert_for(TASK, "expert", demo_options(folder))
     policy = TinyVLA.from_pretrained(folder)
     policy.eval()
-    if policy.cnn is None:
-        raise SystemExit(f"{folder}: --probe-resets reads the CNN encoder's features")
     env = make_task_env(TASK, policy, image_size=policy.config.image_size)
     places, expert_sums, policy_sums, cams, feats = [], [], [], [], []
     instruction = policy.instructions[0]
@@ -298,9 +348,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
             chunk = policy.sample_chunk(batch, instruction, noise).cpu().numpy().mean(0)
             single = {k: v[:1] for k, v in batch.items()}
             feats.append(policy.encode(single, instruction)[0].cpu().numpy())
-            frames = torch.as_tensor(np.stack([obs[c] for c in policy.config.cameras]))
-            size = policy.config.image_size
-            cams.append(policy.cnn(resize_frames(frames, size)).cpu().numpy())
+            cams.append(policy.camera_features(single)[0].cpu().numpy())
         policy_sums.append(chunk[:PROBE_STEPS, AXES].sum(0))
     env.close()
     expert_env.close()
@@ -322,7 +370,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
 
 def cached_probe(args: argparse.Namespace, label: str, source: str) -> dict[str, Any]:
     """The stored probe of ``label`` if it read the same policy as often, else a new one."""
-    key = {"source": source, "resets": args.probe_resets}
+    key = {"source": source, "resets": args.probe_resets, "version": MEASURE_VERSION}
     path = args.out / f"{_file_stem(label)}.probe.json"
     return dict(_cached(path, key, lambda: probe_policy(Path(source), args.probe_resets)))
 
@@ -331,7 +379,7 @@ def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     cams = list(rows[0][1]["camera_r2"])
     lines = [
         "| policy | first chunk: slope on the expert's, x / y | "
-        + " | ".join(f"{c} CNN R² x / y" for c in cams)
+        + " | ".join(f"{c} image features R² x / y" for c in cams)
         + " | policy features R² x / y |",
         "|---|---|" + "---|" * len(cams) + "---|",
     ]
@@ -365,7 +413,8 @@ def summarise(label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
     grasps = [e for e in episodes if e["grasp"] is not None]
     start = np.array([e["eraser_start"] for e in grasps]).reshape(-1, 2)
     tcp = np.array([e["grasp"]["tcp"][:2] for e in grasps]).reshape(-1, 2)
-    placing = [(e["tray"], r["eraser"][:2]) for e in episodes for r in e["releases"] if r["clean"]]
+    clean = [(e, r) for e in episodes for r in e["releases"] if r["clean"]]
+    placing = [(e["tray"], r["eraser"][:2]) for e, r in clean]
     tray = np.array([p[0] for p in placing]).reshape(-1, 2)
     let_go = np.array([p[1] for p in placing]).reshape(-1, 2)
     inside = np.all(np.abs(let_go - tray) <= tray_tolerance(), axis=1)
@@ -380,6 +429,8 @@ def summarise(label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
         "releases": len(placing),
         "release_fit": [_fit(tray[:, k], let_go[:, k]) for k in range(2)],
         "release_inside": float(inside.mean()) if len(placing) else float("nan"),
+        # The env's place check where the eraser came to rest (False: grasped again before).
+        "rest_in_tray": float(np.mean([r["in_tray"] for _, r in clean])) if clean else float("nan"),
         "release_points": (tray, let_go),
     }
 
@@ -396,18 +447,21 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| policy | success | first closes: holding 5 steps later | grasp slope x / y | "
         "grasp miss x / y (cm) | releases on a clean board | release slope x / y | "
-        "release miss x / y (cm) | releases inside the tray |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "release miss x / y (cm) | releases inside the tray | at rest in the tray |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         (gsx, gmx), (gsy, gmy) = r["grasp_fit"]
         (rsx, rmx), (rsy, rmy) = r["release_fit"]
-        inside = "–" if np.isnan(r["release_inside"]) else f"{100 * r['release_inside']:.0f} %"
+        inside, rest = (
+            "–" if np.isnan(r[k]) else f"{100 * r[k]:.0f} %"
+            for k in ("release_inside", "rest_in_tray")
+        )
         lines.append(
             f"| {r['label']} | {100 * r['success']:.0f} % ({r['episodes']}) | "
             f"{100 * r['held']:.0f} % of {r['grasps']} | {_slope(gsx)} / {_slope(gsy)} | "
             f"{_cm(gmx)} / {_cm(gmy)} | {r['releases']} | {_slope(rsx)} / {_slope(rsy)} | "
-            f"{_cm(rmx)} / {_cm(rmy)} | {inside} |"
+            f"{_cm(rmx)} / {_cm(rmy)} | {inside} | {rest} |"
         )
     return lines
 
@@ -478,8 +532,11 @@ def render(
         "the reached position on the target over the episodes, per axis (1 follows the "
         "target, 0 goes to the same place every episode). Miss: mean absolute difference.",
         f"- Inside the tray: within {100 * tol[0]:.1f} cm in x and {100 * tol[1]:.1f} cm in y "
-        "of its centre, the env's own tolerance (it also wants the eraser at rest on the "
-        "tray's base).",
+        "of its centre when it leaves the gripper, the env's own tolerance. At rest in the "
+        "tray: the env's whole place check (that tolerance, on the tray's base, slower than "
+        f"{SETTLED_SPEED} m/s) where the released eraser comes to rest: the first step after "
+        f"the release at which it moves slower than that, at most {REST_STEPS} steps on (the "
+        "episode's end if sooner; not in the tray if a gripper takes it again first).",
         "",
         "## Results",
         "",
@@ -498,7 +555,8 @@ def render(
             "same way every episode; '–' where that expert's first actions are the same every "
             "episode, as with `approach=survey`). "
             "R²: cross-validated ridge regression (5 folds) of the eraser's x and y on each "
-            "camera's CNN output, and on the features the action head reads (trunk readout "
+            "camera's image features (`TinyVLA.camera_features`: its CNN output), and on the "
+            "features the action head reads (trunk readout "
             "and state).",
             "",
             *probe_table(probes),
@@ -511,7 +569,7 @@ def render(
         *(args.command.splitlines() or ["(not given)"]),
         "python benchmarks/cw_precision.py --root DATA --out DATA/precision --doc "
         + str(args.doc)
-        + (" --expert" if args.expert else "")
+        + (" --expert " + " ".join(args.expert) if args.expert else "")
         + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
         + f" --episodes {args.episodes}"
         + (f" --probe-resets {args.probe_resets}" if args.probe_resets else "")
@@ -525,7 +583,7 @@ def render(
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    sources = [("scripted expert", "expert")] if args.expert else []
+    sources = [(expert_label(kind), f"{EXPERT_SOURCE}{kind}") for kind in args.expert or []]
     for spec in args.policies:
         label, sep, folder = spec.partition("=")
         if not sep or not label or not folder:
@@ -537,7 +595,11 @@ def main(argv: list[str] | None = None) -> None:
     rows = [summarise(label, cached_episodes(args, label, src)) for label, src in sources]
     probes = []
     if args.probe_resets:
-        probes = [(lb, cached_probe(args, lb, src)) for lb, src in sources if src != "expert"]
+        probes = [
+            (lb, cached_probe(args, lb, src))
+            for lb, src in sources
+            if not src.startswith(EXPERT_SOURCE)
+        ]
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     png = args.doc.parent / args.doc.stem / "positions.png"
     png.parent.mkdir(parents=True, exist_ok=True)

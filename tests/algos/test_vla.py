@@ -232,3 +232,22 @@ def test_several_flow_samples_per_observation_and_the_spatial_grid(reach_demos: 
         vla.bc_loss(batch, flow_samples=0)
     with pytest.raises(ValueError, match="spatial_grid"):
         tiny_vla(spatial_grid=2, image_encoder="efficientnet_lite0", image_feature_dim=1280)
+
+
+@pytest.mark.parametrize("grid", [0, 2])
+def test_camera_features_are_per_camera_and_what_the_trunk_reads(grid: int) -> None:
+    vla = tiny_vla(spatial_grid=grid)
+    vla.train()
+    obs = _obs(2)
+    feats = vla.camera_features(obs)
+    assert feats.shape[:2] == (2, 3) and not feats.requires_grad
+    assert vla.training, "the probe leaves the policy's mode as it was"
+    # Changing one camera's frames changes that camera's row only.
+    other = dict(obs, left_wrist=_obs(2, seed=1)["left_wrist"])
+    changed = (vla.camera_features(other) - feats).abs().amax(dim=(0, 2))
+    assert changed[1] > 0 and changed[0] == 0 and changed[2] == 0
+    # Row j is camera j's frames through the CNN on their own.
+    vla.eval()
+    for j, cam in enumerate(("top", "left_wrist", "right_wrist")):
+        own = vla.cnn(resize_frames(torch.as_tensor(obs[cam]), vla.config.image_size))
+        assert torch.allclose(feats[:, j], own, atol=1e-5)

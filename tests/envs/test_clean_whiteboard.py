@@ -414,3 +414,20 @@ def test_survey_carry_stops_above_the_trays_mean_place_for_a_chunk_before_placin
         assert info["is_success"]
         assert len(stopped) >= cw.PLACE_SURVEY_HOLD >= 10, "a whole chunk at the survey point"
         assert released_at is not None and max(stopped) < released_at
+
+
+def test_eraser_in_tray_holds_at_reset_not_once_lifted_and_again_once_placed() -> None:
+    env, task, expert = _expert_in_env(3, {})
+    assert task.eraser_in_tray(), "the eraser starts at rest in its tray"
+    assert task.eraser_speed() < 0.05
+    seen_held = False
+    for _ in range(400):
+        _, _, terminated, truncated, info = env.step(expert.act().env_action)
+        if task.eraser_held() and task.eraser_pose()[0][2] > 0.06:
+            seen_held = True
+            assert not task.eraser_in_tray(), "a lifted eraser is not in the tray"
+        if terminated or truncated:
+            break
+    assert seen_held and info["is_success"]
+    assert task.eraser_in_tray() and task.eraser_speed() < 0.05
+    env.close()

@@ -460,6 +460,22 @@ class TinyVLA(nn.Module):
         finally:
             self.train(was_training)
 
+    @torch.no_grad()
+    def camera_features(self, observation: Observation) -> torch.Tensor:
+        """Each camera's image features ``(B, n_cameras, D)`` of a batched observation dict.
+
+        What the trunk reads of each camera before it mixes them (the CNN's spatial-softmax
+        output, or the frozen encoder's features), unshifted, in eval mode: for probing what a
+        policy sees, e.g. how well a linear read-out of one camera locates an object.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            feats, _ = self._image_tokens(self._to_inputs(observation), 0, None)
+            return feats
+        finally:
+            self.train(was_training)
+
     # ------------------------------------------------------------------ actions
     def normalize_actions(self, labels: torch.Tensor) -> torch.Tensor:
         """Flow-head labels (see :meth:`labels`) -> model units."""

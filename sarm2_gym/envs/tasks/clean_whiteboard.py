@@ -227,13 +227,20 @@ class CleanWhiteboardEnv(TaskEnv):
         """Whether either gripper holds the eraser."""
         return any(self.robot.holding(a) == self._eraser for a in ("left", "right"))
 
-    def _eraser_in_tray(self) -> bool:
+    def eraser_speed(self) -> float:
+        """The eraser's linear speed (m/s); below :data:`SETTLED_SPEED` it is at rest."""
+        return float(np.linalg.norm(self.data.cvel[self._eraser, 3:]))
+
+    def eraser_in_tray(self) -> bool:
+        """Whether the eraser lies at rest inside the tray, on its base.
+
+        A gripper may still hold it there: the place stage also wants it let go.
+        """
         pos, _ = self.eraser_pose()
         rel = np.abs(pos[:2] - self.data.xpos[self._tray, :2])
         inside = bool(np.all(rel <= IN_TRAY_SLACK_XY))
         low = pos[2] <= self._eraser_rest_z + IN_TRAY_MARGIN
-        speed = float(np.linalg.norm(self.data.cvel[self._eraser, 3:]))
-        return inside and low and speed < SETTLED_SPEED
+        return inside and low and self.eraser_speed() < SETTLED_SPEED
 
     def _evaluate(self) -> TaskStatus:
         pos, _ = self.eraser_pose()
@@ -245,7 +252,7 @@ class CleanWhiteboardEnv(TaskEnv):
         lift = pos[2] - self._eraser_rest_z
         picked = held and (lift >= LIFT_HEIGHT or over_board)
         erase_done = left == 0
-        placed = erase_done and not held and self._eraser_in_tray()
+        placed = erase_done and not held and self.eraser_in_tray()
 
         tcp_dist = min(
             np.linalg.norm(self.robot.tcp_pos(self.data, a) - pos) for a in ("left", "right")
