@@ -251,3 +251,17 @@ def test_camera_features_are_per_camera_and_what_the_trunk_reads(grid: int) -> N
     for j, cam in enumerate(("top", "left_wrist", "right_wrist")):
         own = vla.cnn(resize_frames(torch.as_tensor(obs[cam]), vla.config.image_size))
         assert torch.allclose(feats[:, j], own, atol=1e-5)
+
+
+def test_bc_loss_on_given_features_equals_encoding_the_batch(reach_demos: Path) -> None:
+    vla = tiny_vla()
+    demos = load_demos([reach_demos], cameras=vla.config.cameras, image_size=IMAGE, max_episodes=2)
+    batch = demos.batch(np.array([0, 3, 5]), vla.chunk_size)
+    encoded = vla.bc_loss(batch, generator=torch.Generator().manual_seed(2))
+    feats = vla.features_from_inputs(batch.inputs, batch.task_ids)
+    given = vla.bc_loss(batch, generator=torch.Generator().manual_seed(2), features=feats)
+    assert torch.equal(encoded, given)
+    with pytest.raises(ValueError, match="not both"):
+        vla.bc_loss(batch, shift=2, features=feats)
+    with pytest.raises(ValueError, match="do not match the batch"):
+        vla.bc_loss(batch, features=feats[:2])

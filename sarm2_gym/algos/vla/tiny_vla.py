@@ -544,6 +544,7 @@ class TinyVLA(nn.Module):
         flow_samples: int = 1,
         weight_total: float | None = None,
         mask_padding: bool = True,
+        features: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Flow-matching behaviour-cloning loss (padded steps excluded unless told otherwise).
 
@@ -564,12 +565,28 @@ class TinyVLA(nn.Module):
             mask_padding: Leave the chunk steps past an episode's end out of the loss (as
                 LeRobot's ACT and pi0 do). ``False`` trains them towards what the batch holds
                 there, the episode's final action repeated (LeRobot's diffusion policy default).
+            features: The batch's features ``(B, F)`` (:meth:`features_from_inputs`, unshifted)
+                when the caller has them already, so the frames are not encoded twice.
+
+        Raises:
+            ValueError: If ``flow_samples`` is below 1, or ``features`` come with a shift or
+                do not match the batch.
         """
         if flow_samples < 1:
             raise ValueError(f"flow_samples must be >= 1, got {flow_samples}")
-        feats = self.features_from_inputs(
-            batch.inputs, batch.task_ids.to(self.device), shift, generator
-        )
+        if features is None:
+            feats = self.features_from_inputs(
+                batch.inputs, batch.task_ids.to(self.device), shift, generator
+            )
+        elif shift:
+            raise ValueError("features are unshifted: give features or shift, not both")
+        elif features.shape != (batch.task_ids.shape[0], self.feature_dim):
+            raise ValueError(
+                f"features {tuple(features.shape)} do not match the batch: want "
+                f"({batch.task_ids.shape[0]}, {self.feature_dim})"
+            )
+        else:
+            feats = features
         target = self.chunk_targets(batch)
         b = target.shape[0]
         pad = batch.action_pad.to(self.device)

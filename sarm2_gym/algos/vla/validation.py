@@ -114,8 +114,10 @@ def bc_metrics(policy: TinyVLA, probe: BCProbe) -> dict[str, float]:
             index = probe.index[start : start + _BATCH]
             batch = probe.demos.batch(index, cfg.chunk_size, cfg.past_states, cfg.past_state_stride)
             b = len(index)
-            sums["flow_loss"] += float(policy.bc_loss(batch, generator=generator)) * b
+            # Encoded once for both measurements (unshifted, so no draw from the generator).
             feats = policy.features_from_inputs(batch.inputs, batch.task_ids.to(policy.device))
+            loss = policy.bc_loss(batch, generator=generator, features=feats)
+            sums["flow_loss"] += float(loss) * b
             noise = torch.randn((b, cfg.chunk_size, cfg.action_dim), generator=generator)
             sampled = policy.sample_normalized_actions(feats, noise)
             target = policy.chunk_targets(batch)
