@@ -81,6 +81,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--episodes", type=int, default=50, help="Held-out seeds per policy.")
     p.add_argument(
+        "--image-size",
+        type=int,
+        default=96,
+        help="Side of the env's renders: that of the demonstrations the policies cloned "
+        "(benchmarks/spiral.py records and evaluates at 96; the policy resizes them itself).",
+    )
+    p.add_argument(
         "--n-action-steps", type=int, default=None, help="Actions per chunk (default: all)."
     )
     p.add_argument(
@@ -166,7 +173,9 @@ def _read_rest(task: Any, release: dict[str, Any], t: int, last: bool) -> None:
         release["in_tray"] = bool(task.eraser_in_tray())
 
 
-def measure_policy(folder: Path, seeds: list[int], n_action_steps: int | None) -> list[Any]:
+def measure_policy(
+    folder: Path, seeds: list[int], n_action_steps: int | None, image_size: int
+) -> list[Any]:
     """Episodes of the TinyVLA in ``folder``, fresh latents per chunk as BC is evaluated."""
     import torch
 
@@ -181,7 +190,7 @@ def measure_policy(folder: Path, seeds: list[int], n_action_steps: int | None) -
         n_action_steps=n_action_steps,
         seed=fresh_latent_seed(0),
     )
-    env = make_task_env(TASK, policy, image_size=policy.config.image_size)
+    env = make_task_env(TASK, policy, image_size=image_size)
     state: Any = None
 
     def act(obs: Any, first: bool) -> np.ndarray:
@@ -251,7 +260,7 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
         if source.startswith(EXPERT_SOURCE):
             episodes = measure_expert(seeds, source.removeprefix(EXPERT_SOURCE))
         else:
-            episodes = measure_policy(Path(source), seeds, args.n_action_steps)
+            episodes = measure_policy(Path(source), seeds, args.n_action_steps, args.image_size)
         print(f"{label}: {len(episodes)} episodes in {time.time() - t0:.0f} s", flush=True)
         return episodes
 
@@ -259,6 +268,7 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
         "source": source,
         "seeds": seeds,
         "n_action_steps": args.n_action_steps,
+        "image_size": args.image_size,
         "version": MEASURE_VERSION,
     }
     return list(_cached(args.out / f"{_file_stem(label)}.json", key, measure))
@@ -312,7 +322,7 @@ def ridge_r2(features: np.ndarray, target: np.ndarray, folds: int = 5) -> list[f
     return [float(v) for v in 1 - resid / ((target - target.mean(0)) ** 2).sum(0)]
 
 
-def probe_policy(folder: Path, n: int) -> dict[str, Any]:
+def probe_policy(folder: Path, n: int, image_size: int) -> dict[str, Any]:
     """A policy read at ``n`` resets: first chunk vs the expert's, and what its features hold.
 
     The chunk is the mean over :data:`PROBE_LATENTS` latents, so the latent's own spread does not
@@ -332,7 +342,7 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
     expert = expert_for(TASK, "expert", demo_options(folder))
     policy = TinyVLA.from_pretrained(folder)
     policy.eval()
-    env = make_task_env(TASK, policy, image_size=policy.config.image_size)
+    env = make_task_env(TASK, policy, image_size=image_size)
     places, expert_sums, policy_sums, cams, feats = [], [], [], [], []
     instruction = policy.instructions[0]
     for i in range(n):
@@ -370,9 +380,15 @@ def probe_policy(folder: Path, n: int) -> dict[str, Any]:
 
 def cached_probe(args: argparse.Namespace, label: str, source: str) -> dict[str, Any]:
     """The stored probe of ``label`` if it read the same policy as often, else a new one."""
-    key = {"source": source, "resets": args.probe_resets, "version": MEASURE_VERSION}
+    key = {
+        "source": source,
+        "resets": args.probe_resets,
+        "image_size": args.image_size,
+        "version": MEASURE_VERSION,
+    }
     path = args.out / f"{_file_stem(label)}.probe.json"
-    return dict(_cached(path, key, lambda: probe_policy(Path(source), args.probe_resets)))
+    probe = lambda: probe_policy(Path(source), args.probe_resets, args.image_size)  # noqa: E731
+    return dict(_cached(path, key, probe))
 
 
 def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -521,8 +537,9 @@ def render(
         "## Setup",
         "",
         f"- Machine: {platform.machine()}, CPU. {args.episodes} held-out reset seeds "
-        "(1,000,000 onwards, those `benchmarks/spiral.py` evaluates on), one env, fresh latent "
-        "noise for every chunk (as BC is evaluated there), "
+        "(1,000,000 onwards, those `benchmarks/spiral.py` evaluates on), one env rendering "
+        f"{args.image_size}-pixel frames, fresh latent noise for every chunk (as BC is "
+        "evaluated there), "
         f"{args.n_action_steps or 'all 10'} actions executed per chunk.",
         "- The tray, and the eraser lying in it, are placed anew every episode within +-3 cm "
         "of their mean in x and y. First grasp: the right TCP when the policy first commands "
@@ -572,6 +589,7 @@ def render(
         + (" --expert " + " ".join(args.expert) if args.expert else "")
         + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
         + f" --episodes {args.episodes}"
+        + (f" --image-size {args.image_size}" if args.image_size != 96 else "")
         + (f" --probe-resets {args.probe_resets}" if args.probe_resets else "")
         + (" --policies " + " ".join(f'"{s}"' for s in args.policies) if args.policies else "")
         + "  # this page",
