@@ -171,10 +171,34 @@ def _labeler(spec: str) -> object:
     return RewardModelLabeler.from_pretrained(spec)
 
 
+TASK_HELP = "Gymnasium env id (SARM2-CleanWhiteboard-v0, or any registered env) or task short name."
+
+
+def resolve_env_id(task: str) -> str:
+    """The Gymnasium id of ``--task``: a registered id as given, a benchmark short name resolved.
+
+    Raises:
+        typer.BadParameter: Naming the available benchmark tasks, for anything else.
+    """
+    import gymnasium as gym
+
+    import sarm2_gym.envs  # noqa: F401  (registers the benchmark's envs)
+    from sarm2_gym.envs.registry import task_by_id
+
+    if task in gym.registry:
+        return task
+    try:
+        return task_by_id(task).env_id
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"{exc} (or any registered Gymnasium id)", param_hint="--task"
+        ) from exc
+
+
 @app.command("spiral")
 def spiral_command(
     policy: Path = typer.Option(..., "--policy", help="Base TinyVLA checkpoint (from `sarm2 bc`)."),
-    task: str = typer.Option(..., "--task", help="Env id, e.g. SARM2-CleanWhiteboard-v0."),
+    task: str = typer.Option(..., "--task", help=TASK_HELP),
     out: Path = typer.Option(..., "--out", help="Run folder (resumed if it holds a run)."),
     timesteps: int = typer.Option(..., "--timesteps", min=1, help="Env-step budget of all rounds."),
     labeler: str = typer.Option(
@@ -243,6 +267,7 @@ def spiral_command(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Run SPIRAL rounds (collect -> label -> update), evaluating after every round; resumable."""
+    task = resolve_env_id(task)
     from sarm2_gym.algos.baselines import SPIRALRunConfig, run_spiral
     from sarm2_gym.algos.spiral import SPIRALConfig
 
@@ -284,7 +309,7 @@ def spiral_command(
 
 @app.command("ppo")
 def ppo_command(
-    task: str = typer.Option(..., "--task"),
+    task: str = typer.Option(..., "--task", help=TASK_HELP),
     reward: str = typer.Option(
         "sparse", "--reward", help="sparse, sarm2 or sarm2:<checkpoint dir>."
     ),
@@ -299,6 +324,7 @@ def ppo_command(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train SB3 PPO with the sparse or the SARM2 dense reward and evaluate it."""
+    task = resolve_env_id(task)
     from sarm2_gym.algos.baselines import PPORunConfig, run_ppo
 
     try:
@@ -322,7 +348,7 @@ def ppo_command(
 @app.command("eval-policy")
 def eval_policy_command(
     policy: Path = typer.Option(..., "--policy", help="TinyVLA checkpoint or SPIRAL run folder."),
-    task: str = typer.Option(..., "--task"),
+    task: str = typer.Option(..., "--task", help=TASK_HELP),
     episodes: int = typer.Option(50, "--episodes", min=1),
     image_size: int = typer.Option(96, "--image-size", min=16),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
@@ -383,6 +409,7 @@ def eval_policy_command(
     """
     from sarm2_gym.algos.common.evaluation import VIDEO_EPISODES, Predictor
 
+    task = resolve_env_id(task)
     if latents not in ("fresh", "fixed"):
         raise typer.BadParameter(f"--latents must be 'fresh' or 'fixed', got {latents!r}")
     if videos_of not in VIDEO_EPISODES:

@@ -657,3 +657,25 @@ def test_fresh_latent_success_reads_bc_spiral_and_ppo_results() -> None:
     )  # fixed only
     assert fresh_latent_success({"extra": {"train_episodes": 3}, "curve": []}) is None  # PPO
     assert fresh_latent_seed(2) == fresh_latent_seed(0) + 2
+
+
+def test_cli_task_takes_a_registered_id_or_a_benchmark_short_name(
+    tmp_path: Path, said: Callable[[str], str]
+) -> None:
+    from sarm2_gym.cli.policy_commands import resolve_env_id
+
+    assert resolve_env_id("CleanWhiteboard") == CLEAN_WHITEBOARD
+    assert resolve_env_id(CLEAN_WHITEBOARD) == CLEAN_WHITEBOARD
+    assert resolve_env_id(REACH_ID) == REACH_ID  # an env this project did not write
+    runner = CliRunner()
+    for command in (
+        ["eval-policy", "--policy", str(tmp_path), "--task", "CleanWhitebord"],
+        ["ppo", "--task", "CleanWhitebord", "--timesteps", "8", "--out", str(tmp_path / "p")],
+        ["spiral", "--policy", str(tmp_path), "--task", "CleanWhitebord", "--out",
+         str(tmp_path / "s"), "--timesteps", "8", "--labeler", "privileged"],
+    ):  # fmt: skip
+        res = runner.invoke(app, command)
+        assert res.exit_code == 2, res.output
+        assert "unknown task 'CleanWhitebord'" in said(res.output)
+        assert "SARM2-CleanWhiteboard-v0" in said(res.output) and "Traceback" not in res.output
+    assert not (tmp_path / "p").exists() and not (tmp_path / "s").exists()
