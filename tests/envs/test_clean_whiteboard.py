@@ -417,9 +417,11 @@ def test_survey_carry_stops_above_the_trays_mean_place_for_a_chunk_before_placin
 
 
 def test_eraser_in_tray_holds_at_reset_not_once_lifted_and_again_once_placed() -> None:
+    from sarm2_gym.envs.tasks.clean_whiteboard import SETTLED_SPEED
+
     env, task, expert = _expert_in_env(3, {})
     assert task.eraser_in_tray(), "the eraser starts at rest in its tray"
-    assert task.eraser_speed() < 0.05
+    assert task.eraser_speed() < SETTLED_SPEED
     seen_held = False
     for _ in range(400):
         _, _, terminated, truncated, info = env.step(expert.act().env_action)
@@ -429,5 +431,5 @@ def test_eraser_in_tray_holds_at_reset_not_once_lifted_and_again_once_placed() -
         if terminated or truncated:
             break
     assert seen_held and info["is_success"]
-    assert task.eraser_in_tray() and task.eraser_speed() < 0.05
+    assert task.eraser_in_tray() and task.eraser_speed() < SETTLED_SPEED
     env.close()
