@@ -679,3 +679,34 @@ def test_cli_task_takes_a_registered_id_or_a_benchmark_short_name(
         assert "unknown task 'CleanWhitebord'" in said(res.output)
         assert "SARM2-CleanWhiteboard-v0" in said(res.output) and "Traceback" not in res.output
     assert not (tmp_path / "p").exists() and not (tmp_path / "s").exists()
+
+
+class _ChunkedExpert:
+    """The reaching expert's action held for a chunk, executed 3 steps per chunk (a queue)."""
+
+    def plan(self, obs: dict[str, np.ndarray], deterministic: bool) -> np.ndarray:
+        actions, _ = Expert().predict(obs)
+        return np.repeat(actions[:, None], 4, axis=1)
+
+    def predict(
+        self,
+        obs: dict[str, np.ndarray],
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, Any]:
+        from sarm2_gym.algos.common.chunking import chunked_predict
+
+        return chunked_predict(self, obs, state, episode_start, deterministic, 3)
+
+
+def test_evaluate_success_gives_each_seed_the_same_episode_however_many_envs_step() -> None:
+    # A chunk queue per env: envs that restart or go idle must not disturb the others' queues.
+    seeds = list(range(5, 17))
+    alone = evaluate_success(_ChunkedExpert(), make_reach_env, seeds, n_envs=1)
+    for n_envs in (2, 3, 5):
+        side_by_side = evaluate_success(_ChunkedExpert(), make_reach_env, seeds, n_envs=n_envs)
+        assert side_by_side.lengths == alone.lengths
+        assert side_by_side.successes == alone.successes
+        assert side_by_side.final_progress == pytest.approx(alone.final_progress)
+    assert len(set(alone.lengths)) > 1, "episodes of different lengths exercise the restarts"
