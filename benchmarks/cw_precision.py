@@ -43,7 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from sarm2_gym.common.files import atomic_write
-from sarm2_gym.envs.tasks.clean_whiteboard import SETTLED_SPEED
+from sarm2_gym.envs.tasks.clean_whiteboard import IN_TRAY_SLACK_XY, SETTLED_SPEED
 
 TASK = "SARM2-CleanWhiteboard-v0"
 GRIPPER = 13  # the right gripper's command in the 14-d action (> 0: close)
@@ -410,13 +410,6 @@ def probe_table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- summarising
-def tray_tolerance() -> np.ndarray:
-    """How far (x, y) the eraser's centre may lie from the tray's and count as in it."""
-    from sarm2_gym.envs.tasks.clean_whiteboard import IN_TRAY_SLACK_XY
-
-    return np.asarray(IN_TRAY_SLACK_XY)
-
-
 def _fit(target: np.ndarray, reached: np.ndarray) -> tuple[float, float]:
     """Slope of ``reached`` on ``target`` and the mean absolute miss (NaN below 3 points)."""
     if len(target) < 3 or float(np.std(target)) == 0.0:
@@ -433,7 +426,7 @@ def summarise(label: str, episodes: list[dict[str, Any]]) -> dict[str, Any]:
     placing = [(e["tray"], r["eraser"][:2]) for e, r in clean]
     tray = np.array([p[0] for p in placing]).reshape(-1, 2)
     let_go = np.array([p[1] for p in placing]).reshape(-1, 2)
-    inside = np.all(np.abs(let_go - tray) <= tray_tolerance(), axis=1)
+    inside = np.all(np.abs(let_go - tray) <= IN_TRAY_SLACK_XY, axis=1)
     return {
         "label": label,
         "episodes": len(episodes),
@@ -527,7 +520,7 @@ def render(
     probes: list[tuple[str, dict[str, Any]]],
     png: Path,
 ) -> str:
-    tol = tray_tolerance()
+    tol = IN_TRAY_SLACK_XY
     parts = ["# CleanWhiteboard: where policies grasp and let go", ""]
     if args.note:
         parts += [args.note, ""]
