@@ -240,7 +240,13 @@ def spiral_command(
         None, "--offline-episodes", min=1, help="Only the first N episodes of --offline-data."
     ),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
-    image_size: int = typer.Option(96, "--image-size", min=16),
+    image_size: int | None = typer.Option(
+        None,
+        "--image-size",
+        min=16,
+        help="Frame side the envs render at (default: that of the base policy's "
+        "demonstrations, else 96).",
+    ),
     eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
     fresh_latents_eval: bool = typer.Option(
         True,
@@ -350,7 +356,13 @@ def eval_policy_command(
     policy: Path = typer.Option(..., "--policy", help="TinyVLA checkpoint or SPIRAL run folder."),
     task: str = typer.Option(..., "--task", help=TASK_HELP),
     episodes: int = typer.Option(50, "--episodes", min=1),
-    image_size: int = typer.Option(96, "--image-size", min=16),
+    image_size: int | None = typer.Option(
+        None,
+        "--image-size",
+        min=16,
+        help="Frame side the env renders at (default: that of the policy's demonstrations, "
+        "else 96).",
+    ),
     n_envs: int = typer.Option(2, "--n-envs", min=1),
     seed: int = typer.Option(0, "--seed", help="Seed of the fresh latents (--latents fresh)."),
     latents: str = typer.Option(

@@ -17,7 +17,7 @@ import gymnasium as gym
 from sarm2_gym.algos.common.evaluation import EvalResult, Predictor, evaluate_success
 from sarm2_gym.algos.common.io import atomic_write_json
 from sarm2_gym.algos.vla import TinyVLA, VLAController
-from sarm2_gym.algos.vla.policy import wrap_env_for_policy
+from sarm2_gym.algos.vla.policy import render_size_for, wrap_env_for_policy
 
 __all__ = [
     "EVAL_SEED_START",
@@ -115,16 +115,19 @@ def load_result(out: str | Path) -> RunResult | None:
 def make_task_env(
     task: str,
     policy: Any,
-    image_size: int = 96,
+    image_size: int | None = None,
     obs_mode: str = "rgb",
     max_episode_steps: int | None = None,
 ) -> gym.Env:
     """One env of ``task`` as the comparison runs use it, holding what ``policy`` reads.
 
     ``gym.make(task)`` at ``image_size`` (its time limit overridden if given), wrapped by
-    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`.
+    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`. ``image_size=None``: the side of
+    the frames the policy was cloned from (:func:`~sarm2_gym.algos.vla.policy.render_size_for`,
+    which also warns when a given side differs from it).
     """
-    kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": image_size}
+    size = render_size_for(policy, image_size)
+    kwargs: dict[str, Any] = {"obs_mode": obs_mode, "image_size": size}
     if max_episode_steps is not None:
         kwargs["max_episode_steps"] = max_episode_steps
     return wrap_env_for_policy(gym.make(task, **kwargs), policy)
@@ -135,7 +138,7 @@ def evaluate_on_task(
     task: str,
     seeds: list[int],
     *,
-    image_size: int = 96,
+    image_size: int | None = None,
     obs_mode: str = "rgb",
     n_envs: int = 2,
     max_episode_steps: int | None = None,
@@ -150,7 +153,8 @@ def evaluate_on_task(
     ``videos``: a folder for one video per episode, or per ``video_episodes`` (``"failures"``,
     ``"successes"``; see :func:`evaluate_success`). The envs give the observations the
     predictor's policy reads (e.g. past states; see
-    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`).
+    :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy`) at ``image_size`` (``None``: the
+    side of the frames its policy was cloned from; see :func:`make_task_env`).
     """
     return evaluate_success(
         predictor,
@@ -169,7 +173,7 @@ def evaluate_vla(
     run_seed: int,
     *,
     eval_episodes: int = 50,
-    image_size: int = 96,
+    image_size: int | None = None,
     n_envs: int = 2,
     max_episode_steps: int | None = None,
     fresh_latents: bool = False,
@@ -178,7 +182,8 @@ def evaluate_vla(
     """A TinyVLA on the held-out seeds with fixed latents and, if asked, fresh ones per chunk.
 
     The fresh-latent evaluation draws from :func:`fresh_latent_seed` of ``run_seed``, so every
-    evaluation of the same policy by a run with that seed gives the same number.
+    evaluation of the same policy by a run with that seed gives the same number. The envs render
+    at ``image_size`` (``None``: as :func:`make_task_env` chooses).
 
     Returns:
         ``(fixed, fresh)``; ``fresh`` is ``None`` unless ``fresh_latents``.

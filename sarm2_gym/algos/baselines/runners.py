@@ -42,7 +42,7 @@ from sarm2_gym.algos.spiral.labeling import RolloutLabeler
 from sarm2_gym.algos.spiral.persistence import CHECKPOINT_DIR
 from sarm2_gym.algos.vla import BCConfig, TinyVLA, train_bc
 from sarm2_gym.algos.vla.checkpoint import read_vla_config
-from sarm2_gym.algos.vla.policy import wrap_env_for_policy
+from sarm2_gym.algos.vla.policy import render_size_for, wrap_env_for_policy
 
 if TYPE_CHECKING:
     from sarm2_gym.reward.adaptation import SARM2Adapter
@@ -61,7 +61,7 @@ def run_bc(
     task: str,
     *,
     eval_episodes: int = 50,
-    image_size: int = 96,
+    image_size: int | None = None,
     n_eval_envs: int = 2,
     text_encoder: Any = None,
     progress_bar: bool = False,
@@ -78,7 +78,8 @@ def run_bc(
     goes to ``extra["stochastic_eval"]``. Both evaluations scale the latents by
     ``latent_temperature`` (recorded in ``extra``). ``record``: JSON-able facts the caller
     wants kept in ``extra`` (e.g. which demonstrations); a finished run is returned as it was
-    recorded.
+    recorded. The evaluation envs render at ``image_size`` (``None``: the side of the
+    demonstrations' frames).
     """
     done = load_result(config.out)
     if done is not None:
@@ -125,7 +126,8 @@ class SPIRALRunConfig:
             ablations).
         seed: Run seed.
         n_envs: Parallel rollout envs.
-        image_size: Camera size of the envs.
+        image_size: Camera size of the envs (``None``: the side of the frames the base policy's
+            demonstrations were recorded at, else 96).
         offline_data: Demonstrations for an offline phase before the first round (stage 2b).
         offline_steps: Updates of the offline phase (default: the config's ``gradient_steps``).
         offline_episodes: Use only the first this many demonstrations of ``offline_data`` (e.g.
@@ -158,7 +160,7 @@ class SPIRALRunConfig:
     spiral: SPIRALConfig = field(default_factory=SPIRALConfig)
     seed: int = 0
     n_envs: int = 2
-    image_size: int = 96
+    image_size: int | None = None
     offline_data: str | None = None
     offline_steps: int | None = None
     offline_episodes: int | None = None
@@ -281,14 +283,14 @@ def run_spiral(
     if curve_path.is_file():
         state = read_json(curve_path, "curve")
     start = time.perf_counter() - float(state["wall_seconds"])
-    env_kwargs: dict[str, Any] = {"image_size": config.image_size}
+    base_config = read_vla_config(config.base_policy)
+    # Warns where the rollouts would render at another size than the base policy's demos.
+    env_kwargs: dict[str, Any] = {"image_size": render_size_for(base_config, config.image_size)}
     if config.max_episode_steps is not None:
         env_kwargs["max_episode_steps"] = config.max_episode_steps
     env = make_vec_env(
         config.task, n_envs=config.n_envs, seed=config.seed, env_kwargs=env_kwargs,
-        wrapper_class=functools.partial(
-            _wrap_for_spiral, vla=read_vla_config(config.base_policy), spiral=config.spiral
-        ),
+        wrapper_class=functools.partial(_wrap_for_spiral, vla=base_config, spiral=config.spiral),
     )  # fmt: skip
     ckpt = out / CHECKPOINT_DIR
     adapter = _reward_adapter(config, labeler)

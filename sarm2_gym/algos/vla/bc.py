@@ -402,7 +402,9 @@ def _initial_model(config: BCConfig, demos: DemoData, text_encoder: Any) -> Tiny
                 f"{list(unknown)}"
             )
         return model
-    model_config = replace(config.model, instructions=demos.instructions)
+    model_config = replace(
+        config.model, instructions=demos.instructions, demo_frame_size=demos.frame_size
+    )
     if model_config.action_space == "target" and not model_config.control_limits:
         model_config = replace(model_config, control_limits=_demo_control_limits(demos))
     model = TinyVLA.build(model_config, text_encoder)

@@ -71,6 +71,11 @@ class TinyVLAConfig:
             :func:`~sarm2_gym.algos.vla.policy.wrap_env_for_policy` adds), which only the
             benchmark's simulated tasks give, and demonstrations recorded there (their
             ``observation.environment_state`` column, the task's ``env_state_dim`` wide).
+        demo_frame_size: Side of the frames the cloned demonstrations were recorded at, before
+            they were resized to ``image_size`` (``sarm2 bc`` fills it in; ``None``: unknown,
+            e.g. a checkpoint from before it was recorded). Not part of the network: an env made
+            for the policy (:func:`~sarm2_gym.algos.vla.policy.render_size_for`) renders at it,
+            since a frame rendered at another size and resized is not the frame it learned from.
     """
 
     chunk_size: int = 10
@@ -98,6 +103,7 @@ class TinyVLAConfig:
     past_states: int = 0
     past_state_stride: int = 1
     privileged_state_dim: int = 0
+    demo_frame_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.image_encoder not in IMAGE_ENCODERS:
@@ -139,6 +145,8 @@ class TinyVLAConfig:
             )
         if self.privileged_state_dim < 0:
             raise ValueError(f"privileged_state_dim must be >= 0, got {self.privileged_state_dim}")
+        if self.demo_frame_size is not None and self.demo_frame_size < 1:
+            raise ValueError(f"demo_frame_size must be >= 1 or None, got {self.demo_frame_size}")
         if self.flow_time_alpha <= 0:
             raise ValueError(f"flow_time_alpha must be positive, got {self.flow_time_alpha}")
 

@@ -54,6 +54,9 @@ class DemoData:
         env_ids: The envs the episodes were recorded in, in order of first appearance.
         privileged_state: ``(N, D)`` the simulator's privileged object state, where it was
             loaded (``load_demos(privileged_state_dim=D)``), else ``None``.
+        frame_size: Side of the square frames the loaded cameras were recorded at, as the
+            datasets declare them (before any resize); ``None`` where they are not square or not
+            all one size.
     """
 
     inputs: dict[str, np.ndarray]
@@ -67,6 +70,7 @@ class DemoData:
     episodes: list[tuple[str, int, int, int, bool]] = field(default_factory=list)
     env_ids: tuple[str, ...] = ()
     privileged_state: np.ndarray | None = None
+    frame_size: int | None = None
 
     @property
     def num_frames(self) -> int:
@@ -189,9 +193,11 @@ def load_demos(
     env_ids: list[str] = []
     parts: list[dict[str, np.ndarray]] = []
     episodes: list[tuple[str, int, int, int, bool]] = []
+    frame_shapes: set[tuple[int, ...]] = set()
     start = 0
     for r, (root, limit) in enumerate(zip(roots, limits, strict=True)):
         ds = LeRobotDataset(root)
+        frame_shapes |= _declared_frame_shapes(ds, cameras)
         count = ds.num_episodes if limit is None else min(limit, ds.num_episodes)
         chosen = range(count) if episode_ranges is None else episode_ranges[r]
         if chosen is None:
@@ -250,4 +256,26 @@ def load_demos(
         episodes=episodes,
         env_ids=tuple(env_ids),
         privileged_state=cat.get("privileged_state"),
+        frame_size=_square_side(frame_shapes),
     )
+
+
+def _declared_frame_shapes(ds: LeRobotDataset, cameras: Sequence[str]) -> set[tuple[int, ...]]:
+    """The frame shapes ``ds`` declares for ``cameras``.
+
+    A camera the dataset lacks is left out here; reading its frames names it.
+    """
+    features = ds.features
+    return {
+        tuple(int(n) for n in features[image_key(c)]["shape"])
+        for c in cameras
+        if image_key(c) in features
+    }
+
+
+def _square_side(shapes: set[tuple[int, ...]]) -> int | None:
+    """The side of ``shapes`` when they are one square ``(S, S, C)`` frame shape, else ``None``."""
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes
+    return shape[0] if len(shape) == 3 and shape[0] == shape[1] else None

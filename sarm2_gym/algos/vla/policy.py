@@ -11,6 +11,7 @@ features once instead of images.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,12 @@ __all__ = [
     "Observation",
     "past_states_read_by",
     "privileged_state_read_by",
+    "render_size_for",
     "wrap_env_for_policy",
 ]
+
+DEFAULT_RENDER_SIZE = 96
+"""Frame side an env renders at for a policy that records none (``sarm2 collect``'s default)."""
 
 Observation = Mapping[str, np.ndarray | torch.Tensor]
 """Batched env observation: camera name -> uint8 ``(B, H, W, 3)``, ``"state"`` -> ``(B, 14)``."""
@@ -188,6 +193,36 @@ def privileged_state_read_by(policy: Any) -> bool:
         or getattr(part, "privileged_state_dim", 0) > 0
         for part in _policy_parts(policy)
     )
+
+
+def render_size_for(policy: Any, image_size: int | None = None) -> int:
+    """The frame side an env made for ``policy`` should render at.
+
+    ``policy`` is found as in :func:`past_states_read_by`. A TinyVLA records the side of the
+    frames it was cloned from (``demo_frame_size``); rendering at another side and resizing to
+    the encoder's input gives it frames that differ from those it learned from (other aliasing
+    and edge widths), with no error to say so. ``image_size=None`` takes the recorded side
+    (:data:`DEFAULT_RENDER_SIZE` where none is recorded); a given side that differs from the
+    recorded one is used, with a warning.
+    """
+    recorded = next(
+        (
+            int(size)
+            for part in _policy_parts(policy)
+            if (size := getattr(part, "demo_frame_size", None)) is not None
+        ),
+        None,
+    )
+    if image_size is None:
+        return DEFAULT_RENDER_SIZE if recorded is None else recorded
+    if recorded is not None and image_size != recorded:
+        warnings.warn(
+            f"rendering at {image_size} px for a policy cloned from {recorded}-pixel frames: it "
+            f"will see frames resized from another size than it learned from (render at "
+            f"{recorded} unless that is what is measured)",
+            stacklevel=2,
+        )
+    return image_size
 
 
 def wrap_env_for_policy(env: gym.Env, policy: Any, *others: Any) -> gym.Env:
