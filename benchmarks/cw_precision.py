@@ -577,7 +577,7 @@ def render(
         "",
         "```bash",
         *(args.command.splitlines() or ["(not given)"]),
-        "python benchmarks/cw_precision.py --root DATA --out DATA/precision --doc "
+        f"python benchmarks/cw_precision.py --root DATA --out {_shown_out(args)} --doc "
         + str(args.doc)
         + (" --expert " + " ".join(args.expert) if args.expert else "")
         + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
@@ -590,6 +590,12 @@ def render(
         "",
     ]
     return "\n".join(parts)
+
+
+def _shown_out(args: argparse.Namespace) -> str:
+    """``--out`` as the page's command shows it: under ``DATA`` where it is inside ``--root``."""
+    out, root = Path(args.out).resolve(), Path(args.root).resolve()
+    return f"DATA/{out.relative_to(root).as_posix()}" if out.is_relative_to(root) else str(args.out)
 
 
 def main(argv: list[str] | None = None) -> None:
