@@ -333,12 +333,17 @@ class TinyVLA(nn.Module):
         return feats.float()
 
     def _image_tokens(
-        self, inputs: Mapping[str, torch.Tensor], shift: int, generator: torch.Generator | None
+        self,
+        inputs: Mapping[str, torch.Tensor],
+        shift: int,
+        generator: torch.Generator | None,
+        with_grid: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Camera features ``(B, n_cameras, D)`` and grid tokens (or ``None``).
 
         Features are cached or computed from the frames; with a spatial grid the grid tokens are
-        ``(B, n_cameras * grid**2, d_model)``.
+        ``(B, n_cameras * grid**2, d_model)``, unless ``with_grid=False`` (``None`` then: not
+        computed).
         """
         if "image_features" in inputs:
             return inputs["image_features"].to(self.device, torch.float32), None
@@ -350,7 +355,7 @@ class TinyVLA(nn.Module):
                 resize_frames(frames, self.config.image_size),
                 shift,
                 generator,
-                self.config.spatial_grid,
+                self.config.spatial_grid if with_grid else 0,
             )
         else:
             feats = self.frame_features(frames)
@@ -471,7 +476,7 @@ class TinyVLA(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            feats, _ = self._image_tokens(self._to_inputs(observation), 0, None)
+            feats, _ = self._image_tokens(self._to_inputs(observation), 0, None, False)
             return feats
         finally:
             self.train(was_training)
