@@ -246,7 +246,15 @@ def _read_job(out: Path) -> dict[str, Any]:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {os.cpu_count()} CPUs (shared)"
+    """The machine line of a page, with the vector kernels torch picks on this CPU.
+
+    Runs agree bit for bit only where torch runs the same kernels (AVX2 and AVX-512 round
+    differently), so a page says which ones its report was written with.
+    """
+    import torch
+
+    kernels = torch.backends.cpu.get_cpu_capability()
+    return f"{platform.machine()}, {os.cpu_count()} CPUs (shared), torch CPU kernels {kernels}"
 
 
 def _done(out: Path) -> bool:
