@@ -165,7 +165,11 @@ class ValidationLog:
         atomic_write_json(self.path, {"rows": self.rows})
 
     def summary(self, key: str = "heldout/chunk_mse") -> dict[str, Any]:
-        """The last row and the row with the lowest ``key`` (``None`` before any row)."""
+        """The last row and the row with the lowest ``key`` (``None`` before any row).
+
+        "Best" means lowest ``key`` only: the held-out chunk error did not order CleanWhiteboard
+        policies by their success (docs/results/bc_held_out.md), so it is no checkpoint choice.
+        """
         if not self.rows:
             return {"last": None, "best_step": None, "best": None}
         best = min(self.rows, key=lambda r: r[key])
