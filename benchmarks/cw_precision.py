@@ -304,22 +304,57 @@ def expert_first_actions(env: Any, expert: Any, seed: int, steps: int) -> np.nda
     return np.array(actions)
 
 
-def ridge_r2(features: np.ndarray, target: np.ndarray, folds: int = 5) -> list[float]:
-    """Cross-validated R^2 of a ridge regression of ``target`` (N, k) on ``features`` (N, d)."""
+def ridge_r2(
+    features: np.ndarray,
+    target: np.ndarray,
+    folds: int = 5,
+    groups: np.ndarray | None = None,
+    penalties: tuple[float, ...] = (0.01,),
+) -> list[float]:
+    """Cross-validated R^2 of a ridge regression of ``target`` (N, k) on ``features`` (N, d).
+
+    Rows are dealt to the folds in turn, or by ``groups`` (e.g. episodes: rows of one episode
+    look alike, and a read-out tested on an episode it was fitted on is credited for memory).
+    The ridge penalty is ``penalty x rows``; with several ``penalties`` each fold picks its own
+    by a cross-validation inside its training rows (nested), so a wide feature vector fitted on
+    few episodes is not judged by a penalty too weak for it.
+    """
     std = features.std(0)
     # Features that hardly vary over the resets carry nothing; scaled up, they carry noise.
     x = np.where(std > 1e-4, (features - features.mean(0)) / np.maximum(std, 1e-4), 0.0)
-    pred = np.zeros_like(target)
-    fold = np.arange(len(target)) % folds
-    for f in range(folds):
-        train = fold != f
-        a, mean = x[train], target[train].mean(0)  # the mean is the intercept
-        w = np.linalg.solve(
-            a.T @ a + 0.01 * len(a) * np.eye(a.shape[1]), a.T @ (target[train] - mean)
-        )
-        pred[~train] = x[~train] @ w + mean
+    ids = np.arange(len(target)) if groups is None else np.asarray(groups)
+    pred = _cross_validated(x, target, ids, folds, penalties)
     resid = ((pred - target) ** 2).sum(0)
     return [float(v) for v in 1 - resid / ((target - target.mean(0)) ** 2).sum(0)]
+
+
+def _cross_validated(
+    x: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: int, penalties: tuple[float, ...]
+) -> np.ndarray:
+    """Each row's prediction by a ridge fitted on the folds (``ids % folds``) it is not in."""
+    pred = np.zeros_like(y)
+    fold = ids % folds
+    for f in range(folds):
+        train = fold != f
+        if train.all() or not train.any():
+            continue
+        penalty = penalties[0]
+        if len(penalties) > 1:  # the inner folds split the training groups anew
+            inner = ids[train] // folds
+            penalty = min(
+                penalties,
+                key=lambda p: float(
+                    (
+                        (_cross_validated(x[train], y[train], inner, folds, (p,)) - y[train]) ** 2
+                    ).sum()
+                ),
+            )
+        a, mean = x[train], y[train].mean(0)  # the mean is the intercept
+        w = np.linalg.solve(
+            a.T @ a + penalty * len(a) * np.eye(a.shape[1]), a.T @ (y[train] - mean)
+        )
+        pred[~train] = x[~train] @ w + mean
+    return pred
 
 
 def probe_policy(folder: Path, n: int, image_size: int) -> dict[str, Any]:
@@ -577,7 +612,7 @@ def render(
         "",
         "```bash",
         *(args.command.splitlines() or ["(not given)"]),
-        f"python benchmarks/cw_precision.py --root DATA --out {_shown_out(args)} --doc "
+        f"python benchmarks/cw_precision.py --root DATA --out {shown_out(args)} --doc "
         + str(args.doc)
         + (" --expert " + " ".join(args.expert) if args.expert else "")
         + (f" --n-action-steps {args.n_action_steps}" if args.n_action_steps else "")
@@ -592,7 +627,7 @@ def render(
     return "\n".join(parts)
 
 
-def _shown_out(args: argparse.Namespace) -> str:
+def shown_out(args: argparse.Namespace) -> str:
     """``--out`` as the page's command shows it: under ``DATA`` where it is inside ``--root``."""
     out, root = Path(args.out).resolve(), Path(args.root).resolve()
     return f"DATA/{out.relative_to(root).as_posix()}" if out.is_relative_to(root) else str(args.out)
