@@ -713,9 +713,12 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
 
         def run() -> Any:
             steps = json.loads((spiral / "result.json").read_text())["env_steps"]
-            spec = (
-                reward if reward == "sparse" or args.labeler == "sarm2" else f"sarm2:{args.labeler}"
-            )
+            if reward == "sparse" or args.labeler == "sarm2":
+                spec = reward
+            elif args.labeler == "privileged":  # the same oracle as SPIRAL's labels
+                spec = "privileged"
+            else:
+                spec = f"sarm2:{args.labeler}"
             cfg = PPORunConfig(
                 task=TASK_IDS[task], out=str(out), timesteps=int(steps), reward=spec, seed=seed,
                 n_envs=args.n_envs, eval_episodes=args.eval_episodes,

@@ -317,7 +317,10 @@ def spiral_command(
 def ppo_command(
     task: str = typer.Option(..., "--task", help=TASK_HELP),
     reward: str = typer.Option(
-        "sparse", "--reward", help="sparse, sarm2 or sarm2:<checkpoint dir>."
+        "sparse",
+        "--reward",
+        help="sparse, sarm2, sarm2:<checkpoint dir>, or privileged (the simulator's progress as "
+        "dense rewards: an oracle for development runs).",
     ),
     timesteps: int = typer.Option(..., "--timesteps", min=1),
     out: Path = typer.Option(..., "--out"),

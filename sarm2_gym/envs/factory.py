@@ -2,7 +2,9 @@
 
 ``gym.make(id, reward=...)`` passes ``reward`` here: ``"sparse"`` (default) is the env's own
 success reward; ``"sarm2"`` wraps the env with the packaged SARM2 reward model and
-``"sarm2:<dir>"`` with a checkpoint directory (see :mod:`sarm2_gym.wrappers`).
+``"sarm2:<dir>"`` with a checkpoint directory (see :mod:`sarm2_gym.wrappers`); ``"privileged"``
+gives the simulator's own progress as dense rewards, an oracle for development runs
+(:class:`~sarm2_gym.envs.privileged_reward.PrivilegedProgressReward`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import gymnasium as gym
 
 from sarm2_gym.envs.past_states import PastStates
+from sarm2_gym.envs.privileged_reward import PrivilegedProgressReward
 from sarm2_gym.envs.registry import env_class, task_by_id
 
 __all__ = ["make_task_env"]
@@ -28,7 +31,8 @@ def make_task_env(
 
     Args:
         task: Gymnasium id of the task.
-        reward: ``"sparse"``, ``"sarm2"`` or ``"sarm2:<checkpoint dir>"``.
+        reward: ``"sparse"``, ``"sarm2"``, ``"sarm2:<checkpoint dir>"`` or ``"privileged"``
+            (an oracle: the simulator's progress as SARM2's ``"delta"`` rewards).
         past_states: With ``n >= 1``, the observation also holds ``"past_states"``, the ``n``
             states ``past_state_stride`` steps apart before the current one
             (:class:`~sarm2_gym.envs.past_states.PastStates`), for a policy that reads them.
@@ -57,6 +61,8 @@ def make_task_env(
 def _make_with_reward(task: str, reward: str, kwargs: dict[str, Any]) -> gym.Env:
     if reward == "sparse":
         return env_class(task)(**kwargs)
+    if reward == "privileged":
+        return PrivilegedProgressReward(env_class(task)(**kwargs))
     if reward == "sarm2" or reward.startswith("sarm2:"):
         # lazy: pulls in torch
         from sarm2_gym.wrappers import ResizeCameras, SARM2Reward, load_reward_model
@@ -73,5 +79,6 @@ def _make_with_reward(task: str, reward: str, kwargs: dict[str, Any]) -> gym.Env
         env = SARM2Reward(env, model)
         return env if wanted is None or wanted == model_size else ResizeCameras(env, wanted)
     raise ValueError(
-        f"reward must be 'sparse', 'sarm2' or 'sarm2:<checkpoint dir>', got {reward!r}"
+        f"reward must be 'sparse', 'sarm2', 'sarm2:<checkpoint dir>' or 'privileged', "
+        f"got {reward!r}"
     )

@@ -2,7 +2,9 @@
 
 ``reward="sparse"`` trains on the env's own success reward; ``reward="sarm2"`` (or
 ``"sarm2:<checkpoint dir>"``) builds the envs with ``gym.make(task, reward=...)``, which wraps them
-with the SARM2 reward wrappers (:mod:`sarm2_gym.wrappers`). Evaluation always uses the plain env
+with the SARM2 reward wrappers (:mod:`sarm2_gym.wrappers`); ``reward="privileged"`` with the
+simulator's own progress as the same kind of dense rewards, an oracle for development runs that
+compare PPO with SPIRAL on privileged labels. Evaluation always uses the plain env
 and counts task success. PPO uses SB3's ``MultiInputPolicy`` on the same observations as the VLA
 (``obs_mode="rgb"``) unless told otherwise. A killed PPO run restarts from scratch (SB3's own
 checkpoints are pickles, which this library does not load); a finished run is skipped.
@@ -31,7 +33,8 @@ class PPORunConfig:
         task: Env id.
         out: Output folder (``result.json``, ``tb/``, ``policy.safetensors``).
         timesteps: Env-step budget (the same budget as the SPIRAL run it is compared with).
-        reward: ``"sparse"``, ``"sarm2"`` or ``"sarm2:<checkpoint dir>"``.
+        reward: ``"sparse"``, ``"sarm2"``, ``"sarm2:<checkpoint dir>"`` or ``"privileged"``
+            (an oracle; method ``ppo_sarm2`` all the same: the dense-reward PPO).
         seed: Seed of PPO and its envs.
         n_envs: Parallel envs.
         obs_mode: ``"rgb"`` (cameras + state, as the VLA sees) or ``"state"`` (privileged).
@@ -58,9 +61,10 @@ class PPORunConfig:
     ppo_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (self.reward == "sparse" or self.reward.split(":", 1)[0] == "sarm2"):
+        if not (self.reward in ("sparse", "privileged") or self.reward.split(":", 1)[0] == "sarm2"):
             raise ValueError(
-                f"reward must be 'sparse', 'sarm2' or 'sarm2:<dir>', got {self.reward!r}"
+                f"reward must be 'sparse', 'sarm2', 'sarm2:<dir>' or 'privileged', "
+                f"got {self.reward!r}"
             )
         if self.timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
