@@ -1663,7 +1663,14 @@ def _setup_text(args: argparse.Namespace) -> str:
             "- RA-BC: the same demonstrations and steps as BC, weights from the same reward "
             "model's progress (spec §3.6, kappa 0.01). SPIRAL alpha = 0 / 1: same rounds. PPO "
             "(SB3, `MultiInputPolicy` on the same cameras + state at 64 px): the env steps the "
-            "SPIRAL run of the same seed used; plotted at the number of training episodes it ran.",
+            "SPIRAL run of the same seed used; plotted at the number of training episodes it ran."
+            + (
+                " PPO (SARM2 dense) is rewarded with the same oracle, the simulator's progress "
+                "through SARM2's delta math (`reward='privileged'`: the mean of the last five "
+                "readings, never falling, rewarded by its increase)."
+                if args.labeler == "privileged"
+                else ""
+            ),
             "- Filtered BC (`FilteredBCRunConfig`, no critic and no reward model): the same "
             "rounds and rollouts per round as SPIRAL, from the same base policy; each round "
             "rolls the current policy out with fresh latents, keeps the rollouts the env's "
