@@ -10,11 +10,12 @@ on the same dense signal. No robot has it: it is not SARM2.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
+
+from sarm2_gym.common.smoothed_progress import SmoothedProgress
 
 __all__ = ["PrivilegedProgressReward"]
 
@@ -36,17 +37,13 @@ class PrivilegedProgressReward(gym.Wrapper[Any, Any, Any, Any]):
 
     def __init__(self, env: gym.Env[Any, Any], smoothing_window: int = 5) -> None:
         super().__init__(env)
-        if smoothing_window < 1:
-            raise ValueError(f"smoothing_window must be >= 1, got {smoothing_window}")
-        self.readings: deque[float] = deque(maxlen=smoothing_window)
-        self.smoothed = 0.0
+        self.progress = SmoothedProgress(smoothing_window)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset the env and the reading history."""
-        self.readings.clear()
-        self.smoothed = 0.0
+        self.progress.reset()
         return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -57,7 +54,5 @@ class PrivilegedProgressReward(gym.Wrapper[Any, Any, Any, Any]):
                 "PrivilegedProgressReward needs info['progress'] (the benchmark's simulated "
                 "tasks give it); this env has none"
             )
-        self.readings.append(float(np.clip(info["progress"], 0.0, 1.0)))
-        smoothed = max(self.smoothed, float(np.mean(self.readings)))
-        reward, self.smoothed = smoothed - self.smoothed, smoothed
+        reward = self.progress.add(float(np.clip(info["progress"], 0.0, 1.0)))
         return obs, reward, terminated, truncated, dict(info, sparse_reward=float(env_reward))

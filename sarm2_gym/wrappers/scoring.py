@@ -20,13 +20,13 @@ share one forward pass.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 
+from sarm2_gym.common.smoothed_progress import SmoothedProgress
 from sarm2_gym.reward.model import SARM2RewardModel
 from sarm2_gym.reward.streaming import StreamingScorer
 
@@ -127,8 +127,8 @@ class RunningRewardNormalizer:
 @dataclass
 class _EnvState:
     steps: int = 0
-    readings: deque[float] = field(default_factory=deque)
-    smoothed: float = 0.0
+    progress: SmoothedProgress = field(default_factory=SmoothedProgress)
+    increase: float = 0.0  # of the smoothed progress at the latest reading ("delta" reward)
     phi: float = 0.0
     last: dict[str, Any] = field(default_factory=dict)
 
@@ -174,7 +174,7 @@ class RewardScorer:
         self.streaming.reset(idx)
         self.streaming.push(frames, state, idx)
         for i in idx:
-            self._envs[i] = _EnvState(readings=deque(maxlen=self.config.smoothing_window))
+            self._envs[i] = _EnvState(progress=SmoothedProgress(self.config.smoothing_window))
 
     def step(
         self,
@@ -231,7 +231,7 @@ class RewardScorer:
     def _record(self, env: int, batch: Any, row: int) -> None:
         st = self._envs[env]
         progress = float(np.clip(batch.progress[row], 0.0, 1.0))
-        st.readings.append(progress)
+        st.increase = st.progress.add(progress)
         st.last = {
             "progress": progress,
             "primitive": int(batch.primitive[row]),
@@ -243,21 +243,16 @@ class RewardScorer:
     def _reward(self, env: int, queried: bool, terminated: bool) -> float:
         st = self._envs[env]
         mode = self.config.reward_mode
-        if not st.readings:  # nothing read yet this episode
+        if not st.progress.readings:  # nothing read yet this episode
             return 0.0
         if mode == "progress":
-            return st.readings[-1]
+            return st.progress.readings[-1]
         if mode == "potential":
-            phi_next = 0.0 if terminated else st.readings[-1]
+            phi_next = 0.0 if terminated else st.progress.readings[-1]
             reward = self.config.gamma * phi_next - st.phi
             st.phi = phi_next
             return reward
-        if not queried:
-            return 0.0
-        smoothed = max(st.smoothed, float(np.mean(st.readings)))
-        reward = smoothed - st.smoothed
-        st.smoothed = smoothed
-        return reward
+        return st.increase if queried else 0.0
 
     def latest(self, env: int) -> dict[str, Any]:
         """The latest reading of an env (empty before its first query)."""
