@@ -27,7 +27,7 @@ import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from cw_precision import ridge_r2, shown_out
+from cw_precision import file_stem, ridge_r2, shown_out
 
 from sarm2_gym.common.files import atomic_write
 from sarm2_gym.data.episode import CAMERA_NAMES
@@ -76,6 +76,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- recording
+# What record_policy keeps at every planning step, one array each.
+ROW_KEYS = (
+    "camera_features",
+    "policy_features",
+    "episode",
+    "grasped_before",
+    "held",
+    "clean",
+    "tcp",
+    "eraser",
+    "tray",
+    "release_error",
+)
+
+
 def record_policy(folder: Path, seeds: list[int]) -> dict[str, np.ndarray]:
     """Every planning step of the policy's episodes: what it read and where things were."""
     import torch
@@ -139,38 +154,26 @@ def record_policy(folder: Path, seeds: list[int]) -> dict[str, np.ndarray]:
     return out
 
 
-ROW_KEYS = (
-    "camera_features",
-    "policy_features",
-    "episode",
-    "grasped_before",
-    "held",
-    "clean",
-    "tcp",
-    "eraser",
-    "tray",
-    "release_error",
-)
-
-
 def cached_record(args: argparse.Namespace, label: str, folder: Path) -> dict[str, np.ndarray]:
     """The stored record of ``label`` if it read the same policy the same way, else a new one."""
     from sarm2_gym.algos.baselines.common import eval_seeds
 
     key = {"source": str(folder), "episodes": args.episodes, "version": PROBE_VERSION}
-    stem = args.out / label.replace(" ", "_").replace("/", "_")
-    key_path, data_path = stem.with_suffix(".key.json"), stem.with_suffix(".npz")
+    stem = file_stem(label)
+    key_path, data_path = args.out / f"{stem}.key.json", args.out / f"{stem}.npz"
     if key_path.is_file() and data_path.is_file() and json.loads(key_path.read_text()) == key:
         with np.load(data_path) as data:
             return {k: data[k] for k in data.files}
     t0 = time.time()
     record = record_policy(folder, eval_seeds(args.episodes))
     print(f"{label}: {args.episodes} episodes in {time.time() - t0:.0f} s", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    with open(data_path.with_suffix(".tmp.npz"), "wb") as f:
-        np.savez(f, **record)
-    data_path.with_suffix(".tmp.npz").replace(data_path)
-    atomic_write(key_path, lambda tmp: tmp.write_text(json.dumps(key)))
+
+    def write_arrays(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would add ".npz" to a path
+            np.savez(f, **record)
+
+    atomic_write(data_path, write_arrays)
+    atomic_write(key_path, lambda tmp: tmp.write_text(json.dumps(key)))  # last: marks it whole
     return record
 
 

@@ -232,7 +232,7 @@ def expert_label(kind: str) -> str:
     return "scripted expert" if kind == DEFAULT_EXPERT_KIND else f"scripted expert ({kind})"
 
 
-def _file_stem(label: str) -> str:
+def file_stem(label: str) -> str:
     return label.replace(" ", "_").replace("/", "_")
 
 
@@ -271,7 +271,7 @@ def cached_episodes(args: argparse.Namespace, label: str, source: str) -> list[A
         "image_size": args.image_size,
         "version": MEASURE_VERSION,
     }
-    return list(_cached(args.out / f"{_file_stem(label)}.json", key, measure))
+    return list(_cached(args.out / f"{file_stem(label)}.json", key, measure))
 
 
 def demo_options(folder: Path) -> dict[str, str]:
@@ -421,7 +421,7 @@ def cached_probe(args: argparse.Namespace, label: str, source: str) -> dict[str,
         "image_size": args.image_size,
         "version": MEASURE_VERSION,
     }
-    path = args.out / f"{_file_stem(label)}.probe.json"
+    path = args.out / f"{file_stem(label)}.probe.json"
     probe = lambda: probe_policy(Path(source), args.probe_resets, args.image_size)  # noqa: E731
     return dict(_cached(path, key, probe))
 
