@@ -342,12 +342,7 @@ def _cross_validated(
         if len(penalties) > 1:  # the inner folds split the training groups anew
             inner = ids[train] // folds
             penalty = min(
-                penalties,
-                key=lambda p: float(
-                    (
-                        (_cross_validated(x[train], y[train], inner, folds, (p,)) - y[train]) ** 2
-                    ).sum()
-                ),
+                penalties, key=lambda p: _squared_error(x[train], y[train], inner, folds, p)
             )
         a, mean = x[train], y[train].mean(0)  # the mean is the intercept
         w = np.linalg.solve(
@@ -355,6 +350,13 @@ def _cross_validated(
         )
         pred[~train] = x[~train] @ w + mean
     return pred
+
+
+def _squared_error(
+    x: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: int, penalty: float
+) -> float:
+    """Summed squared error of the cross-validated predictions with one ``penalty``."""
+    return float(((_cross_validated(x, y, ids, folds, (penalty,)) - y) ** 2).sum())
 
 
 def probe_policy(folder: Path, n: int, image_size: int) -> dict[str, Any]:
