@@ -562,7 +562,7 @@ def bc_config(args: argparse.Namespace, task: str, seed: int, out: Path, rabc: b
         max_episodes=plan.demos,
         rabc=reward_model_dir(args) if rabc else None,
         seed=seed,
-        model=TinyVLAConfig(**{**args.model, "n_action_steps": plan.n_action_steps}),
+        model=TinyVLAConfig.from_dict({**args.model, "n_action_steps": plan.n_action_steps}),
         device=args.bc_device,
         ema_decay=args.bc_ema_decay,
         val_episodes=args.bc_val_episodes,

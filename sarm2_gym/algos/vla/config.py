@@ -36,6 +36,12 @@ class TinyVLAConfig:
             ``spatial_grid x spatial_grid`` grid (0: keypoint token only). Keypoints keep one
             position per channel; the grid keeps *several* things of one kind apart (e.g. the
             ink cells left on a whiteboard), which the trunk can then attend to.
+        head_cameras: Cameras whose image features (the encoder's output, before the trunk)
+            the flow head also reads, beside the trunk's read-out token (default: none, the
+            read-out alone). The trunk mixes all tokens into that one token, which can lose
+            where an object is (a linear read-out of a BC policy's read-out token did not find
+            the CleanWhiteboard tray, which the top camera's features locate; see
+            ``docs/results/cw_place_probe.md``); this gives the head that camera directly.
         text_dim: Width of the frozen sentence embedding of the instruction.
         d_model: Transformer trunk width.
         n_heads: Attention heads.
@@ -87,6 +93,7 @@ class TinyVLAConfig:
     cnn_channels: tuple[int, int, int] = (16, 32, 32)
     image_feature_dim: int = 64
     spatial_grid: int = 0
+    head_cameras: tuple[str, ...] = ()
     text_dim: int = 384
     d_model: int = 128
     n_heads: int = 4
@@ -123,6 +130,12 @@ class TinyVLAConfig:
             raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
         if not self.cameras:
             raise ValueError("need at least one camera")
+        unknown_heads = [c for c in self.head_cameras if c not in self.cameras]
+        if unknown_heads or len(set(self.head_cameras)) != len(self.head_cameras):
+            raise ValueError(
+                f"head_cameras must be distinct names among cameras {self.cameras}, got "
+                f"{self.head_cameras}"
+            )
         if len(set(self.instructions)) != len(self.instructions):
             raise ValueError("instructions must be distinct")
         if self.n_action_steps is not None and not 1 <= self.n_action_steps <= self.chunk_size:
@@ -156,9 +169,17 @@ class TinyVLAConfig:
         return self.past_states * self.state_dim
 
     @property
+    def head_camera_dim(self) -> int:
+        """Width of the head cameras' image features (0 without head cameras)."""
+        return len(self.head_cameras) * self.image_feature_dim
+
+    @property
     def feature_dim(self) -> int:
-        """Width of the features given to SPIRAL: readout + state changes + normalised state."""
-        return self.d_model + self.motion_dim + self.state_dim
+        """Width of the features the flow head and SPIRAL read.
+
+        Read-out + head cameras' image features + state changes + normalised state.
+        """
+        return self.d_model + self.head_camera_dim + self.motion_dim + self.state_dim
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -175,6 +196,6 @@ class TinyVLAConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown TinyVLAConfig fields {unknown}")
-        tuples = {"cameras", "cnn_channels", "instructions", "control_limits"}
+        tuples = {"cameras", "cnn_channels", "head_cameras", "instructions", "control_limits"}
         kwargs: dict[str, Any] = {k: tuple(v) if k in tuples else v for k, v in data.items()}
         return cls(**kwargs)

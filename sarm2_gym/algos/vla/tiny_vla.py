@@ -6,17 +6,20 @@ Architecture (one observation -> one chunk of ``H`` actions)::
     state (normalised) [+ changes] ---> 1 token         >-- transformer trunk --> readout token r
     instruction (frozen MiniLM, stored) -> 1 token     /
     readout (learned query) ----------> 1 token        /
-    features c = [LayerNorm(r), normalised state changes, normalised state]        (B, F)
+    features c = [LayerNorm(r), head cameras' features, normalised state changes,
+                  normalised state]                                                 (B, F)
     chunk = unnormalise(Euler-integrate v(x, t | c) from x_1 = z to t = 0)          (B, H, A)
 
 The instruction embedding is computed once per task with the frozen sentence encoder and stored
 in the checkpoint (no text model at run time). Actions and state are normalised with dataset
 mean/std stored as buffers; chunks come out in env units, clipped to the action box [-1, 1].
 The features ``c`` are what SPIRAL's residual actor and critic read (spec §2.2 uses pooled frozen
-image features + state the same way). With ``past_states`` the state token also reads the state's
-change over each lag, ``(state - past) / std``, from the observation's ``"past_states"``. With
-``privileged_state_dim`` (an oracle, for diagnostics) it also reads the simulator's object state,
-normalised, from the observation's ``"env_state"``; the features ``c`` stay as above.
+image features + state the same way). With ``head_cameras`` the head also reads those cameras'
+encoder features directly, not only through the trunk's read-out. With ``past_states`` the state
+token also reads the state's change over each lag, ``(state - past) / std``, from the
+observation's ``"past_states"``. With ``privileged_state_dim`` (an oracle, for diagnostics) it
+also reads the simulator's object state, normalised, from the observation's ``"env_state"``; the
+features ``c`` stay as above.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sarm2_gym.algos.common.tensors import to_tensor
 from sarm2_gym.algos.vla.config import TinyVLAConfig
 from sarm2_gym.algos.vla.flow import FlowHead, sample_flow_times
 from sarm2_gym.algos.vla.policy import ChunkBatch, Observation
@@ -48,14 +52,6 @@ _EPS = 1e-6
 # Constant action/state dims (e.g. unused rotations) must not blow up. State changes share the
 # state's floor: a policy's jitter in a dim its demonstrations never moved must stay small.
 _STD_FLOOR = 1e-2
-
-
-def _tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value
-    arr = np.asarray(value)
-    # torch warns on read-only arrays (e.g. memory-mapped dataset columns): copy those only
-    return torch.from_numpy(arr if arr.flags.writeable else arr.copy())
 
 
 class TinyVLA(nn.Module):
@@ -147,6 +143,7 @@ class TinyVLA(nn.Module):
         )
         self.trunk = nn.TransformerEncoder(layer, config.n_layers, enable_nested_tensor=False)
         self.readout_norm = nn.LayerNorm(d)
+        self._head_camera_index = [config.cameras.index(c) for c in config.head_cameras]
         self.head = FlowHead(
             config.chunk_size,
             config.action_dim,
@@ -173,7 +170,7 @@ class TinyVLA(nn.Module):
 
     @property
     def feature_dim(self) -> int:
-        """Feature width F = d_model + past_states * state_dim + state_dim."""
+        """Feature width F = d_model + head camera features + past state changes + state_dim."""
         return self.config.feature_dim
 
     @property
@@ -398,8 +395,9 @@ class TinyVLA(nn.Module):
         if grid is not None:  # grid tokens first: the readout stays the last token
             tokens = torch.cat([grid, tokens], dim=1)
         readout = self.readout_norm(self.trunk(tokens)[:, -1])
+        head_cams = cam_feats[:, self._head_camera_index].flatten(1)  # (B, head_camera_dim)
         # The state stays last: target-mode actions read it back from the features.
-        return torch.cat([readout, motion, state], dim=-1)
+        return torch.cat([readout, head_cams, motion, state], dim=-1)
 
     def _motion(self, state: torch.Tensor, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Normalised state changes ``(B, past_states * S)`` (``(B, 0)`` without past states)."""
@@ -450,7 +448,7 @@ class TinyVLA(nn.Module):
         missing = [k for k in keys if k not in observation]
         if missing:
             raise ValueError(f"observation lacks {missing}; it has {sorted(observation)}")
-        return {k: _tensor(observation[k]) for k in keys}
+        return {k: to_tensor(observation[k]) for k in keys}
 
     @torch.no_grad()
     def encode(self, observation: Observation, instruction: str | Sequence[str]) -> torch.Tensor:
