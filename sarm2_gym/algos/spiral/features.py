@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sarm2_gym.algos.common.tensors import to_tensor
 from sarm2_gym.algos.spiral.config import FROZEN_IMAGE_ENCODERS
 from sarm2_gym.algos.vla.policy import ChunkBatch, ChunkPolicy
 from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
@@ -167,7 +168,7 @@ class WithFrozenImageFeatures(_WithExtraFeatures):
         if missing:
             raise ValueError(f"observation lacks cameras {missing}; it has {sorted(observation)}")
         # the encoder checks the frames (uint8, (N, H, W, 3)) and names what is wrong
-        return [self.encoder.encode(torch.as_tensor(observation[c])).to(like) for c in self.cameras]
+        return [self.encoder.encode(to_tensor(observation[c])).to(like) for c in self.cameras]
 
 
 class WithPrivilegedState(_WithExtraFeatures):
@@ -197,7 +198,7 @@ class WithPrivilegedState(_WithExtraFeatures):
                 f"observation lacks {PRIVILEGED_STATE_KEY!r} (it has {sorted(observation)}): wrap "
                 "the env in sarm2_gym.envs.privileged_state.PrivilegedState"
             )
-        state = torch.as_tensor(observation[PRIVILEGED_STATE_KEY]).to(like)
+        state = to_tensor(observation[PRIVILEGED_STATE_KEY]).to(like)
         if state.shape != (like.shape[0], self.state_dim):
             raise ValueError(
                 f"{PRIVILEGED_STATE_KEY!r} must be ({like.shape[0]}, {self.state_dim}), "
