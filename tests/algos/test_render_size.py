@@ -59,3 +59,15 @@ def test_render_size_follows_the_policy_and_warns_when_told_otherwise() -> None:
         assert render_size_for(cloned_at_32, 48) == 48
     with pytest.raises(ValueError, match="demo_frame_size"):
         TinyVLAConfig(demo_frame_size=0)
+
+
+def test_the_lookahead_planner_simulates_at_the_policys_frame_size() -> None:
+    from sarm2_gym.algos.baselines.lookahead import SimulatedLookahead
+
+    from .helpers import INSTRUCTION, tiny_vla
+
+    cloned = tiny_vla(demo_frame_size=IMAGE + 8)
+    planner = SimulatedLookahead(cloned, INSTRUCTION, REACH_ID)
+    assert planner.sim.unwrapped.size == IMAGE + 8  # type: ignore[attr-defined]
+    older = SimulatedLookahead(tiny_vla(), INSTRUCTION, REACH_ID)  # no recorded size
+    assert older.sim.unwrapped.size == DEFAULT_RENDER_SIZE  # type: ignore[attr-defined]

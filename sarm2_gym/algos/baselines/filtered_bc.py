@@ -76,7 +76,8 @@ class FilteredBCRunConfig:
         warmup_steps: Its warm-up.
         batch_size: Its batch size.
         seed: Run seed (BC seeds, rollout reset seeds and latents derive from it).
-        image_size: Camera size of the envs.
+        image_size: Camera size of the envs (``None``: the side the policy was cloned from,
+            :func:`~sarm2_gym.algos.vla.policy.render_size_for`).
         eval_episodes: Held-out evaluation episodes after every round.
         n_eval_envs: Envs of the evaluation.
         max_episode_steps: Override of the task's time limit (rollouts and evaluation).
@@ -102,7 +103,7 @@ class FilteredBCRunConfig:
     warmup_steps: int = 100
     batch_size: int = 64
     seed: int = 0
-    image_size: int = 96
+    image_size: int | None = None
     eval_episodes: int = 50
     n_eval_envs: int = 2
     max_episode_steps: int | None = None

@@ -33,6 +33,7 @@ from sarm2_gym.algos.vla.policy import (
     ChunkPolicy,
     past_states_read_by,
     privileged_state_read_by,
+    render_size_for,
 )
 from sarm2_gym.envs.privileged_state import PRIVILEGED_STATE_KEY
 
@@ -55,7 +56,9 @@ class SimulatedLookahead:
             else the whole chunk).
         seed: Seeds the candidates' and the continuations' latents.
         temperature: Scale of every latent.
-        image_size: Camera size of the episode's env (the policy sees the same frames).
+        image_size: Camera size of the episode's env (the policy sees the same frames;
+            ``None``: the side the policy was cloned from, as
+            :func:`~sarm2_gym.algos.vla.policy.render_size_for` gives).
         max_episode_steps: The episode env's time limit, if it overrides the task's.
 
     Raises:
@@ -73,7 +76,7 @@ class SimulatedLookahead:
         n_action_steps: int | None = None,
         seed: int = 0,
         temperature: float = 1.0,
-        image_size: int = 96,
+        image_size: int | None = None,
         max_episode_steps: int | None = None,
     ) -> None:
         if past_states_read_by(policy)[0]:
@@ -90,7 +93,10 @@ class SimulatedLookahead:
         self.generator = torch.Generator().manual_seed(seed)
         # Not make_task_env: the copy steps in state mode (replays render nothing) and renders
         # its cameras only when the base policy plans a chunk (_observe).
-        kwargs: dict[str, Any] = {"obs_mode": "state", "image_size": image_size}
+        kwargs: dict[str, Any] = {
+            "obs_mode": "state",
+            "image_size": render_size_for(policy, image_size),
+        }
         if max_episode_steps is not None:
             kwargs["max_episode_steps"] = max_episode_steps
         self.sim = gym.make(task, disable_env_checker=True, **kwargs)
