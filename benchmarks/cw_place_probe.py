@@ -268,8 +268,10 @@ def render(args: argparse.Namespace, results: list[tuple[str, dict[str, Any]]]) 
         "seeds per policy, fresh latent noise for every chunk (as BC is evaluated), the env "
         "rendered at the side of the frames the policy was cloned from.",
         "- Every time the policy plans a chunk, each camera's image features (what the trunk "
-        "reads of it) and the policy's own features (trunk read-out and state) are kept with the "
-        "simulator's eraser, tray and right-gripper positions. Three read-outs: "
+        "reads of it) and the policy's own features (what its flow head reads: the trunk's "
+        "read-out, the image features of any cameras the head reads directly, and the state) "
+        "are kept with the simulator's eraser, tray and right-gripper positions. Three "
+        "read-outs: "
         + "; ".join(f"**{p}**: {PHASE_TEXT[p]}" for p in PHASES)
         + ". R²: a ridge read-out (standardised features, as cw_precision.py's probe) of the "
         f"target's x and y, {FOLDS}-fold cross-validated with whole episodes held out, the "

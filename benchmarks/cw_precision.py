@@ -331,9 +331,19 @@ def ridge_r2(
 def _cross_validated(
     x: np.ndarray, y: np.ndarray, ids: np.ndarray, folds: int, penalties: tuple[float, ...]
 ) -> np.ndarray:
-    """Each row's prediction by a ridge fitted on the folds (``ids % folds``) it is not in."""
+    """Each row's prediction by a ridge fitted on the folds (``ids % folds``) it is not in.
+
+    Raises:
+        ValueError: If the rows fall in fewer than two folds (a fold with no training rows would
+            be left unpredicted, and its zeros scored as predictions).
+    """
     pred = np.zeros_like(y)
     fold = ids % folds
+    if len(np.unique(fold)) < 2:
+        raise ValueError(
+            f"a cross-validated read-out needs rows in two folds or more; these {len(ids)} rows "
+            f"fall in {len(np.unique(fold))} (too few groups: {len(np.unique(ids))})"
+        )
     for f in range(folds):
         train = fold != f
         if train.all() or not train.any():
