@@ -27,6 +27,13 @@ def test_load_demos_reads_the_recorded_frame_size_before_resizing(
     larger = record_demos(tmp_path / "larger", 1, image_size=IMAGE + 8)
     mixed = load_demos([reach_demos, larger], cameras=CAMERA_NAMES, image_size=16, max_episodes=1)
     assert mixed.frame_size is None  # no one size to render at
+    unused = load_demos(
+        [reach_demos, larger],
+        cameras=CAMERA_NAMES,
+        image_size=16,
+        episode_ranges=[range(1), range(0)],
+    )
+    assert unused.frame_size == IMAGE  # a dataset none of whose episodes is loaded has no say
 
 
 def test_bc_records_the_demonstrations_frame_size(tmp_path: Path) -> None:

@@ -197,13 +197,14 @@ def load_demos(
     start = 0
     for r, (root, limit) in enumerate(zip(roots, limits, strict=True)):
         ds = LeRobotDataset(root)
-        frame_shapes |= _declared_frame_shapes(ds, cameras)
         count = ds.num_episodes if limit is None else min(limit, ds.num_episodes)
         chosen = range(count) if episode_ranges is None else episode_ranges[r]
         if chosen is None:
             chosen = range(ds.num_episodes)
         if len(chosen) and (min(chosen) < 0 or max(chosen) >= ds.num_episodes):
             raise ValueError(f"{root} holds episodes 0..{ds.num_episodes - 1}; asked for {chosen}")
+        if len(chosen):  # a dataset none of whose episodes is used does not decide the size
+            frame_shapes |= _declared_frame_shapes(ds, cameras)
         for i in chosen:
             ep = ds.episode(i)
             if ep.task not in names:
