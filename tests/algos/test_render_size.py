@@ -49,6 +49,15 @@ def test_bc_records_the_demonstrations_frame_size(tmp_path: Path) -> None:
     assert policy.config.demo_frame_size == recorded  # ...is not what the demos were recorded at
     env = make_task_env(REACH_ID, policy)
     assert env.observation_space["top"].shape == (recorded, recorded, 3)
+    # fine-tuned on frames of another side, the policy records that side
+    tuned = train_bc(
+        tiny_bc_config(
+            record_demos(tmp_path / "other", 2), tmp_path / "tuned", steps=2, init=str(out),
+            model=TinyVLAConfig(),
+        ),
+        progress_bar=False,
+    )  # fmt: skip
+    assert TinyVLA.from_pretrained(tuned).config.demo_frame_size == IMAGE
 
 
 def test_render_size_follows_the_policy_and_warns_when_told_otherwise() -> None:

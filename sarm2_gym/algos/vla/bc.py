@@ -401,6 +401,9 @@ def _initial_model(config: BCConfig, demos: DemoData, text_encoder: Any) -> Tiny
                 f"the data hold instructions the policy in {config.init} was not trained on: "
                 f"{list(unknown)}"
             )
+        if demos.frame_size is not None and demos.frame_size != model.config.demo_frame_size:
+            # It now learns from these frames: envs made for the fine-tuned policy render so.
+            model.config = replace(model.config, demo_frame_size=demos.frame_size)
         return model
     model_config = replace(
         config.model, instructions=demos.instructions, demo_frame_size=demos.frame_size
