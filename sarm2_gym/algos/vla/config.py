@@ -79,10 +79,10 @@ class TinyVLAConfig:
             ``observation.environment_state`` column, the task's ``env_state_dim`` wide).
         demo_frame_size: Side of the frames the cloned demonstrations were recorded at, before
             they were resized to ``image_size`` (``sarm2 bc`` fills it in, a fine-tune with
-            ``--init`` sets it to its own data's; ``None``: unknown,
-            e.g. a checkpoint from before it was recorded). Not part of the network: an env made
-            for the policy (:func:`~sarm2_gym.algos.vla.policy.render_size_for`) renders at it,
-            since a frame rendered at another size and resized is not the frame it learned from.
+            ``--init`` sets it to its own data's; ``None``: unknown, e.g. a checkpoint from
+            before it was recorded). Not part of the network: an env made for the policy
+            (:func:`~sarm2_gym.algos.vla.policy.render_size_for`) renders at it, since a frame
+            rendered at another size and resized is not the frame it learned from.
     """
 
     chunk_size: int = 10
