@@ -239,3 +239,11 @@ def unit_normalization(vla: Any, privileged_state_dim: int = 0) -> None:
         privileged_mean=np.zeros(privileged_state_dim) if privileged_state_dim else None,
         privileged_std=np.ones(privileged_state_dim) if privileged_state_dim else None,
     )
+
+
+def random_observation(n: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch of ``n`` observations of random camera frames and states (``IMAGE`` px)."""
+    rng = np.random.default_rng(seed)
+    obs = {c: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8) for c in CAMERA_NAMES}
+    obs["state"] = rng.normal(size=(n, 14)).astype(np.float32)
+    return obs

@@ -18,21 +18,12 @@ from .helpers import (
     INSTRUCTION,
     FakeText,
     make_reach_env,
+    random_observation,
     tiny_bc_config,
     tiny_vla,
     tiny_vla_config,
     unit_normalization,
 )
-
-
-def _obs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    obs = {
-        c: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8)
-        for c in ("top", "left_wrist", "right_wrist")
-    }
-    obs["state"] = rng.normal(size=(n, 14)).astype(np.float32)
-    return obs
 
 
 def test_the_config_widens_the_features_by_each_head_camera() -> None:
@@ -57,7 +48,7 @@ def test_the_features_hold_the_head_cameras_features_before_the_state() -> None:
     vla = tiny_vla(head_cameras=("right_wrist", "top"))
     unit_normalization(vla)
     vla.eval()
-    obs = _obs(3)
+    obs = random_observation(3)
     feats = vla.encode(obs, INSTRUCTION)
     d, w = vla.config.d_model, vla.config.image_feature_dim
     assert feats.shape == (3, vla.feature_dim)
@@ -73,7 +64,7 @@ def test_the_head_reads_the_camera_past_the_trunk() -> None:
     vla = tiny_vla(head_cameras=("top",))
     unit_normalization(vla)
     vla.eval()
-    obs, other = _obs(2), _obs(2, seed=1)
+    obs, other = random_observation(2), random_observation(2, seed=1)
     changed = dict(obs, top=other["top"])
     z = torch.randn(2, vla.chunk_size, 14, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

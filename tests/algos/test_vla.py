@@ -18,23 +18,13 @@ from sarm2_gym.algos.vla.vision import (
     resize_frames,
 )
 
-from .helpers import IMAGE, INSTRUCTION, tiny_vla
-
-
-def _obs(n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    obs = {
-        c: rng.integers(0, 256, (n, IMAGE, IMAGE, 3), dtype=np.uint8)
-        for c in ("top", "left_wrist", "right_wrist")
-    }
-    obs["state"] = rng.normal(size=(n, 14)).astype(np.float32)
-    return obs
+from .helpers import IMAGE, INSTRUCTION, random_observation, tiny_vla
 
 
 def test_tiny_vla_implements_the_protocol() -> None:
     vla = tiny_vla()
     assert isinstance(vla, ChunkPolicy)
-    feats = vla.encode(_obs(3), INSTRUCTION)
+    feats = vla.encode(random_observation(3), INSTRUCTION)
     assert feats.shape == (3, vla.feature_dim) and not feats.requires_grad
     chunk = vla.sample_actions(feats, torch.randn(3, vla.chunk_size, 14))
     assert chunk.shape == (3, vla.chunk_size, 14)
@@ -43,7 +33,7 @@ def test_tiny_vla_implements_the_protocol() -> None:
 
 def test_flow_head_is_deterministic_given_the_noise() -> None:
     vla = tiny_vla()
-    obs = _obs(4)
+    obs = random_observation(4)
     z = torch.randn(4, vla.chunk_size, 14, generator=torch.Generator().manual_seed(1))
     a1 = vla.sample_chunk(obs, INSTRUCTION, z)
     a2 = vla.sample_chunk(obs, INSTRUCTION, z.clone())
@@ -58,9 +48,9 @@ def test_flow_head_is_deterministic_given_the_noise() -> None:
 def test_unknown_instruction_and_bad_noise_are_rejected() -> None:
     vla = tiny_vla()
     with pytest.raises(ValueError, match="unknown instructions"):
-        vla.encode(_obs(1), "fold the laundry")
+        vla.encode(random_observation(1), "fold the laundry")
     with pytest.raises(ValueError, match="noise must be"):
-        vla.sample_actions(vla.encode(_obs(1), INSTRUCTION), torch.zeros(1, 3, 14))
+        vla.sample_actions(vla.encode(random_observation(1), INSTRUCTION), torch.zeros(1, 3, 14))
 
 
 def test_tiny_vla_overfits_a_handful_of_demonstrations(reach_demos: Path) -> None:
@@ -126,7 +116,7 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path: Path) -> None:
         "model.safetensors",
     ]
     loaded = TinyVLA.from_pretrained(tmp_path / "ckpt")
-    obs, z = _obs(2), torch.randn(2, vla.chunk_size, 14)
+    obs, z = random_observation(2), torch.randn(2, vla.chunk_size, 14)
     assert torch.equal(
         loaded.sample_chunk(obs, INSTRUCTION, z), vla.sample_chunk(obs, INSTRUCTION, z)
     )
@@ -147,7 +137,7 @@ def test_checkpoint_round_trip_and_clear_errors(tmp_path: Path) -> None:
 def test_controller_executes_whole_chunks_and_replans_on_episode_start() -> None:
     vla = tiny_vla()
     ctrl = VLAController(vla, INSTRUCTION, seed=0)
-    obs = _obs(2)
+    obs = random_observation(2)
     plans = []
     original = ctrl.plan
     ctrl.plan = lambda o, d: plans.append(len(o["state"])) or original(o, d)  # type: ignore[method-assign]
@@ -167,7 +157,7 @@ def test_controller_executes_whole_chunks_and_replans_on_episode_start() -> None
 
 def test_controller_latent_temperature_scales_the_noise() -> None:
     vla = tiny_vla()
-    obs = _obs(2)
+    obs = random_observation(2)
     z = torch.randn((2, vla.chunk_size, vla.action_dim), generator=torch.Generator().manual_seed(3))
     cooled = VLAController(vla, INSTRUCTION, seed=3, temperature=0.5).plan(obs, False)
     want = vla.sample_chunk(obs, INSTRUCTION, 0.5 * z).numpy()
@@ -211,7 +201,7 @@ def test_the_checkpoint_carries_its_chunk_execution(tmp_path: Path) -> None:
     ctrl.plan = lambda o, d: plans.append(1) or original(o, d)  # type: ignore[method-assign]
     state = None
     for i in range(6):
-        _, state = ctrl.predict(_obs(1), state, np.array([i == 0]))
+        _, state = ctrl.predict(random_observation(1), state, np.array([i == 0]))
     assert len(plans) == 3  # replans every 2 steps
     with pytest.raises(ValueError, match="n_action_steps"):
         tiny_vla(n_action_steps=vla.chunk_size + 1)
@@ -238,12 +228,12 @@ def test_several_flow_samples_per_observation_and_the_spatial_grid(reach_demos: 
 def test_camera_features_are_per_camera_and_what_the_trunk_reads(grid: int) -> None:
     vla = tiny_vla(spatial_grid=grid)
     vla.train()
-    obs = _obs(2)
+    obs = random_observation(2)
     feats = vla.camera_features(obs)
     assert feats.shape[:2] == (2, 3) and not feats.requires_grad
     assert vla.training, "the probe leaves the policy's mode as it was"
     # Changing one camera's frames changes that camera's row only.
-    other = dict(obs, left_wrist=_obs(2, seed=1)["left_wrist"])
+    other = dict(obs, left_wrist=random_observation(2, seed=1)["left_wrist"])
     changed = (vla.camera_features(other) - feats).abs().amax(dim=(0, 2))
     assert changed[1] > 0 and changed[0] == 0 and changed[2] == 0
     # Row j is camera j's frames through the CNN on their own.
