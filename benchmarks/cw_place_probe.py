@@ -222,7 +222,28 @@ def analyse(record: dict[str, np.ndarray]) -> dict[str, Any]:
     _, first_plan = np.unique(record["episode"], return_index=True)
     tray = record["tray"][first_plan]  # one per reset
     result["tray_std_cm"] = [float(v) * 100 for v in tray.std(0)]
+    result["clean_failures"] = clean_board_failures(record, put_down)
     return result
+
+
+def clean_board_failures(record: dict[str, np.ndarray], put_down: np.ndarray) -> dict[str, int]:
+    """Failed episodes whose board was clean at a planning step, by what became of the eraser.
+
+    ``put_down``: it left the gripper over a clean board (and did not end in the tray);
+    ``kept``: it never did, and was still held when the policy last planned.
+    """
+    counts = {"put_down": 0, "kept": 0, "other": 0}
+    for i, success in enumerate(record["success"]):
+        rows = record["episode"] == i
+        if success or not record["clean"][rows].any():
+            continue
+        if put_down[rows].any():
+            counts["put_down"] += 1
+        elif record["held"][rows][-1]:
+            counts["kept"] += 1
+        else:  # e.g. let go in the chunk that cleaned the board (planned over ink left)
+            counts["other"] += 1
+    return counts
 
 
 # ----------------------------------------------------------------------------- report
@@ -284,7 +305,11 @@ def render(args: argparse.Namespace, results: list[tuple[str, dict[str, Any]]]) 
         "centre, x / y. Slope: of its place on the tray's place over the episodes (1: it "
         "follows the tray; 0: it lands at one place whatever the tray; the tray is placed "
         "uniformly within 3 cm of its mean in x and y, so ignoring it costs 1.5 cm per axis "
-        "on average).",
+        "on average). Failed with a clean board: the failed episodes whose board was clean "
+        "when the policy planned a chunk, by what became of the eraser: put down over the "
+        "clean board (outside the tray, or it did not stay there), kept (still held when the "
+        "policy last planned: the episode ran out of time carrying it) or other (neither, e.g. "
+        "let go in the chunk that cleaned the board).",
         "",
         "## Results",
         "",
@@ -305,13 +330,16 @@ def render(args: argparse.Namespace, results: list[tuple[str, dict[str, Any]]]) 
     parts += [
         "",
         "| policy | tray spread over resets x / y (cm) | put-downs | put-down error x / y (cm) "
-        "| put-down slope on the tray x / y |",
-        "|---|---|---|---|---|",
+        "| put-down slope on the tray x / y | failed with a clean board: put down / kept "
+        "/ other |",
+        "|---|---|---|---|---|---|",
     ]
     for label, res in results:
+        fails = res["clean_failures"]
         parts.append(
             f"| {label} | {_pair(res['tray_std_cm'], 1)} | {res['put_downs']} | "
-            f"{_pair(res['release_error_cm'], 1)} | {_pair(res['put_down_slope'])} |"
+            f"{_pair(res['release_error_cm'], 1)} | {_pair(res['put_down_slope'])} | "
+            f"{fails['put_down']} / {fails['kept']} / {fails['other']} |"
         )
     parts += [
         "",
