@@ -103,7 +103,9 @@ def bc_command(
         None,
         "--model",
         help='TinyVLAConfig fields as JSON, e.g. \'{"d_model": 64, "flow_hidden": 128}\' '
-        "(sizes of a smaller network; an option above that is given wins).",
+        '(sizes of a smaller network) or \'{"head_cameras": ["top"]}\' (the action head '
+        "also reads the top camera's image features directly); an option above that is given "
+        "wins.",
     ),
     seed: int = typer.Option(0, "--seed"),
     save_every: int = typer.Option(500, "--save-every", min=1),
