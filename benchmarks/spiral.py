@@ -480,15 +480,33 @@ def _collect(args: argparse.Namespace, task: str, out: Path, want: int, seed: in
     subprocess.run(cmd, check=True)
 
 
+PRIVILEGED_WINDOW = 5  # readings the privileged-progress labels and rewards are smoothed over
+
+
 def labeler(args: argparse.Namespace) -> Any:
     from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, RewardModelLabeler
 
     if args.labeler == "privileged":
-        return PrivilegedProgressLabeler(frame_gap=1, window=5)
+        return PrivilegedProgressLabeler(frame_gap=1, window=PRIVILEGED_WINDOW)
     from sarm2_gym.wrappers import load_reward_model
 
     model = load_reward_model(None if args.labeler == "sarm2" else args.labeler)
     return RewardModelLabeler(model, frame_gap=args.label_gap, window=args.label_window)
+
+
+def ppo_reward(args: argparse.Namespace, reward: str) -> tuple[str, dict[str, Any]]:
+    """PPO's ``reward`` spec and ``reward_options``: the dense one made as SPIRAL's labels are.
+
+    ``reward`` is ``"sparse"`` or ``"sarm2"`` (the dense-reward PPO). The dense PPO reads the
+    labeller's model (or the privileged oracle) every ``--label-gap`` steps and smooths over
+    ``--label-window`` readings, as :func:`labeler` labels SPIRAL's rollouts.
+    """
+    if reward == "sparse":
+        return "sparse", {}
+    if args.labeler == "privileged":  # the same oracle: every step, five readings
+        return "privileged", {"smoothing_window": PRIVILEGED_WINDOW}
+    spec = "sarm2" if args.labeler == "sarm2" else f"sarm2:{args.labeler}"
+    return spec, {"query_every": args.label_gap, "smoothing_window": args.label_window}
 
 
 LABELED_METHODS = frozenset({*SPIRAL_METHODS, "rabc", "ppo_sarm2"})
@@ -713,16 +731,11 @@ def make_jobs(args: argparse.Namespace) -> list[Job]:
 
         def run() -> Any:
             steps = json.loads((spiral / "result.json").read_text())["env_steps"]
-            if reward == "sparse" or args.labeler == "sarm2":
-                spec = reward
-            elif args.labeler == "privileged":  # the same oracle as SPIRAL's labels
-                spec = "privileged"
-            else:
-                spec = f"sarm2:{args.labeler}"
+            spec, options = ppo_reward(args, reward)
             cfg = PPORunConfig(
-                task=TASK_IDS[task], out=str(out), timesteps=int(steps), reward=spec, seed=seed,
-                n_envs=args.n_envs, eval_episodes=args.eval_episodes,
-                max_episode_steps=plan.max_episode_steps,
+                task=TASK_IDS[task], out=str(out), timesteps=int(steps), reward=spec,
+                reward_options=options, seed=seed, n_envs=args.n_envs,
+                eval_episodes=args.eval_episodes, max_episode_steps=plan.max_episode_steps,
             )  # fmt: skip
             return run_ppo(cfg)
 
@@ -1669,7 +1682,9 @@ def _setup_text(args: argparse.Namespace) -> str:
                 "through SARM2's delta math (`reward='privileged'`: the mean of the last five "
                 "readings, never falling, rewarded by its increase)."
                 if args.labeler == "privileged"
-                else ""
+                else f" PPO (SARM2 dense) is rewarded by the same reward model, queried every "
+                f"{args.label_gap} steps and smoothed over {args.label_window} readings as "
+                "SPIRAL's labels are (`reward_options`)."
             ),
             "- Filtered BC (`FilteredBCRunConfig`, no critic and no reward model): the same "
             "rounds and rollouts per round as SPIRAL, from the same base policy; each round "

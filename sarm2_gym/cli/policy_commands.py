@@ -332,6 +332,20 @@ def ppo_command(
     ),
     image_size: int = typer.Option(64, "--image-size", min=36),
     eval_episodes: int = typer.Option(50, "--eval-episodes", min=1),
+    query_every: int | None = typer.Option(
+        None,
+        "--reward-query-every",
+        min=1,
+        help="sarm2 rewards: query the reward model every N steps (default: its frame gap; "
+        "`sarm2 spiral` labels its rollouts at every frame, 1).",
+    ),
+    smoothing_window: int | None = typer.Option(
+        None,
+        "--reward-smoothing-window",
+        min=1,
+        help="Dense rewards: readings averaged before the progress increase is rewarded "
+        "(default 5, as `sarm2 spiral`'s labels).",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Train SB3 PPO with the sparse or the SARM2 dense reward and evaluate it."""
@@ -344,6 +358,11 @@ def ppo_command(
             out=str(out),
             timesteps=timesteps,
             reward=reward,
+            reward_options={
+                k: v
+                for k, v in (("query_every", query_every), ("smoothing_window", smoothing_window))
+                if v is not None
+            },
             seed=seed,
             n_envs=n_envs,
             obs_mode=obs_mode,

@@ -9,6 +9,7 @@ gives the simulator's own progress as dense rewards, an oracle for development r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +26,7 @@ def make_task_env(
     reward: str = "sparse",
     past_states: int = 0,
     past_state_stride: int = 1,
+    reward_options: Mapping[str, Any] | None = None,
     **kwargs: Any,
 ) -> gym.Env:
     """Build the env of ``task`` with the requested reward.
@@ -37,6 +39,10 @@ def make_task_env(
             states ``past_state_stride`` steps apart before the current one
             (:class:`~sarm2_gym.envs.past_states.PastStates`), for a policy that reads them.
         past_state_stride: Steps between those states.
+        reward_options: How the dense reward is made from its readings. ``"sarm2"``:
+            :class:`~sarm2_gym.wrappers.scoring.RewardConfig` fields (e.g. ``query_every``,
+            ``smoothing_window``), so that online rewards can match an offline labeller's;
+            ``"privileged"``: ``smoothing_window`` only; none for ``"sparse"``.
         **kwargs: Forwarded to the task env (``obs_mode``, ``image_size``, ``render_mode``, ...).
             With a SARM2 reward the env renders at the model's image size, and an
             ``image_size`` other than that gives the agent resized images (``ResizeCameras``).
@@ -50,22 +56,44 @@ def make_task_env(
         ``wrap_with_sarm2(TimeLimit(env, n))``.
 
     Raises:
-        ValueError: For an unknown reward specification.
+        ValueError: For an unknown reward specification, or ``reward_options`` the reward does
+            not take.
     """
-    env = _make_with_reward(task, reward, kwargs)
+    env = _make_with_reward(task, reward, dict(reward_options or {}), kwargs)
     if past_states:
         env = PastStates(env, past_states, past_state_stride)
     return env
 
 
-def _make_with_reward(task: str, reward: str, kwargs: dict[str, Any]) -> gym.Env:
+def _make_with_reward(
+    task: str, reward: str, options: dict[str, Any], kwargs: dict[str, Any]
+) -> gym.Env:
     if reward == "sparse":
+        if options:
+            raise ValueError(f"the sparse reward takes no reward_options, got {sorted(options)}")
         return env_class(task)(**kwargs)
     if reward == "privileged":
-        return PrivilegedProgressReward(env_class(task)(**kwargs))
+        unknown = sorted(set(options) - {"smoothing_window"})
+        if unknown:
+            raise ValueError(
+                f"reward 'privileged' takes reward_options smoothing_window only, got {unknown}"
+            )
+        return PrivilegedProgressReward(env_class(task)(**kwargs), **options)
     if reward == "sarm2" or reward.startswith("sarm2:"):
         # lazy: pulls in torch
-        from sarm2_gym.wrappers import ResizeCameras, SARM2Reward, load_reward_model
+        from sarm2_gym.wrappers import (
+            ResizeCameras,
+            RewardConfig,
+            SARM2Reward,
+            load_reward_model,
+        )
+
+        unknown = sorted(set(options) - set(RewardConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(
+                f"unknown reward_options {unknown} for a SARM2 reward; RewardConfig has "
+                f"{sorted(RewardConfig.__dataclass_fields__)}"
+            )
 
         model = load_reward_model(reward.partition(":")[2] or None)
         model_size = model.config.image_size
@@ -76,7 +104,7 @@ def _make_with_reward(task: str, reward: str, kwargs: dict[str, Any]) -> gym.Env
         # gym.make puts its TimeLimit outside this env; the reward wrapper must see the
         # truncation to score the last frame, so the same limit also goes inside it.
         env = gym.wrappers.TimeLimit(env, task_by_id(task).max_episode_steps)
-        env = SARM2Reward(env, model)
+        env = SARM2Reward(env, model, **options)
         return env if wanted is None or wanted == model_size else ResizeCameras(env, wanted)
     raise ValueError(
         f"reward must be 'sparse', 'sarm2', 'sarm2:<checkpoint dir>' or 'privileged', "

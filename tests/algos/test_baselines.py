@@ -476,6 +476,12 @@ def test_cli_spiral_ppo_and_eval(tmp_path: Path, said: Callable[[str], str]) -> 
         ],
     )
     assert res.exit_code != 0 and "reward must be" in said(res.output)
+    res = runner.invoke(
+        app,
+        ["ppo", "--task", REACH_ID, "--timesteps", "4", "--out", str(tmp_path / "p"),
+         "--reward-smoothing-window", "2"],
+    )  # fmt: skip
+    assert res.exit_code != 0 and "sparse reward takes no reward_options" in said(res.output)
 
 
 def test_cli_spiral_with_critics_that_read_the_privileged_state(tmp_path: Path) -> None:

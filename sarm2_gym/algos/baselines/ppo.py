@@ -35,6 +35,9 @@ class PPORunConfig:
         timesteps: Env-step budget (the same budget as the SPIRAL run it is compared with).
         reward: ``"sparse"``, ``"sarm2"``, ``"sarm2:<checkpoint dir>"`` or ``"privileged"``
             (an oracle; method ``ppo_sarm2`` all the same: the dense-reward PPO).
+        reward_options: How the dense reward is made from its readings (``make_task_env``'s
+            ``reward_options``, e.g. ``{"query_every": 5, "smoothing_window": 2}`` to match
+            the labels SPIRAL learns from); empty: the reward's defaults.
         seed: Seed of PPO and its envs.
         n_envs: Parallel envs.
         obs_mode: ``"rgb"`` (cameras + state, as the VLA sees) or ``"state"`` (privileged).
@@ -50,6 +53,7 @@ class PPORunConfig:
     out: str
     timesteps: int
     reward: str = "sparse"
+    reward_options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     n_envs: int = 2
     obs_mode: str = "rgb"
@@ -65,6 +69,10 @@ class PPORunConfig:
             raise ValueError(
                 f"reward must be 'sparse', 'sarm2', 'sarm2:<dir>' or 'privileged', "
                 f"got {self.reward!r}"
+            )
+        if self.reward == "sparse" and self.reward_options:
+            raise ValueError(
+                f"the sparse reward takes no reward_options, got {sorted(self.reward_options)}"
             )
         if self.timesteps < 1:
             raise ValueError(f"timesteps must be >= 1, got {self.timesteps}")
@@ -83,6 +91,8 @@ def _make_env(config: PPORunConfig) -> Any:
         "image_size": config.image_size,
         "reward": config.reward,
     }
+    if config.reward_options:
+        kwargs["reward_options"] = dict(config.reward_options)
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
     try:
