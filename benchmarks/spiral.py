@@ -480,14 +480,12 @@ def _collect(args: argparse.Namespace, task: str, out: Path, want: int, seed: in
     subprocess.run(cmd, check=True)
 
 
-PRIVILEGED_WINDOW = 5  # readings the privileged-progress labels and rewards are smoothed over
-
-
 def labeler(args: argparse.Namespace) -> Any:
     from sarm2_gym.algos.spiral import PrivilegedProgressLabeler, RewardModelLabeler
+    from sarm2_gym.common.smoothed_progress import SMOOTHING_WINDOW
 
     if args.labeler == "privileged":
-        return PrivilegedProgressLabeler(frame_gap=1, window=PRIVILEGED_WINDOW)
+        return PrivilegedProgressLabeler(frame_gap=1, window=SMOOTHING_WINDOW)
     from sarm2_gym.wrappers import load_reward_model
 
     model = load_reward_model(None if args.labeler == "sarm2" else args.labeler)
@@ -501,10 +499,12 @@ def ppo_reward(args: argparse.Namespace, reward: str) -> tuple[str, dict[str, An
     labeller's model (or the privileged oracle) every ``--label-gap`` steps and smooths over
     ``--label-window`` readings, as :func:`labeler` labels SPIRAL's rollouts.
     """
+    from sarm2_gym.common.smoothed_progress import SMOOTHING_WINDOW
+
     if reward == "sparse":
         return "sparse", {}
-    if args.labeler == "privileged":  # the same oracle: every step, five readings
-        return "privileged", {"smoothing_window": PRIVILEGED_WINDOW}
+    if args.labeler == "privileged":  # the same oracle: every step, the labeller's window
+        return "privileged", {"smoothing_window": SMOOTHING_WINDOW}
     spec = "sarm2" if args.labeler == "sarm2" else f"sarm2:{args.labeler}"
     return spec, {"query_every": args.label_gap, "smoothing_window": args.label_window}
 

@@ -9,10 +9,14 @@ from the model) and the privileged-progress oracle (readings from the simulator)
 from __future__ import annotations
 
 from collections import deque
+from typing import Final
 
 import numpy as np
 
-__all__ = ["SmoothedProgress"]
+__all__ = ["SMOOTHING_WINDOW", "SmoothedProgress"]
+
+# Readings averaged by default (spec §1.8: a 5-sample moving average), online and offline alike.
+SMOOTHING_WINDOW: Final[int] = 5
 
 
 class SmoothedProgress:
@@ -25,7 +29,7 @@ class SmoothedProgress:
         ValueError: For a window below 1.
     """
 
-    def __init__(self, window: int = 5) -> None:
+    def __init__(self, window: int = SMOOTHING_WINDOW) -> None:
         if window < 1:
             raise ValueError(f"smoothing_window must be >= 1, got {window}")
         self.readings: deque[float] = deque(maxlen=window)

@@ -15,7 +15,7 @@ from typing import Any, SupportsFloat
 import gymnasium as gym
 import numpy as np
 
-from sarm2_gym.common.smoothed_progress import SmoothedProgress
+from sarm2_gym.common.smoothed_progress import SMOOTHING_WINDOW, SmoothedProgress
 
 __all__ = ["PrivilegedProgressReward"]
 
@@ -35,7 +35,7 @@ class PrivilegedProgressReward(gym.Wrapper[Any, Any, Any, Any]):
             ``"progress"`` (the env has no privileged progress: use a reward model).
     """
 
-    def __init__(self, env: gym.Env[Any, Any], smoothing_window: int = 5) -> None:
+    def __init__(self, env: gym.Env[Any, Any], smoothing_window: int = SMOOTHING_WINDOW) -> None:
         super().__init__(env)
         self.progress = SmoothedProgress(smoothing_window)
 

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from sarm2_gym.common.smoothed_progress import SmoothedProgress
+from sarm2_gym.common.smoothed_progress import SMOOTHING_WINDOW, SmoothedProgress
 from sarm2_gym.reward.model import SARM2RewardModel
 from sarm2_gym.reward.streaming import StreamingScorer
 
@@ -53,7 +53,7 @@ class RewardConfig:
 
     reward_mode: str = "delta"
     query_every: int | None = None
-    smoothing_window: int = 5
+    smoothing_window: int = SMOOTHING_WINDOW
     gamma: float = 0.99
     dense_weight: float = 1.0
     env_reward_weight: float = 0.0

@@ -28,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from sarm2_gym.common.smoothed_progress import SMOOTHING_WINDOW
 from sarm2_gym.data.episode import (
     ACTION_KEY,
     STATE_KEY,
@@ -189,7 +190,7 @@ class PrivilegedProgressLabeler:
 
     needs_images = False
 
-    def __init__(self, frame_gap: int = 1, window: int = 5) -> None:
+    def __init__(self, frame_gap: int = 1, window: int = SMOOTHING_WINDOW) -> None:
         self.frame_gap = frame_gap
         self.window = window
 
@@ -223,7 +224,7 @@ class RewardModelLabeler:
 
     needs_images = True
 
-    def __init__(self, model: Any, frame_gap: int = 1, window: int = 5) -> None:
+    def __init__(self, model: Any, frame_gap: int = 1, window: int = SMOOTHING_WINDOW) -> None:
         self.model = model
         self.frame_gap = frame_gap
         self.window = window
